@@ -1,0 +1,47 @@
+/* CPU weight kernels: for each weight format, how activations are quantized and how one
+ * weight row is dotted with them. Every format has a plain C reference (ISA_REF) and SIMD
+ * versions chosen at run time; tests compare each SIMD version against the reference.
+ * Integer formats follow ggml's scheme (activations quantized per 32- or 256-block to 8 bits),
+ * which keeps results within the rounding llama.cpp itself produces. */
+#ifndef SGLC_BACKEND_CPU_KERNELS_H
+#define SGLC_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/threadpool.h"
+
+typedef enum {
+    SGLC_CPU_ISA_REF = 0,
+    SGLC_CPU_ISA_AVX2,   /* AVX2 + FMA + F16C */
+    SGLC_CPU_ISA_AVX512, /* AVX-512 F/BW/VL (+VNNI where present) */
+    SGLC_CPU_ISA_COUNT
+} sglc_cpu_isa;
+
+/* Best ISA this CPU supports (env SGLC_CPU_ISA=ref|avx2|avx512 lowers it for A/B tests). */
+sglc_cpu_isa sglc_cpu_isa_best(void);
+int sglc_cpu_isa_available(sglc_cpu_isa isa);
+const char *sglc_cpu_isa_name(sglc_cpu_isa isa);
+
+typedef struct {
+    uint32_t act_type; /* ggml type activations are converted to (F32, F16, BF16, Q8_0, Q8_1, Q8_K) */
+    /* x: k floats -> xq: sglc_ggml_row_bytes(act_type, k) bytes */
+    void (*quantize_act)(const float *x, void *xq, int64_t k);
+    /* *s = dot(weight row w of k elements, activation row xq) */
+    void (*vec_dot)(int64_t k, float *s, const void *w, const void *xq);
+} sglc_cpu_type_kernels;
+
+/* Kernels for a weight type at an ISA, or NULL when the type is unsupported or the ISA has
+ * no version of it (callers then use a lower ISA). */
+const sglc_cpu_type_kernels *sglc_cpu_kernels_for(uint32_t wtype, sglc_cpu_isa isa);
+
+/* y[t][o] = sum_i W[o][i] * x[t][i] for t < n_tok, o < n_out, i < k.
+ * W: n_out rows of weight type wtype (row stride sglc_ggml_row_bytes(wtype, k)).
+ * scratch: at least sglc_cpu_matmul_scratch_bytes(wtype, k, n_tok) bytes.
+ * Work is split over the pool's threads by output rows. */
+size_t sglc_cpu_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok);
+void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
+                     int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                     void *scratch);
+
+#endif

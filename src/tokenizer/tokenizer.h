@@ -1,0 +1,60 @@
+/* Tokenizer: byte-level BPE as stored in GGUF ("gpt2" model with its pre-tokenizer), special
+ * tokens, bos/eos, encode and decode, and a streaming detokenizer that only ever emits complete
+ * UTF-8 sequences. Later (issue 3) the same object is built from tokenizer.json. Immutable after
+ * open, so any number of threads may encode/decode concurrently. */
+#ifndef SGLC_TOKENIZER_TOKENIZER_H
+#define SGLC_TOKENIZER_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "formats/gguf.h"
+
+typedef struct sglc_tokenizer sglc_tokenizer;
+
+/* Builds the tokenizer from tokenizer.ggml.* metadata; validates ROBUSTNESS.md §26. */
+int sglc_tokenizer_open_gguf(sglc_tokenizer **out, const sglc_gguf *g, sglc_err *err);
+void sglc_tokenizer_close(sglc_tokenizer *t);
+
+int32_t sglc_tokenizer_vocab_size(const sglc_tokenizer *t);
+int32_t sglc_tokenizer_bos(const sglc_tokenizer *t); /* -1 if none */
+int32_t sglc_tokenizer_eos(const sglc_tokenizer *t); /* -1 if none */
+int sglc_tokenizer_add_bos(const sglc_tokenizer *t); /* the model's default */
+/* End-of-generation: eos, and tokens like <|im_end|>/<|endoftext|>/<|eot_id|> that llama.cpp
+ * also treats as end of generation. */
+int sglc_tokenizer_is_eog(const sglc_tokenizer *t, int32_t id);
+
+/* Encodes len bytes of text. parse_special != 0: special/control token markup in the text
+ * (e.g. "<|im_start|>") becomes the special token, as llama.cpp does for raw prompts; == 0:
+ * it is tokenized as plain text. add_bos prepends bos when the vocab has one.
+ * Writes at most cap ids to ids and returns the total number of ids the text needs (call
+ * again with a bigger buffer if larger than cap), or a negative sglc_status. */
+int64_t sglc_tokenizer_encode(const sglc_tokenizer *t, const char *text, size_t len,
+                              int parse_special, int add_bos, int32_t *ids, size_t cap);
+
+/* The bytes a token stands for (byte-level decoding applied; special tokens give their text).
+ * Returns a pointer owned by the tokenizer, or NULL for an out-of-range id. */
+const char *sglc_tokenizer_token_bytes(const sglc_tokenizer *t, int32_t id, size_t *len);
+
+/* Decodes ids into out (at most cap bytes, not NUL-terminated); returns the total bytes
+ * needed. skip_special != 0 drops control tokens. */
+size_t sglc_tokenizer_decode(const sglc_tokenizer *t, const int32_t *ids, size_t n,
+                             int skip_special, char *out, size_t cap);
+
+/* Streaming detokenizer: push tokens one by one; each push appends to out only complete UTF-8
+ * sequences and keeps an unfinished tail (at most 3 bytes) for the next push. A byte sequence
+ * that can never become valid UTF-8 is emitted as U+FFFD, like llama.cpp / HF do. */
+typedef struct {
+    unsigned char pending[8];
+    size_t n_pending;
+} sglc_detok_stream;
+
+void sglc_detok_stream_init(sglc_detok_stream *s);
+/* Returns the number of bytes written to out (needs cap >= token length + 8). */
+size_t sglc_detok_stream_push(sglc_detok_stream *s, const sglc_tokenizer *t, int32_t id,
+                              int skip_special, char *out, size_t cap);
+/* Flushes the tail at end of stream (invalid tail -> U+FFFD). */
+size_t sglc_detok_stream_flush(sglc_detok_stream *s, char *out, size_t cap);
+
+#endif
