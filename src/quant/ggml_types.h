@@ -45,6 +45,13 @@ size_t sglc_ggml_row_bytes(uint32_t type, int64_t n);
 /* Reference dequantization of one row of n elements (n a multiple of the block size). */
 void sglc_ggml_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
+/* Reference quantization of one row of n floats (n a multiple of the block size). The
+ * activation formats (Q8_0, Q8_1, Q8_K) round exactly as ggml's reference quantizers; the
+ * weight formats (Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) use simple min/max fits (round trip within
+ * the format's step, enough for tests). F32/F16/BF16 convert. Returns 0, or -1 when the type
+ * has no quantizer. */
+int sglc_ggml_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+
 /* Half-precision helpers (exact conversions, round-to-nearest-even on the way down). */
 float sglc_fp16_to_f32(uint16_t h);
 uint16_t sglc_f32_to_fp16(float f);

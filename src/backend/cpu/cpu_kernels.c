@@ -1,0 +1,179 @@
+/* CPU weight-kernel dispatch and the threaded matmul.
+ *
+ * Each ISA file exports a table of kernel entries; this file picks one per weight type (falling
+ * back to a lower ISA where a type has no kernel at the requested one) and runs
+ * sglc_cpu_matmul on the thread pool in two phases: the n_tok activation rows are quantized
+ * once into the caller's scratch (in parallel when there are many), then output rows are split
+ * over threads in 16-row units. A thread walks its rows in tiles of MM_ROW_TILE weight rows and,
+ * for each tile, over the tokens in groups of SGLC_CPU_DOT_MAX_ROWS, so every weight row is read
+ * from memory once per call and then served from L1/L2 to all tokens. */
+#include "backend/cpu/cpu_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels_impl.h"
+#include "base/log.h"
+#include "quant/ggml_types.h"
+
+#define MM_ROW_UNIT 16
+#define MM_ROW_TILE 16
+/* Below this many multiply-adds a matmul runs on the calling thread only. */
+#define MM_SERIAL_MACS 32768
+
+static const char *const k_isa_names[SGLC_CPU_ISA_COUNT] = {"ref", "avx2", "avx512"};
+
+const char *sglc_cpu_isa_name(sglc_cpu_isa isa) {
+    return (unsigned)isa < SGLC_CPU_ISA_COUNT ? k_isa_names[isa] : "?";
+}
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+int sglc_cpu_isa_available(sglc_cpu_isa isa) {
+    switch (isa) {
+    case SGLC_CPU_ISA_REF: return 1;
+    case SGLC_CPU_ISA_AVX2: return cpu_has_avx2();
+    /* No AVX-512 kernels yet: the AVX2 ones serve AVX-512 machines. */
+    case SGLC_CPU_ISA_AVX512: return 0;
+    default: return 0;
+    }
+}
+
+sglc_cpu_isa sglc_cpu_isa_best(void) {
+    sglc_cpu_isa best = SGLC_CPU_ISA_REF;
+    for (int i = SGLC_CPU_ISA_COUNT - 1; i > 0; i--)
+        if (sglc_cpu_isa_available((sglc_cpu_isa)i)) {
+            best = (sglc_cpu_isa)i;
+            break;
+        }
+    const char *env = getenv("SGLC_CPU_ISA");
+    if (env && *env) {
+        for (int i = 0; i < SGLC_CPU_ISA_COUNT; i++)
+            if (strcmp(env, k_isa_names[i]) == 0) {
+                if (i < (int)best) best = (sglc_cpu_isa)i;
+                return best;
+            }
+        SGLC_LOG_WARN("SGLC_CPU_ISA=%s not recognized (ref|avx2|avx512): using %s", env,
+                      k_isa_names[best]);
+    }
+    return best;
+}
+
+static const sglc_cpu_kernel_entry *entry_at(uint32_t wtype, sglc_cpu_isa isa) {
+    switch (isa) {
+    case SGLC_CPU_ISA_REF: return sglc_cpu_kernels_ref(wtype);
+    case SGLC_CPU_ISA_AVX2: return cpu_has_avx2() ? sglc_cpu_kernels_avx2(wtype) : NULL;
+    default: return NULL;
+    }
+}
+
+const sglc_cpu_type_kernels *sglc_cpu_kernels_for(uint32_t wtype, sglc_cpu_isa isa) {
+    const sglc_cpu_kernel_entry *e = entry_at(wtype, isa);
+    return e ? &e->pub : NULL;
+}
+
+/* Best entry at or below isa. */
+static const sglc_cpu_kernel_entry *entry_best(uint32_t wtype, sglc_cpu_isa isa) {
+    for (int i = (int)isa; i >= 0; i--) {
+        const sglc_cpu_kernel_entry *e = entry_at(wtype, (sglc_cpu_isa)i);
+        if (e) return e;
+    }
+    return NULL;
+}
+
+size_t sglc_cpu_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok) {
+    const sglc_cpu_kernel_entry *e = sglc_cpu_kernels_ref(wtype);
+    if (!e || n_tok < 0) return 0;
+    size_t rb = sglc_ggml_row_bytes(e->pub.act_type, k);
+    if (rb == 0 || (uint64_t)n_tok > SIZE_MAX / rb) return 0;
+    return rb * (size_t)n_tok;
+}
+
+typedef struct {
+    const sglc_cpu_kernel_entry *e;
+    const char *w; /* borrowed */
+    size_t w_row_bytes;
+    int64_t n_out, k;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+    const char *xq; /* quantized activations (scratch, or x itself for f32) */
+    char *xq_out;
+    size_t x_row_bytes;
+} matmul_ctx;
+
+static void quantize_task(void *vctx, int ith, int nth) {
+    matmul_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        c->e->pub.quantize_act(c->x + t * c->k, c->xq_out + (size_t)t * c->x_row_bytes, c->k);
+}
+
+static void dot_task(void *vctx, int ith, int nth) {
+    matmul_ctx *c = vctx;
+    long units = (long)((c->n_out + MM_ROW_UNIT - 1) / MM_ROW_UNIT), ulo, uhi;
+    sglc_split_range(units, ith, nth, &ulo, &uhi);
+    int64_t lo = ulo * MM_ROW_UNIT, hi = uhi * MM_ROW_UNIT;
+    if (hi > c->n_out) hi = c->n_out;
+    float s[SGLC_CPU_DOT_MAX_ROWS];
+    for (int64_t o0 = lo; o0 < hi; o0 += MM_ROW_TILE) {
+        int64_t o1 = o0 + MM_ROW_TILE < hi ? o0 + MM_ROW_TILE : hi;
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += SGLC_CPU_DOT_MAX_ROWS) {
+            int nr = (int)(c->n_tok - t0 < SGLC_CPU_DOT_MAX_ROWS ? c->n_tok - t0
+                                                                 : SGLC_CPU_DOT_MAX_ROWS);
+            const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
+            for (int64_t o = o0; o < o1; o++) {
+                c->e->vec_dot_n(c->k, s, c->w + (size_t)o * c->w_row_bytes, xq, c->x_row_bytes, nr);
+                for (int r = 0; r < nr; r++)
+                    c->y[(t0 + r) * c->n_out + o] = s[r];
+            }
+        }
+    }
+}
+
+void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
+                     int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                     void *scratch) {
+    const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
+    SGLC_ASSERT(e != NULL);
+    SGLC_ASSERT(n_out >= 0 && k > 0 && n_tok >= 0);
+    if (n_out == 0 || n_tok == 0) return;
+    matmul_ctx c = {
+        .e = e,
+        .w = w,
+        .w_row_bytes = sglc_ggml_row_bytes(wtype, k),
+        .n_out = n_out,
+        .k = k,
+        .x = x,
+        .n_tok = n_tok,
+        .y = y,
+        .x_row_bytes = sglc_ggml_row_bytes(e->pub.act_type, k),
+    };
+    SGLC_ASSERT(c.w_row_bytes != 0 && c.x_row_bytes != 0);
+    int serial = (double)n_out * (double)k * (double)n_tok < MM_SERIAL_MACS;
+    if (e->pub.act_type == SGLC_GGML_TYPE_F32) {
+        c.xq = (const char *)x;
+    } else {
+        SGLC_ASSERT(scratch != NULL);
+        c.xq_out = scratch;
+        c.xq = scratch;
+        /* Quantizing a few rows costs less than waking the pool for it. */
+        if (serial || n_tok <= 4)
+            quantize_task(&c, 0, 1);
+        else
+            sglc_threadpool_run(tp, quantize_task, &c);
+    }
+    if (serial)
+        dot_task(&c, 0, 1);
+    else
+        sglc_threadpool_run(tp, dot_task, &c);
+}
