@@ -15,6 +15,28 @@ typedef struct sglc_tokenizer sglc_tokenizer;
 
 /* Builds the tokenizer from tokenizer.ggml.* metadata; validates ROBUSTNESS.md §26. */
 int sglc_tokenizer_open_gguf(sglc_tokenizer **out, const sglc_gguf *g, sglc_err *err);
+
+/* The vocab as plain arrays (borrowed for the duration of the call): what open_gguf reads from
+ * tokenizer.ggml.*, and what tests use to build malformed vocabs without crafting files. */
+typedef struct {
+    const char *model; /* tokenizer.ggml.model; NULL = "gpt2" */
+    const char *pre;   /* tokenizer.ggml.pre; NULL or "" = "default" */
+    int64_t n_tokens;
+    const char *const *tokens;  /* not necessarily NUL-terminated when token_lens is set */
+    const size_t *token_lens;   /* NULL: tokens are NUL-terminated */
+    const int32_t *token_types; /* NULL: all normal */
+    int64_t n_token_types;
+    int64_t n_merges;
+    const char *const *merges;  /* "left right" */
+    const size_t *merge_lens;   /* NULL: NUL-terminated */
+    int64_t bos, eos, eot, eom; /* -1 when absent */
+    int add_bos;                /* -1: the pre-tokenizer's default */
+    const char *const *regexes; /* PCRE2 patterns replacing the pre-type's list */
+    size_t n_regexes;
+} sglc_tokenizer_vocab_desc;
+
+int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_desc *v,
+                              sglc_err *err);
 void sglc_tokenizer_close(sglc_tokenizer *t);
 
 int32_t sglc_tokenizer_vocab_size(const sglc_tokenizer *t);
@@ -51,7 +73,9 @@ typedef struct {
 } sglc_detok_stream;
 
 void sglc_detok_stream_init(sglc_detok_stream *s);
-/* Returns the number of bytes written to out (needs cap >= token length + 8). */
+/* Returns the number of bytes written to out; cap must be at least
+ * sglc_detok_stream_cap(t) (ill-formed bytes expand to 3-byte U+FFFD). */
+size_t sglc_detok_stream_cap(const sglc_tokenizer *t);
 size_t sglc_detok_stream_push(sglc_detok_stream *s, const sglc_tokenizer *t, int32_t id,
                               int skip_special, char *out, size_t cap);
 /* Flushes the tail at end of stream (invalid tail -> U+FFFD). */

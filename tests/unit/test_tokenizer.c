@@ -1,0 +1,485 @@
+/* Tokenizer tests against llama.cpp: every golden case from
+ * scripts/golden/make_tokenizer_golden.py (llama-cpp-python, SmolLM2 vocab) must give the same
+ * ids, and decoding them must give llama.cpp's detokenization; the streaming detokenizer fed
+ * token by token must reproduce decode and never emit invalid UTF-8; malformed vocabs are
+ * refused with a message naming the problem; encoding is fast and not quadratic. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "formats/gguf.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+/* Independent strict UTF-8 check (Unicode Table 3-7). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if (b >= 0xC2 && b <= 0xDF) {
+            need = 1;
+        } else if (b == 0xE0) {
+            need = 2, lo = 0xA0;
+        } else if (b == 0xED) {
+            need = 2, hi = 0x9F;
+        } else if (b >= 0xE1 && b <= 0xEF) {
+            need = 2;
+        } else if (b == 0xF0) {
+            need = 3, lo = 0x90;
+        } else if (b == 0xF4) {
+            need = 3, hi = 0x8F;
+        } else if (b >= 0xF1 && b <= 0xF3) {
+            need = 3;
+        } else {
+            return 0;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            if (i + k >= n) return 0;
+            unsigned char c = s[i + k];
+            if (c < lo || c > hi) return 0;
+            lo = 0x80, hi = 0xBF;
+        }
+        i += need + 1;
+    }
+    return 1;
+}
+
+static size_t unhex(const char *h, size_t n, unsigned char *out) {
+    size_t m = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        unsigned v;
+        sscanf(h + i, "%2x", &v);
+        out[m++] = (unsigned char)v;
+    }
+    return m;
+}
+
+typedef struct {
+    char mode;
+    unsigned char *text;
+    size_t text_len;
+    int32_t *ids;
+    size_t n_ids;
+    unsigned char *detok; /* special=True */
+    size_t detok_len;
+    unsigned char *detok0; /* special=False */
+    size_t detok0_len;
+} golden_case;
+
+static size_t load_golden(const char *path, golden_case **out) {
+    size_t len;
+    char *buf = test_read_file(path, &len);
+    if (!buf) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return 0;
+    }
+    size_t n = 0, cap = 0;
+    golden_case *cases = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !line[0]) continue;
+        char *f[5];
+        char *p = line;
+        int nf = 0;
+        for (; nf < 5; nf++) {
+            f[nf] = p;
+            char *tab = strchr(p, '\t');
+            if (!tab) {
+                nf++;
+                break;
+            }
+            *tab = 0;
+            p = tab + 1;
+        }
+        if (nf != 5) {
+            fprintf(stderr, "bad golden line\n");
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            cases = realloc(cases, cap * sizeof *cases);
+        }
+        golden_case *c = &cases[n++];
+        memset(c, 0, sizeof *c);
+        c->mode = f[0][0];
+        size_t hl = strlen(f[1]);
+        c->text = malloc(hl / 2 + 1);
+        c->text_len = unhex(f[1], hl, c->text);
+        size_t idcap = strlen(f[2]) / 2 + 1;
+        c->ids = malloc(idcap * sizeof *c->ids);
+        if (strcmp(f[2], "-") != 0) {
+            char *q = f[2];
+            while (*q) {
+                char *e;
+                long v = strtol(q, &e, 10);
+                if (e == q) break;
+                c->ids[c->n_ids++] = (int32_t)v;
+                q = e;
+            }
+        }
+        if (strcmp(f[3], "=") == 0) {
+            c->detok = malloc(c->text_len + 1);
+            memcpy(c->detok, c->text, c->text_len);
+            c->detok_len = c->text_len;
+        } else {
+            c->detok = malloc(strlen(f[3]) / 2 + 1);
+            c->detok_len = unhex(f[3], strlen(f[3]), c->detok);
+        }
+        if (strcmp(f[4], "=") == 0) {
+            c->detok0 = malloc(c->detok_len + 1);
+            memcpy(c->detok0, c->detok, c->detok_len);
+            c->detok0_len = c->detok_len;
+        } else {
+            c->detok0 = malloc(strlen(f[4]) / 2 + 1);
+            c->detok0_len = unhex(f[4], strlen(f[4]), c->detok0);
+        }
+    }
+    free(buf);
+    *out = cases;
+    return n;
+}
+
+static void print_ids(const char *label, const int32_t *ids, size_t n) {
+    fprintf(stderr, "    %s:", label);
+    for (size_t i = 0; i < n && i < 40; i++)
+        fprintf(stderr, " %d", ids[i]);
+    if (n > 40) fprintf(stderr, " ... (%zu)", n);
+    fputc('\n', stderr);
+}
+
+/* Streams ids through the detokenizer; checks each chunk is valid UTF-8; returns the bytes. */
+static unsigned char *stream_decode(const sglc_tokenizer *t, const int32_t *ids, size_t n,
+                                    int skip_special, size_t *out_len, int *bad_chunk) {
+    size_t cap = sglc_detok_stream_cap(t);
+    char *chunk = malloc(cap);
+    size_t total_cap = 64, total = 0;
+    unsigned char *all = malloc(total_cap);
+    sglc_detok_stream st;
+    sglc_detok_stream_init(&st);
+    *bad_chunk = 0;
+    for (size_t i = 0; i <= n; i++) {
+        size_t m = i < n ? sglc_detok_stream_push(&st, t, ids[i], skip_special, chunk, cap)
+                         : sglc_detok_stream_flush(&st, chunk, cap);
+        if (!valid_utf8((const unsigned char *)chunk, m)) *bad_chunk = 1;
+        while (total + m > total_cap)
+            total_cap *= 2;
+        all = realloc(all, total_cap);
+        memcpy(all + total, chunk, m);
+        total += m;
+    }
+    free(chunk);
+    *out_len = total;
+    return all;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void test_golden(const sglc_tokenizer *t) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/golden/tokenizer_smollm2.tsv", test_source_dir());
+    golden_case *cases = NULL;
+    size_t n = load_golden(path, &cases);
+    CHECKF(n >= 600, "only %zu golden cases in %s", n, path);
+    size_t id_mismatch = 0, dec_mismatch = 0, dec0_mismatch = 0, rt_fail = 0, stream_fail = 0,
+           printed = 0, n_rt = 0;
+    for (size_t i = 0; i < n; i++) {
+        golden_case *c = &cases[i];
+        int special = c->mode == 'S';
+        int64_t need =
+            sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, NULL, 0);
+        CHECK(need >= 0);
+        if (need < 0) continue;
+        int32_t *ids = malloc(((size_t)need + 1) * sizeof *ids);
+        int64_t got = sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, ids,
+                                            (size_t)need);
+        CHECK(got == need);
+        if ((size_t)got != c->n_ids || memcmp(ids, c->ids, c->n_ids * sizeof *ids) != 0) {
+            id_mismatch++;
+            if (printed++ < 8) {
+                fprintf(stderr, "  id mismatch, case %zu mode %c text '%.*s'\n", i, c->mode,
+                        (int)(c->text_len > 120 ? 120 : c->text_len), (const char *)c->text);
+                print_ids("llama.cpp", c->ids, c->n_ids);
+                print_ids("sglc     ", ids, (size_t)got);
+            }
+        }
+        /* decode the reference ids, so decode is tested even where encode differs */
+        size_t dl = sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, NULL, 0);
+        char *dec = malloc(dl + 1);
+        CHECK(sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, dec, dl) == dl);
+        if (dl != c->detok_len || memcmp(dec, c->detok, dl) != 0) dec_mismatch++;
+        size_t dl0 = sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, NULL, 0);
+        char *dec0 = malloc(dl0 + 1);
+        sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, dec0, dl0);
+        if (dl0 != c->detok0_len || memcmp(dec0, c->detok0, dl0) != 0) dec0_mismatch++;
+        /* round trip: special=True cases of valid UTF-8 come back byte for byte */
+        if (special && valid_utf8(c->text, c->text_len)) {
+            n_rt++;
+            if (dl != c->text_len || memcmp(dec, c->text, dl) != 0) {
+                rt_fail++;
+                fprintf(stderr, "  round trip differs for case %zu\n", i);
+            }
+        }
+        /* streaming, both with and without special tokens */
+        for (int skip = 0; skip < 2; skip++) {
+            size_t sl;
+            int bad;
+            unsigned char *s = stream_decode(t, c->ids, c->n_ids, skip, &sl, &bad);
+            const char *want = skip ? dec0 : dec;
+            size_t wl = skip ? dl0 : dl;
+            if (bad || (valid_utf8((const unsigned char *)want, wl) &&
+                        (sl != wl || memcmp(s, want, wl) != 0))) {
+                stream_fail++;
+                fprintf(stderr, "  stream differs for case %zu (skip_special=%d, bad chunk %d)\n",
+                        i, skip, bad);
+            }
+            free(s);
+        }
+        free(dec);
+        free(dec0);
+        free(ids);
+    }
+    fprintf(stderr,
+            "golden: %zu cases, ids differ in %zu, decode(special) differs in %zu, "
+            "decode(skip special) differs in %zu, round trip fails %zu/%zu, stream fails %zu\n",
+            n, id_mismatch, dec_mismatch, dec0_mismatch, rt_fail, n_rt, stream_fail);
+    CHECK(id_mismatch == 0);
+    CHECK(dec_mismatch == 0);
+    CHECK(dec0_mismatch == 0);
+    CHECK(rt_fail == 0);
+    CHECK(stream_fail == 0);
+    for (size_t i = 0; i < n; i++) {
+        free(cases[i].text);
+        free(cases[i].ids);
+        free(cases[i].detok);
+        free(cases[i].detok0);
+    }
+    free(cases);
+}
+
+/* Finds the token whose piece is exactly the single byte b (byte-level vocabs have all 256). */
+static int32_t byte_token(const sglc_tokenizer *t, unsigned char b) {
+    for (int32_t id = 0; id < sglc_tokenizer_vocab_size(t); id++) {
+        size_t len;
+        const char *p = sglc_tokenizer_token_bytes(t, id, &len);
+        if (len == 1 && (unsigned char)p[0] == b) return id;
+    }
+    return -1;
+}
+
+static void test_stream_split_chars(const sglc_tokenizer *t) {
+    /* multi-byte characters delivered one byte token at a time */
+    const char *text = "a\xF0\x9F\x98\x80 b \xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB "
+                       "\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD!";
+    size_t n = strlen(text);
+    int32_t ids[128];
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = byte_token(t, (unsigned char)text[i]);
+        CHECK(ids[i] >= 0);
+    }
+    size_t sl;
+    int bad;
+    unsigned char *s = stream_decode(t, ids, n, 0, &sl, &bad);
+    CHECK(!bad);
+    CHECK(sl == n && memcmp(s, text, n) == 0);
+    free(s);
+
+    /* ill-formed input: each maximal ill-formed subpart becomes one U+FFFD, as Python's
+     * bytes.decode("utf-8", "replace") gives: b"\xf0\x9fa\x80\xe2\x82" -> "\ufffda\ufffd\ufffd" */
+    const unsigned char bad_bytes[] = {0xF0, 0x9F, 'a', 0x80, 0xE2, 0x82};
+    int32_t bids[6];
+    for (size_t i = 0; i < 6; i++) {
+        bids[i] = byte_token(t, bad_bytes[i]);
+        CHECK(bids[i] >= 0);
+    }
+    s = stream_decode(t, bids, 6, 0, &sl, &bad);
+    const char *want = "\xEF\xBF\xBD"
+                       "a\xEF\xBF\xBD\xEF\xBF\xBD";
+    CHECK(!bad);
+    CHECKF(sl == strlen(want) && memcmp(s, want, sl) == 0, "got %zu bytes", sl);
+    free(s);
+}
+
+static void test_basics(const sglc_tokenizer *t) {
+    CHECK(sglc_tokenizer_vocab_size(t) == 49152);
+    CHECK(sglc_tokenizer_bos(t) == 1);
+    CHECK(sglc_tokenizer_eos(t) == 2);
+    CHECK(sglc_tokenizer_add_bos(t) == 0);
+    CHECK(sglc_tokenizer_is_eog(t, 2));  /* <|im_end|> = eos */
+    CHECK(sglc_tokenizer_is_eog(t, 0));  /* <|endoftext|> */
+    CHECK(!sglc_tokenizer_is_eog(t, 1)); /* <|im_start|> */
+    CHECK(!sglc_tokenizer_is_eog(t, 100));
+    CHECK(!sglc_tokenizer_is_eog(t, -1));
+    CHECK(sglc_tokenizer_token_bytes(t, 49152, &(size_t){0}) == NULL);
+    /* add_bos prepends bos; a short buffer still reports the full count */
+    int32_t ids[4];
+    int64_t n = sglc_tokenizer_encode(t, "hello world", 11, 1, 1, ids, 1);
+    int64_t n0 = sglc_tokenizer_encode(t, "hello world", 11, 1, 0, NULL, 0);
+    CHECK(n == n0 + 1);
+    CHECK(ids[0] == 1);
+    CHECK(sglc_tokenizer_encode(t, "", 0, 1, 0, ids, 4) == 0);
+}
+
+static void test_performance(const sglc_tokenizer *t) {
+    const char *para = "The quick brown fox jumps over the lazy dog; it's 2024 and prices rose "
+                       "3.5% -- café, naïve, 中文, emoji 👍🏽!\n\tdef f(x): return x**2\n";
+    size_t pl = strlen(para), reps = 400;
+    char *big = malloc(pl * reps + 1);
+    for (size_t i = 0; i < reps; i++)
+        memcpy(big + i * pl, para, pl);
+    size_t len = pl * reps;
+    double t0 = now_ms();
+    int64_t n = sglc_tokenizer_encode(t, big, len, 1, 0, NULL, 0);
+    double ms = now_ms() - t0;
+    fprintf(stderr, "perf: %lld tokens from %zu bytes in %.2f ms\n", (long long)n, len, ms);
+    CHECK(n > 10000);
+    CHECKF(ms < 500, "encoding %lld tokens took %.1f ms", (long long)n, ms);
+
+    /* one long word: the merge loop must not be quadratic */
+    size_t wl = 200000;
+    char *word = malloc(wl);
+    for (size_t i = 0; i < wl; i++)
+        word[i] = "abcdefghij"[(i * 7 + i / 13) % 10];
+    t0 = now_ms();
+    n = sglc_tokenizer_encode(t, word, wl, 1, 0, NULL, 0);
+    ms = now_ms() - t0;
+    fprintf(stderr, "perf: one %zu-byte word -> %lld tokens in %.2f ms\n", wl, (long long)n, ms);
+    CHECK(n > 0);
+    CHECKF(ms < 3000, "long word took %.1f ms", ms);
+    free(word);
+    free(big);
+}
+
+/* --- malformed vocabs through the array constructor --- */
+
+static const char *k_tokens[] = {"<|endoftext|>", "a", "b", "ab", "<0x41>", "<|im_end|>"};
+static const int32_t k_types[] = {3, 1, 1, 1, 6, 3};
+static const char *k_merges[] = {"a b"};
+
+static sglc_tokenizer_vocab_desc base_desc(void) {
+    sglc_tokenizer_vocab_desc d;
+    memset(&d, 0, sizeof d);
+    d.model = "gpt2";
+    d.pre = "smollm";
+    d.n_tokens = 6;
+    d.tokens = k_tokens;
+    d.token_types = k_types;
+    d.n_token_types = 6;
+    d.n_merges = 1;
+    d.merges = k_merges;
+    d.bos = 0;
+    d.eos = 5;
+    d.eot = d.eom = -1;
+    d.add_bos = -1;
+    return d;
+}
+
+static void expect_fail(const sglc_tokenizer_vocab_desc *d, const char *needle, const char *what) {
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    int rc = sglc_tokenizer_open_vocab(&t, d, &err);
+    CHECKF(rc < 0 && t == NULL, "%s: accepted", what);
+    CHECKF(strstr(err.msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, needle);
+    sglc_tokenizer_close(t);
+}
+
+static void test_malformed(void) {
+    sglc_tokenizer_vocab_desc d = base_desc();
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    CHECKF(sglc_tokenizer_open_vocab(&t, &d, &err) == 0, "small vocab: %s", err.msg);
+    if (t) {
+        int32_t ids[4];
+        CHECK(sglc_tokenizer_encode(t, "ab", 2, 1, 0, ids, 4) == 1 && ids[0] == 3);
+        CHECK(sglc_tokenizer_is_eog(t, 5));
+        sglc_tokenizer_close(t);
+    }
+    sglc_tokenizer_close(NULL);
+
+    d = base_desc();
+    d.bos = 6;
+    expect_fail(&d, "bos_token_id", "bos out of range");
+    d = base_desc();
+    d.eos = 1000;
+    expect_fail(&d, "eos_token_id", "eos out of range");
+
+    const char *bad_merge[] = {"a c"};
+    d = base_desc();
+    d.merges = bad_merge;
+    expect_fail(&d, "not in the vocab", "merge naming a missing token");
+    const char *no_space[] = {"ab"};
+    d = base_desc();
+    d.merges = no_space;
+    expect_fail(&d, "separated by a space", "merge without a space");
+
+    const char *neg_byte[] = {"<|endoftext|>", "a", "b", "ab", "<0x-1>", "<|im_end|>"};
+    d = base_desc();
+    d.tokens = neg_byte;
+    expect_fail(&d, "<0x-1>", "byte token <0x-1>");
+    const char *zz_byte[] = {"<|endoftext|>", "a", "b", "ab", "<0xZZ>", "<|im_end|>"};
+    d = base_desc();
+    d.tokens = zz_byte;
+    expect_fail(&d, "<0xZZ>", "byte token <0xZZ>");
+
+    d = base_desc();
+    d.n_token_types = 5;
+    expect_fail(&d, "token_type has 5 entries for 6 tokens", "type array length mismatch");
+
+    const char *dup[] = {"<|endoftext|>", "a", "b", "a", "<0x41>", "<|im_end|>"};
+    d = base_desc();
+    d.tokens = dup;
+    d.n_merges = 0;
+    expect_fail(&d, "same text", "duplicate token text");
+
+    const char *bad_re[] = {"(unclosed"};
+    d = base_desc();
+    d.regexes = bad_re;
+    d.n_regexes = 1;
+    expect_fail(&d, "does not compile", "regex that does not compile");
+
+    d = base_desc();
+    d.pre = "no-such-pre";
+    expect_fail(&d, "'no-such-pre'", "unknown pre-tokenizer");
+    d = base_desc();
+    d.model = "llama";
+    expect_fail(&d, "'llama'", "unsupported tokenizer model");
+    d = base_desc();
+    d.n_tokens = 0;
+    expect_fail(&d, "token count", "empty vocab");
+}
+
+int main(void) {
+    test_malformed();
+    const char *model = test_default_model();
+    if (!model) return 1;
+    sglc_gguf *g = NULL;
+    sglc_err err = {{0}};
+    if (sglc_gguf_open(&g, model, &err) != 0) {
+        fprintf(stderr, "gguf open failed: %s\n", err.msg);
+        return 1;
+    }
+    sglc_tokenizer *t = NULL;
+    double t0 = now_ms();
+    int rc = sglc_tokenizer_open_gguf(&t, g, &err);
+    fprintf(stderr, "tokenizer open: %.1f ms\n", now_ms() - t0);
+    CHECKF(rc == 0, "open_gguf: %s", err.msg);
+    if (t) {
+        test_basics(t);
+        test_golden(t);
+        test_stream_split_chars(t);
+        test_performance(t);
+    }
+    sglc_tokenizer_close(t);
+    sglc_gguf_close(g);
+    TEST_MAIN_END();
+}
