@@ -1,0 +1,21 @@
+/* Backend registry: opens a backend by name. CUDA registers itself when compiled in (later
+ * issue); Metal is planned behind the same table. */
+#include <string.h>
+
+#include "backend/backend.h"
+
+int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, sglc_err *err);
+void sglc_backend_cpu_close(sglc_backend *be);
+
+int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_params *params,
+                      sglc_err *err) {
+    *out = NULL;
+    if (!name || strcmp(name, "cpu") == 0) return sglc_backend_cpu_open(out, params, err);
+    return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "unknown device '%s' (this build supports: cpu)",
+                        name);
+}
+
+void sglc_backend_close(sglc_backend *be) {
+    if (!be) return;
+    if (strcmp(be->ops->name, "cpu") == 0) sglc_backend_cpu_close(be);
+}

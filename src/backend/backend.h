@@ -1,0 +1,115 @@
+/* The device backend interface. The forward pass (model/) is written once as a sequence of
+ * calls through this vtable; CPU implements it today, CUDA and Metal plug in behind the same
+ * table. Pointers handed to ops (activations, KV cache, the device copy of the batch) are
+ * backend memory from be->alloc: the model never dereferences them, so a GPU backend can hand
+ * out device pointers. Ops never branch on values computed by earlier ops and never allocate,
+ * so a decode step can be captured as a CUDA graph and replayed. */
+#ifndef SGLC_BACKEND_BACKEND_H
+#define SGLC_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+
+/* A weight matrix or vector: n rows of k elements in a ggml format (row-major, a row is one
+ * output feature). host is the mmap'd or loaded host copy; dev the backend's copy (on the
+ * CPU backend the same pointer). */
+typedef struct {
+    uint32_t type; /* sglc_ggml_type */
+    int64_t k;     /* elements per row (input features) */
+    int64_t n;     /* rows (output features); 1 for vectors */
+    const void *host;
+    const void *dev;
+} sglc_weight;
+
+/* One step's work, flat so it can be copied to a device in one piece. Token i belongs to
+ * sequence seq[i], sits at position pos[i] and writes its K/V into slot out_slot[i]. Sequence s
+ * owns the KV slots slot_table[seq_slot_start[s] + p] for positions p; token i attends over
+ * positions 0..pos[i] of its sequence (causal). Logits are computed only for the rows listed
+ * in logit_rows. */
+typedef struct {
+    int32_t n_tokens;
+    int32_t n_seqs;
+    int32_t n_logits;
+    const int32_t *tokens;         /* [n_tokens] */
+    const int32_t *pos;            /* [n_tokens] */
+    const int32_t *seq;            /* [n_tokens] */
+    const int32_t *out_slot;       /* [n_tokens] */
+    const int32_t *seq_slot_start; /* [n_seqs] */
+    const int32_t *slot_table;     /* slots of every sequence, concatenated */
+    const int32_t *logit_rows;     /* [n_logits] */
+} sglc_batch;
+
+typedef enum {
+    SGLC_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): GGUF llama (permuted q/k) */
+    SGLC_ROPE_NEOX = 1, /* rotate halves (x[i], x[i+d/2]): HF checkpoints, qwen */
+    SGLC_ROPE_COUNT
+} sglc_rope_mode;
+
+typedef struct {
+    int32_t n_head, n_head_kv, head_dim, rot_dim;
+    float theta;
+    float scale; /* attention scale, usually 1/sqrt(head_dim) */
+    sglc_rope_mode mode;
+    int32_t kv_slots; /* KV pool size, in tokens */
+} sglc_attn_params;
+
+typedef struct sglc_backend sglc_backend;
+
+typedef struct {
+    const char *name;
+    /* Memory. */
+    void *(*alloc)(sglc_backend *be, size_t bytes); /* zeroed; NULL on failure */
+    void (*free)(sglc_backend *be, void *p);
+    void (*upload)(sglc_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(sglc_backend *be, void *dst, const void *src, size_t bytes);
+    void (*sync)(sglc_backend *be);
+    /* 1 when the backend can compute matmuls with weights of this ggml type. */
+    int (*supports_weight)(sglc_backend *be, uint32_t type);
+    /* Makes w->dev usable (CPU: w->dev = w->host; GPU: upload / repack). */
+    int (*prepare_weight)(sglc_backend *be, sglc_weight *w, sglc_err *err);
+    /* Prepares the batch description for the step (copies it to the device when needed) and
+     * returns the pointer ops get. */
+    const sglc_batch *(*set_batch)(sglc_backend *be, const sglc_batch *host_batch);
+
+    /* Ops. x, y: [n_tokens][dim] row-major f32. */
+    void (*embed)(sglc_backend *be, const sglc_weight *table, const sglc_batch *b, float *out);
+    void (*rmsnorm)(sglc_backend *be, const float *x, const sglc_weight *w, float *y, int64_t rows,
+                    int64_t dim, float eps);
+    /* y[t] = W x[t] (+ bias when bias != NULL) */
+    void (*matmul)(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias, const float *x,
+                   int64_t rows, float *y);
+    /* rotates q [T][n_head*hd] and k [T][n_head_kv*hd] in place at positions b->pos */
+    void (*rope)(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                 const sglc_attn_params *p);
+    /* writes k, v of each token into the cache at b->out_slot */
+    void (*kv_store)(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
+                     float *k_cache, float *v_cache, const sglc_attn_params *p);
+    /* out[T][n_head*hd] = softmax(q k^T * scale) v over each token's causal context */
+    void (*attention)(sglc_backend *be, const sglc_batch *b, const float *q, const float *k_cache,
+                      const float *v_cache, float *out, const sglc_attn_params *p);
+    /* out = silu(gate) * up, elementwise over n values */
+    void (*silu_mul)(sglc_backend *be, const float *gate, const float *up, float *out, int64_t n);
+    /* x += y */
+    void (*add)(sglc_backend *be, float *x, const float *y, int64_t n);
+    /* dst[r] = src[rows[r]] for r < n_rows, rows of dim floats (gather logit rows) */
+    void (*gather_rows)(sglc_backend *be, const float *src, const int32_t *rows, int32_t n_rows,
+                        int64_t dim, float *dst);
+} sglc_backend_ops;
+
+struct sglc_backend {
+    const sglc_backend_ops *ops;
+    void *impl;
+};
+
+typedef struct {
+    int n_threads; /* CPU: <= 0 means all cores */
+} sglc_backend_params;
+
+/* Backends by name: "cpu" (always), "cuda" (when built with CUDA). */
+int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_params *params,
+                      sglc_err *err);
+void sglc_backend_close(sglc_backend *be);
+
+#endif

@@ -1,0 +1,385 @@
+/* The CPU backend: the op vtable of backend.h over host memory, with the weight kernels of
+ * cpu_kernels.h and a thread pool over all cores. Ops are called from one thread (the
+ * scheduler); each op splits its work over the pool. Scratch memory (quantized activations,
+ * attention scores) is grown on first use to the largest step seen and then reused, so the
+ * steady-state decode path does not allocate. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "base/threadpool.h"
+#include "quant/ggml_types.h"
+
+typedef struct {
+    sglc_threadpool *tp;
+    sglc_cpu_isa isa;
+    void *mm_scratch;
+    size_t mm_scratch_bytes;
+    float *att_scratch; /* [n_threads][att_stride] */
+    int64_t att_stride;
+} cpu_impl;
+
+static cpu_impl *impl_of(sglc_backend *be) {
+    return (cpu_impl *)be->impl;
+}
+
+static void *cpu_alloc(sglc_backend *be, size_t bytes) {
+    (void)be;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+static void cpu_free(sglc_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+static void cpu_copy(sglc_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    memcpy(dst, src, bytes);
+}
+static void cpu_sync(sglc_backend *be) {
+    (void)be;
+}
+
+static int cpu_supports_weight(sglc_backend *be, uint32_t type) {
+    (void)be;
+    return sglc_cpu_kernels_for(type, SGLC_CPU_ISA_REF) != NULL;
+}
+
+static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
+    if (!cpu_supports_weight(be, w->type))
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "cpu backend: no kernel for weight type %s",
+                            sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?");
+    w->dev = w->host;
+    return SGLC_OK;
+}
+
+static const sglc_batch *cpu_set_batch(sglc_backend *be, const sglc_batch *b) {
+    (void)be;
+    return b;
+}
+
+/* ---- embed ---- */
+typedef struct {
+    const sglc_weight *table;
+    const sglc_batch *b;
+    float *out;
+} embed_ctx;
+
+static void embed_task(void *vctx, int ith, int nth) {
+    embed_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range(c->b->n_tokens, ith, nth, &lo, &hi);
+    size_t row_bytes = sglc_ggml_row_bytes(c->table->type, c->table->k);
+    for (long t = lo; t < hi; t++) {
+        int32_t id = c->b->tokens[t];
+        SGLC_ASSERT(id >= 0 && id < c->table->n);
+        const char *row = (const char *)c->table->dev + (size_t)id * row_bytes;
+        sglc_ggml_dequantize_row(c->table->type, row, c->out + t * c->table->k, c->table->k);
+    }
+}
+
+static void cpu_embed(sglc_backend *be, const sglc_weight *table, const sglc_batch *b, float *out) {
+    embed_ctx c = {table, b, out};
+    sglc_threadpool_run(impl_of(be)->tp, embed_task, &c);
+}
+
+/* ---- rmsnorm ---- */
+typedef struct {
+    const float *x;
+    const float *w;
+    float *y;
+    int64_t rows, dim;
+    float eps;
+} rmsnorm_ctx;
+
+static void rmsnorm_rows(const rmsnorm_ctx *c, long lo, long hi) {
+    for (long r = lo; r < hi; r++) {
+        const float *x = c->x + r * c->dim;
+        float *y = c->y + r * c->dim;
+        /* accumulate in double: matches ggml's ggml_float sum for the mean of squares */
+        double ss = 0.0;
+        for (int64_t i = 0; i < c->dim; i++)
+            ss += (double)x[i] * (double)x[i];
+        float scale = 1.0f / sqrtf((float)(ss / (double)c->dim) + c->eps);
+        for (int64_t i = 0; i < c->dim; i++)
+            y[i] = (x[i] * scale) * c->w[i];
+    }
+}
+
+static void rmsnorm_task(void *vctx, int ith, int nth) {
+    rmsnorm_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->rows, ith, nth, &lo, &hi);
+    rmsnorm_rows(c, lo, hi);
+}
+
+static void cpu_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, float *y,
+                        int64_t rows, int64_t dim, float eps) {
+    SGLC_ASSERT(w->type == SGLC_GGML_TYPE_F32 && w->k == dim);
+    rmsnorm_ctx c = {x, w->dev, y, rows, dim, eps};
+    if (rows < 4) {
+        rmsnorm_rows(&c, 0, (long)rows); /* a pool wake costs more than one short row */
+        return;
+    }
+    sglc_threadpool_run(impl_of(be)->tp, rmsnorm_task, &c);
+}
+
+/* ---- matmul ---- */
+static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                       const float *x, int64_t rows, float *y) {
+    cpu_impl *im = impl_of(be);
+    size_t need = sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
+    if (need > im->mm_scratch_bytes) {
+        free(im->mm_scratch);
+        im->mm_scratch = NULL;
+        SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
+        im->mm_scratch_bytes = need;
+    }
+    sglc_cpu_matmul(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y, im->mm_scratch);
+    if (bias) {
+        SGLC_ASSERT(bias->type == SGLC_GGML_TYPE_F32 && bias->k == w->n);
+        const float *bv = bias->dev;
+        for (int64_t t = 0; t < rows; t++)
+            for (int64_t o = 0; o < w->n; o++)
+                y[t * w->n + o] += bv[o];
+    }
+}
+
+/* ---- rope ---- */
+typedef struct {
+    const sglc_batch *b;
+    float *q, *k;
+    const sglc_attn_params *p;
+} rope_ctx;
+
+static void rope_vec(float *v, int32_t pos, const sglc_attn_params *p) {
+    int32_t rd = p->rot_dim;
+    /* theta_i = pos * base^(-2i/rot_dim), built by repeated multiplication in float exactly as
+     * ggml's rope cache does, so positions rotate identically to llama.cpp */
+    float theta_scale = powf(p->theta, -2.0f / (float)rd);
+    float theta = (float)pos;
+    for (int32_t i = 0; i < rd / 2; i++) {
+        float c = cosf(theta), s = sinf(theta);
+        theta *= theta_scale;
+        int32_t i0 = p->mode == SGLC_ROPE_NORM ? 2 * i : i;
+        int32_t i1 = p->mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + rd / 2;
+        float x0 = v[i0], x1 = v[i1];
+        v[i0] = x0 * c - x1 * s;
+        v[i1] = x0 * s + x1 * c;
+    }
+}
+
+static void rope_task(void *vctx, int ith, int nth) {
+    rope_ctx *c = vctx;
+    const sglc_attn_params *p = c->p;
+    long heads = p->n_head + p->n_head_kv;
+    long lo, hi;
+    sglc_split_range((long)c->b->n_tokens * heads, ith, nth, &lo, &hi);
+    for (long j = lo; j < hi; j++) {
+        long t = j / heads, h = j % heads;
+        float *v = h < p->n_head ? c->q + (t * p->n_head + h) * p->head_dim
+                                 : c->k + (t * p->n_head_kv + (h - p->n_head)) * p->head_dim;
+        rope_vec(v, c->b->pos[t], p);
+    }
+}
+
+static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                     const sglc_attn_params *p) {
+    rope_ctx c = {b, q, k, p};
+    sglc_threadpool_run(impl_of(be)->tp, rope_task, &c);
+}
+
+/* ---- kv store ---- */
+static void cpu_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
+                         float *k_cache, float *v_cache, const sglc_attn_params *p) {
+    (void)be;
+    size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
+    for (int32_t t = 0; t < b->n_tokens; t++) {
+        int32_t slot = b->out_slot[t];
+        SGLC_ASSERT(slot >= 0 && slot < p->kv_slots);
+        memcpy(k_cache + (size_t)slot * kvd, k + (size_t)t * kvd, kvd * sizeof(float));
+        memcpy(v_cache + (size_t)slot * kvd, v + (size_t)t * kvd, kvd * sizeof(float));
+    }
+}
+
+/* ---- attention ---- */
+typedef struct {
+    const sglc_batch *b;
+    const float *q, *kc, *vc;
+    float *out;
+    const sglc_attn_params *p;
+    float *scratch;
+    int64_t stride;
+} attn_ctx;
+
+static float dot_f32(const float *a, const float *b, int32_t n) {
+    float s = 0.0f;
+    for (int32_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void attn_task(void *vctx, int ith, int nth) {
+    attn_ctx *c = vctx;
+    const sglc_attn_params *p = c->p;
+    const sglc_batch *b = c->b;
+    int32_t hd = p->head_dim, group = p->n_head / p->n_head_kv;
+    size_t kvd = (size_t)p->n_head_kv * (size_t)hd;
+    float *sc = c->scratch + (int64_t)ith * c->stride;
+    long lo, hi;
+    sglc_split_range((long)b->n_tokens * p->n_head, ith, nth, &lo, &hi);
+    for (long j = lo; j < hi; j++) {
+        long t = j / p->n_head, h = j % p->n_head;
+        long kvh = h / group;
+        const float *q = c->q + (t * p->n_head + h) * hd;
+        const int32_t *slots = b->slot_table + b->seq_slot_start[b->seq[t]];
+        int32_t n_ctx = b->pos[t] + 1;
+        float mx = -INFINITY;
+        for (int32_t s = 0; s < n_ctx; s++) {
+            const float *kk = c->kc + (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
+            float v = dot_f32(q, kk, hd) * p->scale;
+            sc[s] = v;
+            if (v > mx) mx = v;
+        }
+        float sum = 0.0f;
+        for (int32_t s = 0; s < n_ctx; s++) {
+            sc[s] = expf(sc[s] - mx);
+            sum += sc[s];
+        }
+        float inv = 1.0f / sum;
+        float *o = c->out + (t * p->n_head + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int32_t s = 0; s < n_ctx; s++) {
+            const float *vv = c->vc + (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
+            float w = sc[s] * inv;
+            for (int32_t d = 0; d < hd; d++)
+                o[d] += w * vv[d];
+        }
+    }
+}
+
+static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
+                          const float *k_cache, const float *v_cache, float *out,
+                          const sglc_attn_params *p) {
+    cpu_impl *im = impl_of(be);
+    int nth = sglc_threadpool_size(im->tp);
+    if (im->att_stride < p->kv_slots) {
+        free(im->att_scratch);
+        im->att_scratch = NULL;
+        SGLC_ASSERT(posix_memalign((void **)&im->att_scratch, 64,
+                                   (size_t)nth * (size_t)p->kv_slots * sizeof(float)) == 0);
+        im->att_stride = p->kv_slots;
+    }
+    attn_ctx c = {b, q, k_cache, v_cache, out, p, im->att_scratch, im->att_stride};
+    sglc_threadpool_run(im->tp, attn_task, &c);
+}
+
+/* ---- elementwise ---- */
+typedef struct {
+    const float *a, *b;
+    float *out;
+    int64_t n;
+    int op; /* 0 silu_mul, 1 add */
+} elt_ctx;
+
+static void elt_task(void *vctx, int ith, int nth) {
+    elt_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->n, ith, nth, &lo, &hi);
+    if (c->op == 0) {
+        for (long i = lo; i < hi; i++) {
+            float g = c->a[i];
+            c->out[i] = g / (1.0f + expf(-g)) * c->b[i];
+        }
+    } else {
+        for (long i = lo; i < hi; i++)
+            c->out[i] = c->a[i] + c->b[i];
+    }
+}
+
+static void run_elt(sglc_backend *be, elt_ctx *c) {
+    if (c->n < 4096) {
+        elt_task(c, 0, 1);
+        return;
+    }
+    sglc_threadpool_run(impl_of(be)->tp, elt_task, c);
+}
+
+static void cpu_silu_mul(sglc_backend *be, const float *gate, const float *up, float *out,
+                         int64_t n) {
+    elt_ctx c = {gate, up, out, n, 0};
+    run_elt(be, &c);
+}
+
+static void cpu_add(sglc_backend *be, float *x, const float *y, int64_t n) {
+    elt_ctx c = {x, y, x, n, 1};
+    run_elt(be, &c);
+}
+
+static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *rows, int32_t n_rows,
+                            int64_t dim, float *dst) {
+    (void)be;
+    for (int32_t r = 0; r < n_rows; r++)
+        memmove(dst + (int64_t)r * dim, src + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
+}
+
+static const sglc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .supports_weight = cpu_supports_weight,
+    .prepare_weight = cpu_prepare_weight,
+    .set_batch = cpu_set_batch,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul = cpu_matmul,
+    .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
+    .attention = cpu_attention,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .gather_rows = cpu_gather_rows,
+};
+
+int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, sglc_err *err);
+
+int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, sglc_err *err) {
+    *out = NULL;
+    sglc_backend *be = calloc(1, sizeof *be);
+    cpu_impl *im = calloc(1, sizeof *im);
+    if (!be || !im) {
+        free(be);
+        free(im);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "cpu backend: out of memory");
+    }
+    int rc = sglc_threadpool_open(&im->tp, params ? params->n_threads : 0);
+    if (rc != 0) {
+        free(be);
+        free(im);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "cpu backend: cannot start threads");
+    }
+    im->isa = sglc_cpu_isa_best();
+    be->ops = &cpu_ops;
+    be->impl = im;
+    *out = be;
+    return SGLC_OK;
+}
+
+void sglc_backend_cpu_close(sglc_backend *be);
+
+void sglc_backend_cpu_close(sglc_backend *be) {
+    if (!be) return;
+    cpu_impl *im = impl_of(be);
+    sglc_threadpool_close(im->tp);
+    free(im->mm_scratch);
+    free(im->att_scratch);
+    free(im);
+    free(be);
+}

@@ -1,0 +1,65 @@
+/* Strict numeric flag parsing (see args.h). */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int sglc_arg_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno) {
+        fprintf(stderr, "sglc: %s: '%s' is not an integer\n", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "sglc: %s: %lld is out of range [%lld, %lld]\n", flag, v, (long long)lo,
+                (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int sglc_arg_u64(const char *flag, const char *s, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    if (*s == '-') {
+        fprintf(stderr, "sglc: %s: '%s' must be a non-negative integer\n", flag, s);
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno) {
+        fprintf(stderr, "sglc: %s: '%s' is not a 64-bit unsigned integer\n", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int sglc_arg_float(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) {
+        fprintf(stderr, "sglc: %s: '%s' is not a finite number\n", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "sglc: %s: %g is out of range [%g, %g]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *sglc_arg_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "sglc: %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    (*i)++;
+    return argv[*i];
+}

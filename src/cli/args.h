@@ -1,0 +1,16 @@
+/* Strict command-line value parsing shared by the subcommands: a value that is not entirely a
+ * number in range is an error naming the flag, never a silent zero. */
+#ifndef SGLC_CLI_ARGS_H
+#define SGLC_CLI_ARGS_H
+
+#include <stdint.h>
+
+/* Each returns 0 on success, or prints "sglc: <flag>: ..." to stderr and returns -1. */
+int sglc_arg_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
+int sglc_arg_u64(const char *flag, const char *s, uint64_t *out);
+int sglc_arg_float(const char *flag, const char *s, double lo, double hi, double *out);
+/* argv[*i] is a flag that needs a value: returns argv[*i+1] and advances, or NULL with an
+ * error message when the value is missing. */
+const char *sglc_arg_value(int argc, char **argv, int *i);
+
+#endif

@@ -1,0 +1,14 @@
+/* Subcommand entry points and helpers shared by the command-line front end. */
+#ifndef SGLC_CLI_CLI_H
+#define SGLC_CLI_CLI_H
+
+#include <stddef.h>
+
+int sglc_cmd_generate(int argc, char **argv);
+
+/* Path of the default model (SmolLM2-135M-Instruct Q4_1), looked up in $SGLC_MODEL_DIR, then
+ * models/ next to the source tree the binary was built in, then ./models. Writes the first
+ * candidate that exists (or the last tried) into buf; returns 0 if it exists. */
+int sglc_default_model_path(char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,66 @@
+/* sglc command-line entry: dispatches to one subcommand per file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "sglc.h"
+
+#define DEFAULT_MODEL_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+static int file_exists(const char *p) {
+    return access(p, R_OK) == 0;
+}
+
+int sglc_default_model_path(char *buf, size_t cap) {
+    const char *env = getenv("SGLC_MODEL_DIR");
+    if (env) {
+        snprintf(buf, cap, "%s/%s", env, DEFAULT_MODEL_FILE);
+        if (file_exists(buf)) return 0;
+    }
+    /* the binary lives in <repo>/build-dir/sglc; the model in <repo>/models */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            snprintf(buf, cap, "%s/models/%s", exe, DEFAULT_MODEL_FILE);
+            if (file_exists(buf)) return 0;
+        }
+    }
+    snprintf(buf, cap, "models/%s", DEFAULT_MODEL_FILE);
+    return file_exists(buf) ? 0 : -1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "sglc %s: an LLM serving engine in C\n"
+            "usage: sglc <command> [options]\n"
+            "commands:\n"
+            "  generate   generate text from a prompt (sglc generate --help)\n"
+            "  version    print the version\n",
+            SGLC_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "generate") == 0) return sglc_cmd_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("sglc %s\n", SGLC_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "sglc: unknown command '%s' (try: sglc --help)\n", cmd);
+    return 2;
+}

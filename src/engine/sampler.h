@@ -1,0 +1,45 @@
+/* Token sampling from logits: greedy, temperature, top-k, top-p, min-p, with a seeded
+ * per-request random generator so the same seed, prompt and parameters give the same output.
+ * The engine (issue 5) adds penalties, logit bias and logprobs on top of this. */
+#ifndef SGLC_ENGINE_SAMPLER_H
+#define SGLC_ENGINE_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float temperature; /* 0 = greedy */
+    int32_t top_k;     /* <= 0 or -1 = off */
+    float top_p;       /* 1 = off */
+    float min_p;       /* 0 = off */
+    uint64_t seed;
+} sglc_sampling_params;
+
+void sglc_sampling_params_default(sglc_sampling_params *p);
+
+typedef struct {
+    uint64_t s[4];
+} sglc_rng;
+
+void sglc_rng_seed(sglc_rng *r, uint64_t seed);
+uint64_t sglc_rng_next(sglc_rng *r);
+double sglc_rng_uniform(sglc_rng *r); /* [0, 1) */
+
+/* Scratch for one sampler: sized for the vocabulary once, reused for every token. */
+typedef struct {
+    int32_t n_vocab;
+    int32_t *idx;
+    float *prob;
+} sglc_sampler;
+
+int sglc_sampler_init(sglc_sampler *s, int32_t n_vocab);
+void sglc_sampler_free(sglc_sampler *s);
+
+/* Index of the largest logit (the first one on ties, as llama.cpp's greedy sampler). */
+int32_t sglc_argmax(const float *logits, int32_t n);
+
+/* Draws the next token from logits[n_vocab] (not modified). */
+int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,
+                    sglc_rng *rng);
+
+#endif

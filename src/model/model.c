@@ -1,0 +1,225 @@
+/* Model loading from GGUF: reads the architecture keys, checks them for contradictions, binds
+ * every tensor the forward pass needs (zero-copy) and checks its shape and type against the
+ * config, so that a bad or unsupported file fails here with a clear line, never later inside
+ * a kernel. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/ggml_types.h"
+
+static const char *const k_arch_names[SGLC_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
+
+const char *sglc_arch_name(sglc_arch arch) {
+    return (unsigned)arch < SGLC_ARCH_COUNT ? k_arch_names[arch] : "?";
+}
+
+typedef struct {
+    sglc_model *m;
+    const char *path;
+    sglc_err *err;
+} loader;
+
+/* Reads "<arch>.<suffix>" as u32 into out; required keys fail when absent. */
+static int arch_u32(loader *L, const char *arch, const char *suffix, int required, int32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint32_t v = 0;
+    int rc = sglc_gguf_get_u32(L->m->gguf, key, &v, L->err);
+    if (rc < 0) return rc;
+    if (rc == 1) {
+        if (required)
+            return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing metadata key %s", L->path,
+                                key);
+        return SGLC_OK;
+    }
+    if (v == 0 || v > (1u << 24))
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: %s = %u is out of range", L->path, key,
+                            v);
+    *out = (int32_t)v;
+    return SGLC_OK;
+}
+
+static int arch_f32(loader *L, const char *arch, const char *suffix, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = sglc_gguf_get_f32(L->m->gguf, key, out, L->err);
+    if (rc < 0) return rc;
+    if (rc == 0 && !(isfinite(*out) && *out > 0.0f))
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: %s must be a positive number", L->path,
+                            key);
+    return SGLC_OK;
+}
+
+/* Binds tensor name to w, checking shape [n][k] (n == 1 for vectors) and the type. */
+static int bind(loader *L, sglc_weight *w, const char *name, int64_t k, int64_t n, int required) {
+    const sglc_gguf_tensor *t = sglc_gguf_find_tensor(L->m->gguf, name);
+    memset(w, 0, sizeof *w);
+    if (!t) {
+        if (!required) return SGLC_OK;
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing tensor %s", L->path, name);
+    }
+    int64_t tn = t->n_dims >= 2 ? t->ne[1] : 1;
+    if (t->ne[0] != k || tn != n || t->ne[2] != 1 || t->ne[3] != 1)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld] from the "
+                            "model config",
+                            L->path, name, (long long)t->ne[0], (long long)tn, (long long)k,
+                            (long long)n);
+    const char *tname = sglc_ggml_type_name(t->type);
+    if (!sglc_ggml_type_supported(t->type) || !L->m->be->ops->supports_weight(L->m->be, t->type))
+        return sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                            "%s: tensor %s has weight type %s, which sglc does not support "
+                            "(supported: F32 F16 BF16 Q4_0 Q4_1 Q8_0 Q4_K Q5_K Q6_K)",
+                            L->path, name, tname ? tname : "unknown");
+    if (n == 1 && t->type != SGLC_GGML_TYPE_F32)
+        return sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED, "%s: vector %s must be F32, is %s",
+                            L->path, name, tname);
+    w->type = t->type;
+    w->k = k;
+    w->n = n;
+    w->host = t->data;
+    int rc = L->m->be->ops->prepare_weight(L->m->be, w, L->err);
+    if (rc != 0) return rc;
+    L->m->weight_bytes += t->nbytes;
+    return SGLC_OK;
+}
+
+static int load_config(loader *L) {
+    sglc_model *m = L->m;
+    sglc_model_config *c = &m->cfg;
+    const char *arch_s = NULL;
+    size_t arch_len = 0;
+    int rc = sglc_gguf_get_str(m->gguf, "general.architecture", &arch_s, &arch_len, L->err);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing general.architecture", L->path);
+    char arch[64];
+    if (arch_len >= sizeof arch) arch_len = sizeof arch - 1;
+    memcpy(arch, arch_s, arch_len);
+    arch[arch_len] = 0;
+    int found = 0;
+    for (int a = 0; a < SGLC_ARCH_COUNT; a++)
+        if (strcmp(arch, k_arch_names[a]) == 0) {
+            c->arch = (sglc_arch)a;
+            found = 1;
+        }
+    if (!found)
+        return sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                            "%s: architecture '%s' is not supported (supported: llama, qwen2, "
+                            "qwen3)",
+                            L->path, arch);
+    if ((rc = arch_u32(L, arch, "block_count", 1, &c->n_layer))) return rc;
+    if ((rc = arch_u32(L, arch, "embedding_length", 1, &c->n_embd))) return rc;
+    if ((rc = arch_u32(L, arch, "feed_forward_length", 1, &c->n_ff))) return rc;
+    if ((rc = arch_u32(L, arch, "attention.head_count", 1, &c->n_head))) return rc;
+    c->n_head_kv = c->n_head;
+    if ((rc = arch_u32(L, arch, "attention.head_count_kv", 0, &c->n_head_kv))) return rc;
+    c->n_ctx_train = 4096;
+    if ((rc = arch_u32(L, arch, "context_length", 0, &c->n_ctx_train))) return rc;
+    if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv != 0)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: head_count %d is not a multiple of head_count_kv %d", L->path,
+                            c->n_head, c->n_head_kv);
+    c->head_dim = 0;
+    if ((rc = arch_u32(L, arch, "attention.key_length", 0, &c->head_dim))) return rc;
+    if (c->head_dim == 0) {
+        if (c->n_embd % c->n_head != 0)
+            return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                                "%s: embedding_length %d is not divisible by head_count %d",
+                                L->path, c->n_embd, c->n_head);
+        c->head_dim = c->n_embd / c->n_head;
+    }
+    c->rot_dim = c->head_dim;
+    if ((rc = arch_u32(L, arch, "rope.dimension_count", 0, &c->rot_dim))) return rc;
+    if (c->rot_dim > c->head_dim || c->rot_dim % 2 != 0)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: rope.dimension_count %d is odd or exceeds the head size %d",
+                            L->path, c->rot_dim, c->head_dim);
+    c->rope_theta = 10000.0f;
+    if ((rc = arch_f32(L, arch, "rope.freq_base", &c->rope_theta))) return rc;
+    c->rms_eps = 1e-5f;
+    if ((rc = arch_f32(L, arch, "attention.layer_norm_rms_epsilon", &c->rms_eps))) return rc;
+    /* llama GGUFs store q/k permuted for pairwise rotation; qwen keeps the HF (neox) layout */
+    c->rope_mode = c->arch == SGLC_ARCH_LLAMA ? SGLC_ROPE_NORM : SGLC_ROPE_NEOX;
+    const sglc_gguf_tensor *emb = sglc_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!emb || emb->n_dims != 2)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing 2-d tensor token_embd.weight",
+                            L->path);
+    if (emb->ne[1] <= 0 || emb->ne[1] > (1 << 24))
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: vocabulary size %lld out of range",
+                            L->path, (long long)emb->ne[1]);
+    c->n_vocab = (int32_t)emb->ne[1];
+    return SGLC_OK;
+}
+
+static int load_weights(loader *L) {
+    sglc_model *m = L->m;
+    const sglc_model_config *c = &m->cfg;
+    int64_t d = c->n_embd, qd = (int64_t)c->n_head * c->head_dim,
+            kvd = (int64_t)c->n_head_kv * c->head_dim;
+    int rc;
+    if ((rc = bind(L, &m->tok_embd, "token_embd.weight", d, c->n_vocab, 1))) return rc;
+    if ((rc = bind(L, &m->out_norm, "output_norm.weight", d, 1, 1))) return rc;
+    if ((rc = bind(L, &m->output, "output.weight", d, c->n_vocab, 0))) return rc;
+    if (!m->output.host) {
+        m->output = m->tok_embd;
+        m->cfg.tied_embeddings = 1;
+    }
+    m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!m->layers) return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < c->n_layer; l++) {
+        sglc_layer_weights *w = &m->layers[l];
+        char name[96];
+#define BIND(field, suffix, k, n, req)                                                             \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d.%s", (int)l, suffix);                                  \
+        if ((rc = bind(L, &w->field, name, k, n, req))) return rc;                                 \
+    } while (0)
+        BIND(attn_norm, "attn_norm.weight", d, 1, 1);
+        BIND(wq, "attn_q.weight", d, qd, 1);
+        BIND(wk, "attn_k.weight", d, kvd, 1);
+        BIND(wv, "attn_v.weight", d, kvd, 1);
+        BIND(wo, "attn_output.weight", qd, d, 1);
+        int qwen2 = c->arch == SGLC_ARCH_QWEN2, qwen3 = c->arch == SGLC_ARCH_QWEN3;
+        BIND(bq, "attn_q.bias", qd, 1, qwen2);
+        BIND(bk, "attn_k.bias", kvd, 1, qwen2);
+        BIND(bv, "attn_v.bias", kvd, 1, qwen2);
+        BIND(q_norm, "attn_q_norm.weight", c->head_dim, 1, qwen3);
+        BIND(k_norm, "attn_k_norm.weight", c->head_dim, 1, qwen3);
+        BIND(ffn_norm, "ffn_norm.weight", d, 1, 1);
+        BIND(w_gate, "ffn_gate.weight", d, c->n_ff, 1);
+        BIND(w_up, "ffn_up.weight", d, c->n_ff, 1);
+        BIND(w_down, "ffn_down.weight", c->n_ff, d, 1);
+#undef BIND
+    }
+    return SGLC_OK;
+}
+
+int sglc_model_open_gguf(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err) {
+    *out = NULL;
+    sglc_model *m = calloc(1, sizeof *m);
+    if (!m) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    m->be = be;
+    m->path = path;
+    loader L = {m, path, err};
+    int rc = sglc_gguf_open(&m->gguf, path, err);
+    if (rc != 0) goto cleanup;
+    if ((rc = load_config(&L)) != 0) goto cleanup;
+    if ((rc = load_weights(&L)) != 0) goto cleanup;
+    *out = m;
+    return SGLC_OK;
+cleanup:
+    sglc_model_close(m);
+    return rc;
+}
+
+void sglc_model_close(sglc_model *m) {
+    if (!m) return;
+    free(m->layers);
+    sglc_gguf_close(m->gguf);
+    free(m);
+}

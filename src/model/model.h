@@ -1,0 +1,69 @@
+/* A loaded model: immutable config, a table of weights (zero-copy views into the mmap'd file),
+ * and the per-step run state (activations and KV cache) in backend memory. The forward pass
+ * (llama.c) is written once against backend.h and serves llama, qwen2 and qwen3. */
+#ifndef SGLC_MODEL_MODEL_H
+#define SGLC_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "base/log.h"
+#include "formats/gguf.h"
+
+typedef enum {
+    SGLC_ARCH_LLAMA = 0,
+    SGLC_ARCH_QWEN2, /* q/k/v bias */
+    SGLC_ARCH_QWEN3, /* per-head q_norm/k_norm */
+    SGLC_ARCH_COUNT
+} sglc_arch;
+
+typedef struct {
+    sglc_arch arch;
+    int32_t n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, rot_dim, n_vocab, n_ctx_train;
+    float rope_theta, rms_eps;
+    sglc_rope_mode rope_mode;
+    int tied_embeddings;
+} sglc_model_config;
+
+typedef struct {
+    sglc_weight attn_norm, wq, wk, wv, wo;
+    sglc_weight bq, bk, bv;     /* qwen2; type F32, n == 1 (absent: host == NULL) */
+    sglc_weight q_norm, k_norm; /* qwen3; [head_dim] */
+    sglc_weight ffn_norm, w_gate, w_up, w_down;
+} sglc_layer_weights;
+
+typedef struct {
+    sglc_model_config cfg;
+    sglc_weight tok_embd; /* [n_vocab][n_embd] */
+    sglc_weight out_norm; /* [n_embd] */
+    sglc_weight output;   /* [n_vocab][n_embd]; the same tensor as tok_embd when tied */
+    sglc_layer_weights *layers;
+    size_t weight_bytes; /* bytes of all weights as stored */
+    sglc_backend *be;    /* borrowed */
+    sglc_gguf *gguf;     /* owned: the mapping the weights point into */
+    const char *path;    /* borrowed from the caller for messages */
+} sglc_model;
+
+/* Loads a GGUF model onto backend be (borrowed; must outlive the model). Validates the
+ * architecture keys against the tensors; refuses unknown architectures and weight types the
+ * backend cannot compute, with one line naming the file and the problem. */
+int sglc_model_open_gguf(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
+void sglc_model_close(sglc_model *m);
+const char *sglc_arch_name(sglc_arch arch);
+
+/* Activations and KV cache for steps of up to max_tokens tokens and max_logits logit rows over
+ * a KV pool of kv_slots token slots. All buffers are allocated here, once. */
+typedef struct sglc_model_state sglc_model_state;
+int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t max_tokens,
+                          int32_t max_logits, int32_t kv_slots, sglc_err *err);
+void sglc_model_state_close(sglc_model_state *st);
+size_t sglc_model_state_kv_bytes(const sglc_model_state *st);
+
+/* Runs one step. On return the logits of b->logit_rows (in that order) are in the host array
+ * returned through logits ([n_logits][n_vocab], owned by the state, valid until the next
+ * forward). b must respect the limits given at state_open. */
+int sglc_model_forward(sglc_model_state *st, const sglc_batch *b, const float **logits,
+                       sglc_err *err);
+
+#endif
