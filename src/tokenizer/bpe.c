@@ -320,7 +320,8 @@ int64_t sglc_tokenizer_encode(const sglc_tokenizer *t, const char *text, size_t 
             }
         }
     }
-    if (ids && cap && s.out_len) memcpy(ids, s.out, (s.out_len < cap ? s.out_len : cap) * sizeof *ids);
+    if (ids && cap && s.out_len)
+        memcpy(ids, s.out, (s.out_len < cap ? s.out_len : cap) * sizeof *ids);
     ret = (int64_t)s.out_len;
 cleanup:
     free(frags);

@@ -426,6 +426,11 @@ static int read_opt_str(const sglc_gguf *g, const char *key, char *buf, size_t c
 }
 
 int sglc_tokenizer_open_gguf(sglc_tokenizer **out, const sglc_gguf *g, sglc_err *err) {
+    return sglc_tokenizer_open_gguf_pre(out, g, NULL, err);
+}
+
+int sglc_tokenizer_open_gguf_pre(sglc_tokenizer **out, const sglc_gguf *g, const char *pre_override,
+                                 sglc_err *err) {
     *out = NULL;
     sglc_tokenizer_vocab_desc d;
     memset(&d, 0, sizeof d);
@@ -444,7 +449,7 @@ int sglc_tokenizer_open_gguf(sglc_tokenizer **out, const sglc_gguf *g, sglc_err 
     if (rc) goto cleanup;
     if (!pre[0]) SGLC_LOG_WARN("tokenizer: missing tokenizer.ggml.pre, using 'default'");
     d.model = model;
-    d.pre = pre;
+    d.pre = pre_override ? pre_override : pre;
     if (strcmp(model, "gpt2") != 0) {
         rc = sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
                           "tokenizer.ggml.model '%s' is not supported (only byte-level BPE 'gpt2')",

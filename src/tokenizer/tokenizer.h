@@ -15,6 +15,10 @@ typedef struct sglc_tokenizer sglc_tokenizer;
 
 /* Builds the tokenizer from tokenizer.ggml.* metadata; validates ROBUSTNESS.md §26. */
 int sglc_tokenizer_open_gguf(sglc_tokenizer **out, const sglc_gguf *g, sglc_err *err);
+/* Same, with tokenizer.ggml.pre replaced by pre_override (NULL: keep the file's); lets tests
+ * run every pre-tokenizer over one vocab. */
+int sglc_tokenizer_open_gguf_pre(sglc_tokenizer **out, const sglc_gguf *g, const char *pre_override,
+                                 sglc_err *err);
 
 /* The vocab as plain arrays (borrowed for the duration of the call): what open_gguf reads from
  * tokenizer.ggml.*, and what tests use to build malformed vocabs without crafting files. */
@@ -60,12 +64,15 @@ int64_t sglc_tokenizer_encode(const sglc_tokenizer *t, const char *text, size_t 
 const char *sglc_tokenizer_token_bytes(const sglc_tokenizer *t, int32_t id, size_t *len);
 
 /* Decodes ids into out (at most cap bytes, not NUL-terminated); returns the total bytes
- * needed. skip_special != 0 drops control tokens. */
+ * needed. skip_special != 0 drops control (and unknown) tokens. Like llama.cpp's detokenize,
+ * pre-types with clean_up_tokenization_spaces (gpt-2, llama3, starcoder, default; not smollm
+ * or qwen2) then drop the space in " ." " ," " ?" " !" " 's" " 'm" " 're" " 've" and " ' ". */
 size_t sglc_tokenizer_decode(const sglc_tokenizer *t, const int32_t *ids, size_t n,
                              int skip_special, char *out, size_t cap);
 
 /* Streaming detokenizer: push tokens one by one; each push appends to out only complete UTF-8
- * sequences and keeps an unfinished tail (at most 3 bytes) for the next push. A byte sequence
+ * sequences of the token pieces (no space clean-up, as llama.cpp's per-token streaming) and
+ * keeps an unfinished tail (at most 3 bytes) for the next push. A byte sequence
  * that can never become valid UTF-8 is emitted as U+FFFD, like llama.cpp / HF do. */
 typedef struct {
     unsigned char pending[8];

@@ -1,8 +1,10 @@
 /* Tokenizer tests against llama.cpp: every golden case from
- * scripts/golden/make_tokenizer_golden.py (llama-cpp-python, SmolLM2 vocab) must give the same
- * ids, and decoding them must give llama.cpp's detokenization; the streaming detokenizer fed
- * token by token must reproduce decode and never emit invalid UTF-8; malformed vocabs are
- * refused with a message naming the problem; encoding is fast and not quadratic. */
+ * scripts/golden/make_tokenizer_golden.py (llama-cpp-python over the SmolLM2 vocab, with its own
+ * "smollm" pre-tokenizer and with llama-bpe, qwen2, gpt-2, default and starcoder swapped in)
+ * must give the same ids, and decoding them must give llama.cpp's detokenization; the streaming
+ * detokenizer fed token by token must reproduce the pieces and never emit invalid UTF-8;
+ * malformed vocabs are refused with a message naming the problem; encoding is fast and not
+ * quadratic. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,12 +187,41 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void test_golden(const sglc_tokenizer *t) {
+/* Concatenated token pieces: what a streaming client sees (no clean-up of spaces). */
+static char *raw_pieces(const sglc_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
+                        size_t *len) {
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        sglc_tokenizer_token_bytes(t, ids[i], &l);
+        cap += l;
+    }
+    char *out = malloc(cap);
+    *len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        const char *p = sglc_tokenizer_token_bytes(t, ids[i], &l);
+        /* skip_special drops exactly what decode drops: compare lengths with decode of one */
+        if (skip_special && sglc_tokenizer_decode(t, &ids[i], 1, 1, NULL, 0) == 0) l = 0;
+        memcpy(out + *len, p, l);
+        *len += l;
+    }
+    return out;
+}
+
+/* Checks one golden file against tokenizer t. Decode must equal llama.cpp's detokenize (which
+ * cleans up spaces for some pre-types); round trip and streaming are checked against the
+ * plain concatenation of pieces, which is what decode gives for vocabs without clean-up. */
+static void test_golden(const sglc_tokenizer *t, const char *file, size_t min_cases) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/tests/golden/tokenizer_smollm2.tsv", test_source_dir());
+    const char *env = getenv("SGLC_TOKENIZER_GOLDEN"); /* to check other vocabs by hand */
+    if (env)
+        snprintf(path, sizeof path, "%s", env);
+    else
+        snprintf(path, sizeof path, "%s/tests/golden/%s", test_source_dir(), file);
     golden_case *cases = NULL;
     size_t n = load_golden(path, &cases);
-    CHECKF(n >= 600, "only %zu golden cases in %s", n, path);
+    CHECKF(n >= min_cases, "only %zu golden cases in %s", n, path);
     size_t id_mismatch = 0, dec_mismatch = 0, dec0_mismatch = 0, rt_fail = 0, stream_fail = 0,
            printed = 0, n_rt = 0;
     for (size_t i = 0; i < n; i++) {
@@ -222,10 +253,13 @@ static void test_golden(const sglc_tokenizer *t) {
         char *dec0 = malloc(dl0 + 1);
         sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, dec0, dl0);
         if (dl0 != c->detok0_len || memcmp(dec0, c->detok0, dl0) != 0) dec0_mismatch++;
+        size_t rl, rl0;
+        char *raw = raw_pieces(t, c->ids, c->n_ids, 0, &rl);
+        char *raw0 = raw_pieces(t, c->ids, c->n_ids, 1, &rl0);
         /* round trip: special=True cases of valid UTF-8 come back byte for byte */
         if (special && valid_utf8(c->text, c->text_len)) {
             n_rt++;
-            if (dl != c->text_len || memcmp(dec, c->text, dl) != 0) {
+            if (rl != c->text_len || memcmp(raw, c->text, rl) != 0) {
                 rt_fail++;
                 fprintf(stderr, "  round trip differs for case %zu\n", i);
             }
@@ -235,8 +269,8 @@ static void test_golden(const sglc_tokenizer *t) {
             size_t sl;
             int bad;
             unsigned char *s = stream_decode(t, c->ids, c->n_ids, skip, &sl, &bad);
-            const char *want = skip ? dec0 : dec;
-            size_t wl = skip ? dl0 : dl;
+            const char *want = skip ? raw0 : raw;
+            size_t wl = skip ? rl0 : rl;
             if (bad || (valid_utf8((const unsigned char *)want, wl) &&
                         (sl != wl || memcmp(s, want, wl) != 0))) {
                 stream_fail++;
@@ -245,14 +279,16 @@ static void test_golden(const sglc_tokenizer *t) {
             }
             free(s);
         }
+        free(raw);
+        free(raw0);
         free(dec);
         free(dec0);
         free(ids);
     }
     fprintf(stderr,
-            "golden: %zu cases, ids differ in %zu, decode(special) differs in %zu, "
+            "golden %s: %zu cases, ids differ in %zu, decode(special) differs in %zu, "
             "decode(skip special) differs in %zu, round trip fails %zu/%zu, stream fails %zu\n",
-            n, id_mismatch, dec_mismatch, dec0_mismatch, rt_fail, n_rt, stream_fail);
+            file, n, id_mismatch, dec_mismatch, dec0_mismatch, rt_fail, n_rt, stream_fail);
     CHECK(id_mismatch == 0);
     CHECK(dec_mismatch == 0);
     CHECK(dec0_mismatch == 0);
@@ -475,11 +511,22 @@ int main(void) {
     CHECKF(rc == 0, "open_gguf: %s", err.msg);
     if (t) {
         test_basics(t);
-        test_golden(t);
+        test_golden(t, "tokenizer_smollm2.tsv", 600);
         test_stream_split_chars(t);
         test_performance(t);
     }
     sglc_tokenizer_close(t);
+    /* the other pre-tokenizers over the same vocab, as the golden script runs llama.cpp */
+    static const char *const pres[] = {"llama-bpe", "qwen2", "gpt-2", "default", "starcoder"};
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0] && !getenv("SGLC_TOKENIZER_GOLDEN"); i++) {
+        char file[128];
+        snprintf(file, sizeof file, "tokenizer_smollm2_%s.tsv", pres[i]);
+        t = NULL;
+        rc = sglc_tokenizer_open_gguf_pre(&t, g, pres[i], &err);
+        CHECKF(rc == 0, "open with pre %s: %s", pres[i], err.msg);
+        if (t) test_golden(t, file, 300);
+        sglc_tokenizer_close(t);
+    }
     sglc_gguf_close(g);
     TEST_MAIN_END();
 }
