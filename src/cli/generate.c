@@ -185,7 +185,7 @@ int sglc_cmd_generate(int argc, char **argv) {
     sglc_rng_seed(&rng, sp.seed);
     sglc_detok_stream ds;
     sglc_detok_stream_init(&ds);
-    size_t piece_cap = 4096;
+    size_t piece_cap = sglc_detok_stream_cap(tok);
     piece = malloc(piece_cap);
     if (!piece) goto cleanup;
 
@@ -201,14 +201,6 @@ int sglc_cmd_generate(int argc, char **argv) {
     for (; generated < max_new; generated++) {
         int32_t next = sglc_sample(&sampler, logits, &sp, &rng);
         if (!ignore_eos && sglc_tokenizer_is_eog(tok, next)) break;
-        size_t tl = 0;
-        sglc_tokenizer_token_bytes(tok, next, &tl);
-        if (tl + 16 > piece_cap) {
-            piece_cap = tl + 16;
-            char *np = realloc(piece, piece_cap);
-            if (!np) goto cleanup;
-            piece = np;
-        }
         size_t w = sglc_detok_stream_push(&ds, tok, next, 1, piece, piece_cap);
         fwrite(piece, 1, w, stdout);
         fflush(stdout);
