@@ -89,12 +89,20 @@ static const sglc_cpu_kernel_entry *entry_best(uint32_t wtype, sglc_cpu_isa isa)
     return NULL;
 }
 
+/* Scratch: n_tok quantized activation rows, then (64-byte aligned) their f32 block scales. */
+static size_t scales_offset(size_t x_bytes) {
+    return (x_bytes + 63) & ~(size_t)63;
+}
+
 size_t sglc_cpu_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok) {
     const sglc_cpu_kernel_entry *e = sglc_cpu_kernels_ref(wtype);
     if (!e || n_tok < 0) return 0;
     size_t rb = sglc_ggml_row_bytes(e->pub.act_type, k);
-    if (rb == 0 || (uint64_t)n_tok > SIZE_MAX / rb) return 0;
-    return rb * (size_t)n_tok;
+    if (rb == 0 || (uint64_t)n_tok > SIZE_MAX / 2 / rb) return 0;
+    size_t be = sglc_ggml_block_elems(e->pub.act_type);
+    size_t scales =
+        be > 1 ? (size_t)n_tok * ((size_t)k / be) * SGLC_CPU_MAX_SCALE_FLOATS * sizeof(float) : 0;
+    return scales_offset(rb * (size_t)n_tok) + scales;
 }
 
 typedef struct {
@@ -108,14 +116,29 @@ typedef struct {
     const char *xq; /* quantized activations (scratch, or x itself for f32) */
     char *xq_out;
     size_t x_row_bytes;
+    float *xs;        /* f32 activation block scales (scratch), or NULL */
+    size_t xs_stride; /* floats per activation row in xs */
 } matmul_ctx;
 
 static void quantize_task(void *vctx, int ith, int nth) {
     matmul_ctx *c = vctx;
     long lo, hi;
     sglc_split_range((long)c->n_tok, ith, nth, &lo, &hi);
-    for (long t = lo; t < hi; t++)
-        c->e->pub.quantize_act(c->x + t * c->k, c->xq_out + (size_t)t * c->x_row_bytes, c->k);
+    const int nsc = c->e->act_scale_floats;
+    const size_t bb = sglc_ggml_block_bytes(c->e->pub.act_type);
+    for (long t = lo; t < hi; t++) {
+        char *row = c->xq_out + (size_t)t * c->x_row_bytes;
+        c->e->pub.quantize_act(c->x + t * c->k, row, c->k);
+        if (!c->xs) continue;
+        /* the f16 fields (d, then s for Q8_1) open each block */
+        float *xs = c->xs + (size_t)t * c->xs_stride;
+        for (size_t b = 0; b < c->xs_stride / (size_t)nsc; b++)
+            for (int j = 0; j < nsc; j++) {
+                uint16_t h;
+                memcpy(&h, row + b * bb + 2 * (size_t)j, 2);
+                xs[b * (size_t)nsc + (size_t)j] = sglc_fp16_to_f32(h);
+            }
+    }
 }
 
 static void dot_task(void *vctx, int ith, int nth) {
@@ -131,8 +154,10 @@ static void dot_task(void *vctx, int ith, int nth) {
             int nr = (int)(c->n_tok - t0 < SGLC_CPU_DOT_MAX_ROWS ? c->n_tok - t0
                                                                  : SGLC_CPU_DOT_MAX_ROWS);
             const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
+            const float *xs = c->xs ? c->xs + (size_t)t0 * c->xs_stride : NULL;
             for (int64_t o = o0; o < o1; o++) {
-                c->e->vec_dot_n(c->k, s, c->w + (size_t)o * c->w_row_bytes, xq, c->x_row_bytes, nr);
+                c->e->vec_dot_n(c->k, s, c->w + (size_t)o * c->w_row_bytes, xq, c->x_row_bytes, xs,
+                                c->xs_stride, nr);
                 for (int r = 0; r < nr; r++)
                     c->y[(t0 + r) * c->n_out + o] = s[r];
             }
@@ -166,6 +191,12 @@ void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, cons
         SGLC_ASSERT(scratch != NULL);
         c.xq_out = scratch;
         c.xq = scratch;
+        if (e->act_scale_floats > 0) {
+            SGLC_ASSERT(e->act_scale_floats <= SGLC_CPU_MAX_SCALE_FLOATS);
+            c.xs = (float *)((char *)scratch + scales_offset(c.x_row_bytes * (size_t)n_tok));
+            c.xs_stride = (size_t)(k / (int64_t)sglc_ggml_block_elems(e->pub.act_type)) *
+                          (size_t)e->act_scale_floats;
+        }
         /* Quantizing a few rows costs less than waking the pool for it. */
         if (serial || n_tok <= 4)
             quantize_task(&c, 0, 1);

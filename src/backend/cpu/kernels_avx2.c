@@ -3,8 +3,10 @@
  * kernels_ref.c and differs only in float summation order. The formats the default models use
  * (Q4_0, Q4_1, Q8_0, floats) have multi-row versions: one pass over a weight row feeds up to
  * SGLC_CPU_DOT_MAX_ROWS activation rows, and the block loop keeps two accumulators per row so
- * the FMA latency chain does not bound a single-row matvec. The activation quantizers here are
- * bit-identical to ggml's reference ones (roundf emulated exactly). */
+ * the FMA latency chain does not bound a single-row matvec. In a matmul the activation block
+ * scales arrive pre-converted to f32 (xs), so the inner loop converts only the weights' f16
+ * scales. The activation quantizers here are bit-identical to ggml's reference ones (roundf
+ * emulated exactly). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -154,7 +156,8 @@ INLINE __m256 vec_bf16(const void *p, int64_t i) {
 
 #define DEFINE_FLOAT_DOT(T)                                                                        \
     INLINE void dot_##T##_rows(int64_t k, float *s, const void *w, const char *x, size_t stride,   \
-                               const int R) {                                                      \
+                               const float *xs, size_t xs_stride, const int R, const int pre) {    \
+        (void)xs, (void)xs_stride, (void)pre;                                                      \
         __m256 acc[SGLC_CPU_DOT_MAX_ROWS][2];                                                      \
         for (int r = 0; r < R; r++)                                                                \
             acc[r][0] = acc[r][1] = _mm256_setzero_ps();                                           \
@@ -182,26 +185,84 @@ DEFINE_FLOAT_DOT(bf16)
 
 /* ---- 32-block integer formats ------------------------------------------------------------- */
 
+/* The block loops run over groups of 4 blocks: the f16 scales of the 4 blocks are converted
+ * with one vcvtph2ps (per weight row and per activation row), and the two accumulators per row
+ * alternate between blocks so consecutive FMAs do not wait on each other. The 4-bit formats
+ * handle two blocks per register: lanes 0-127 hold block A, lanes 128-255 block B. */
+
+/* Accumulator for block u: alternate between two for a single row; with several rows the
+ * rows already give independent chains, and one accumulator each keeps all in registers. */
+#define A2(u) (R > 1 ? 0 : ((u)&1))
+
+#define ROW(x, r, stride, T) ((const T *)((x) + (size_t)(r) * (stride)))
+
+INLINE __m128 fp16x4(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+    return _mm_cvtph_ps(_mm_setr_epi16((short)a, (short)b, (short)c, (short)d, 0, 0, 0, 0));
+}
+
+/* Two 32-bit words (f16 pairs) at the start of 4 blocks -> 8 floats. */
+INLINE __m256 fp16x2x4(const void *b0, const void *b1, const void *b2, const void *b3) {
+    uint32_t u[4];
+    memcpy(&u[0], b0, 4);
+    memcpy(&u[1], b1, 4);
+    memcpy(&u[2], b2, 4);
+    memcpy(&u[3], b3, 4);
+    return _mm256_cvtph_ps(_mm_setr_epi32((int)u[0], (int)u[1], (int)u[2], (int)u[3]));
+}
+
+/* The (d, m) words of 4 consecutive Q4_1 blocks (20 bytes apart) -> 8 floats: two 32-byte
+ * loads and three shuffles instead of four scalar inserts. Reads bytes 0..71 of the 80. */
+INLINE __m256 q4_1_dm4(const sglc_block_q4_1 *b) {
+    const char *p = (const char *)b;
+    const __m256i v0 = _mm256_loadu_si256((const __m256i *)p);        /* dm0 d0, dm1 d5 */
+    const __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 40)); /* dm2 d0, dm3 d5 */
+    const __m256i t =
+        _mm256_blend_epi32(v0, _mm256_shuffle_epi32(v1, _MM_SHUFFLE(1, 0, 1, 0)), 0xCC);
+    const __m256i g = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 5, 2, 7, 0, 0, 0, 0));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(g));
+}
+
+/* 16 bytes at a (lanes 0-127) and b (lanes 128-255). */
+INLINE __m256i load2x16(const void *a, const void *b) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                   _mm_loadu_si128((const __m128i *)b), 1);
+}
+
+/* [s[i] x 4 | s[j] x 4] */
+INLINE __m256 spread2(__m256 s, int i, int j) {
+    return _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(i, i, i, i, j, j, j, j));
+}
+
 /* Q8_0 weights x Q8_0 activations: |w| * sign(y, w) keeps maddubs's u8 x i8 form. */
 INLINE void dot_q8_0_rows(int64_t k, float *s, const void *vw, const char *x, size_t stride,
-                          const int R) {
+                          const float *xs, size_t xs_stride, const int R, const int pre) {
     const sglc_block_q8_0 *w = vw;
     const int64_t nb = k / 32;
-    __m256 acc[SGLC_CPU_DOT_MAX_ROWS][2];
+    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
     int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        for (int u = 0; u < 2; u++) {
-            const __m256i qw = _mm256_loadu_si256((const __m256i *)w[ib + u].qs);
-            const __m256i aw = _mm256_sign_epi8(qw, qw);
-            const float dw = h2f(w[ib + u].d);
-            for (int r = 0; r < R; r++) {
-                const sglc_block_q8_0 *y = (const sglc_block_q8_0 *)(x + (size_t)r * stride);
-                const __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib + u].qs);
-                const __m256i p = dot_u8i8(aw, _mm256_sign_epi8(qy, qw));
-                acc[r][u] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y[ib + u].d)),
-                                            _mm256_cvtepi32_ps(p), acc[r][u]);
+    for (; ib + 4 <= nb; ib += 4) {
+        const __m128 dw = fp16x4(w[ib].d, w[ib + 1].d, w[ib + 2].d, w[ib + 3].d);
+        __m256i qw[4], aw[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            qw[u] = _mm256_loadu_si256((const __m256i *)w[ib + u].qs);
+            aw[u] = _mm256_sign_epi8(qw[u], qw[u]);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const sglc_block_q8_0 *y = ROW(x, r, stride, sglc_block_q8_0) + ib;
+            const __m128 dy = pre ? _mm_loadu_ps(xs + (size_t)r * xs_stride + ib)
+                                  : fp16x4(y[0].d, y[1].d, y[2].d, y[3].d);
+            const __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(dw, dy));
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y[u].qs);
+                const __m256i p = dot_u8i8(aw[u], _mm256_sign_epi8(qy, qw[u]));
+                const __m256 su = _mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(u));
+                acc[A2(u)][r] = _mm256_fmadd_ps(su, _mm256_cvtepi32_ps(p), acc[A2(u)][r]);
             }
         }
     }
@@ -209,78 +270,142 @@ INLINE void dot_q8_0_rows(int64_t k, float *s, const void *vw, const char *x, si
         const __m256i qw = _mm256_loadu_si256((const __m256i *)w[ib].qs);
         const __m256i aw = _mm256_sign_epi8(qw, qw);
         const float dw = h2f(w[ib].d);
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const sglc_block_q8_0 *y = (const sglc_block_q8_0 *)(x + (size_t)r * stride);
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+            const sglc_block_q8_0 *y = ROW(x, r, stride, sglc_block_q8_0) + ib;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
             const __m256i p = dot_u8i8(aw, _mm256_sign_epi8(qy, qw));
-            acc[r][0] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y[ib].d)), _mm256_cvtepi32_ps(p),
-                                        acc[r][0]);
+            const float dy = pre ? xs[(size_t)r * xs_stride + ib] : h2f(y->d);
+            acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(p), acc[0][r]);
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        s[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+        s[r] = hsum_ps(_mm256_add_ps(acc[0][r], acc[1][r]));
 }
 
-/* Q4_0 weights x Q8_0 activations. */
+/* Q4_0 weights x Q8_0 activations. A pair of blocks A, B: low nibbles [A 0..15 | B 0..15]
+ * meet activations [yA 0..15 | yB 0..15], high nibbles meet [yA 16..31 | yB 16..31]. */
 INLINE void dot_q4_0_rows(int64_t k, float *s, const void *vw, const char *x, size_t stride,
-                          const int R) {
+                          const float *xs, size_t xs_stride, const int R, const int pre) {
     const sglc_block_q4_0 *w = vw;
     const int64_t nb = k / 32;
-    __m256 acc[SGLC_CPU_DOT_MAX_ROWS][2];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int64_t ib = 0; ib < nb; ib++) {
-        const int u = (int)(ib & 1);
-        const __m256i qw = _mm256_sub_epi8(unpack_nibbles(w[ib].qs), _mm256_set1_epi8(8));
+        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 4 <= nb; ib += 4) {
+        const __m128 dw = fp16x4(w[ib].d, w[ib + 1].d, w[ib + 2].d, w[ib + 3].d);
+        __m256i lo[2], hi[2], alo[2], ahi[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            const __m256i v = load2x16(w[ib + 2 * p].qs, w[ib + 2 * p + 1].qs);
+            lo[p] = _mm256_sub_epi8(_mm256_and_si256(v, m4), eight);
+            hi[p] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), eight);
+            alo[p] = _mm256_sign_epi8(lo[p], lo[p]);
+            ahi[p] = _mm256_sign_epi8(hi[p], hi[p]);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const sglc_block_q8_0 *y = ROW(x, r, stride, sglc_block_q8_0) + ib;
+            const __m128 dy = pre ? _mm_loadu_ps(xs + (size_t)r * xs_stride + ib)
+                                  : fp16x4(y[0].d, y[1].d, y[2].d, y[3].d);
+            const __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(dw, dy));
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                const __m256i ylo = load2x16(y[2 * p].qs, y[2 * p + 1].qs);
+                const __m256i yhi = load2x16(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+                const __m256i p16 =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(alo[p], _mm256_sign_epi8(ylo, lo[p])),
+                                     _mm256_maddubs_epi16(ahi[p], _mm256_sign_epi8(yhi, hi[p])));
+                const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+                acc[A2(p)][r] = _mm256_fmadd_ps(spread2(sc, 2 * p, 2 * p + 1),
+                                                _mm256_cvtepi32_ps(p32), acc[A2(p)][r]);
+            }
+        }
+    }
+    for (; ib < nb; ib++) {
+        const __m256i qw = _mm256_sub_epi8(unpack_nibbles(w[ib].qs), eight);
         const __m256i aw = _mm256_sign_epi8(qw, qw);
         const float dw = h2f(w[ib].d);
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const sglc_block_q8_0 *y = (const sglc_block_q8_0 *)(x + (size_t)r * stride);
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+            const sglc_block_q8_0 *y = ROW(x, r, stride, sglc_block_q8_0) + ib;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
             const __m256i p = dot_u8i8(aw, _mm256_sign_epi8(qy, qw));
-            acc[r][u] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y[ib].d)), _mm256_cvtepi32_ps(p),
-                                        acc[r][u]);
+            const float dy = pre ? xs[(size_t)r * xs_stride + ib] : h2f(y->d);
+            acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(p), acc[0][r]);
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        s[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+        s[r] = hsum_ps(_mm256_add_ps(acc[0][r], acc[1][r]));
 }
 
-/* Q4_1 weights x Q8_1 activations: sum d_w d_y sum(q_w q_y) + m_w s_y. The (d, m) pair of a
- * weight block and the (d, s) pair of an activation block are converted together, so one
- * multiply gives both d_w d_y and m_w s_y. */
+/* Q4_1 weights x Q8_1 activations: sum d_w d_y sum(q_w q_y) + m_w s_y. The (d, m) words of 4
+ * weight blocks and the (d, s) words of 4 activation blocks convert with one vcvtph2ps each,
+ * and one multiply gives [d_w d_y, m_w s_y] for all 4 blocks. */
 INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, size_t stride,
-                          const int R) {
+                          const float *xs, size_t xs_stride, const int R, const int pre) {
     const sglc_block_q4_1 *w = vw;
     const int64_t nb = k / 32;
-    __m256 acc[SGLC_CPU_DOT_MAX_ROWS][2];
-    __m128 accm[SGLC_CPU_DOT_MAX_ROWS];
-    for (int r = 0; r < R; r++) {
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        accm[r] = _mm_setzero_ps();
-    }
-    for (int64_t ib = 0; ib < nb; ib++) {
-        const int u = (int)(ib & 1);
-        const __m256i qw = unpack_nibbles(w[ib].qs);
-        uint32_t dmw;
-        memcpy(&dmw, &w[ib], 4);
-        const __m128 fw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dmw));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS], accm[SGLC_CPU_DOT_MAX_ROWS];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[0][r] = acc[1][r] = accm[r] = _mm256_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 4 <= nb; ib += 4) {
+        const __m256 fw = q4_1_dm4(w + ib);
+        __m256i lo[2], hi[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            const __m256i v = load2x16(w[ib + 2 * p].qs, w[ib + 2 * p + 1].qs);
+            lo[p] = _mm256_and_si256(v, m4);
+            hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const sglc_block_q8_1 *y = (const sglc_block_q8_1 *)(x + (size_t)r * stride);
-            uint32_t dsy;
-            memcpy(&dsy, &y[ib], 4);
-            const __m128 prod = _mm_mul_ps(fw, _mm_cvtph_ps(_mm_cvtsi32_si128((int)dsy)));
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-            const __m256i p = dot_u8i8(qw, qy);
-            acc[r][u] =
-                _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), _mm256_cvtepi32_ps(p), acc[r][u]);
-            accm[r] = _mm_add_ps(accm[r], prod);
+            const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
+            const __m256 fy = pre ? _mm256_loadu_ps(xs + (size_t)r * xs_stride + 2 * ib)
+                                  : fp16x2x4(&y[0], &y[1], &y[2], &y[3]);
+            const __m256 prod = _mm256_mul_ps(fw, fy);
+            accm[r] = _mm256_add_ps(accm[r], prod);
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                const __m256i ylo = load2x16(y[2 * p].qs, y[2 * p + 1].qs);
+                const __m256i yhi = load2x16(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+                const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], ylo),
+                                                     _mm256_maddubs_epi16(hi[p], yhi));
+                const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+                acc[A2(p)][r] = _mm256_fmadd_ps(spread2(prod, 4 * p, 4 * p + 2),
+                                                _mm256_cvtepi32_ps(p32), acc[A2(p)][r]);
+            }
         }
     }
+    float tail[SGLC_CPU_DOT_MAX_ROWS] = {0};
+    for (; ib < nb; ib++) {
+        const __m256i qw = unpack_nibbles(w[ib].qs);
+        const float dw = h2f(w[ib].d), mw = h2f(w[ib].m);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
+            const size_t o = (size_t)r * xs_stride + 2 * (size_t)ib;
+            const float dy = pre ? xs[o] : h2f(y->d), sy = pre ? xs[o + 1] : h2f(y->s);
+            acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy),
+                                        _mm256_cvtepi32_ps(dot_u8i8(qw, qy)), acc[0][r]);
+            tail[r] += mw * sy;
+        }
+    }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        float m[4];
-        _mm_storeu_ps(m, accm[r]);
-        s[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1])) + m[1];
+        /* odd lanes of accm hold the m_w s_y terms */
+        const __m256 odd = _mm256_and_ps(
+            accm[r], _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1)));
+        s[r] = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0][r], acc[1][r]), odd)) + tail[r];
     }
 }
 
@@ -413,15 +538,24 @@ static void dot_q6_K(int64_t k, float *s, const void *vw, const void *vx) {
 
 #define DEFINE_ENTRY_FNS(name)                                                                     \
     static void name(int64_t k, float *s, const void *w, const void *x) {                          \
-        name##_rows(k, s, w, x, 0, 1);                                                             \
+        name##_rows(k, s, w, x, 0, NULL, 0, 1, 0);                                                 \
     }                                                                                              \
     static void name##_n(int64_t k, float *s, const void *w, const void *x, size_t stride,         \
-                         int n) {                                                                  \
-        switch (n) {                                                                               \
-        case 1: name##_rows(k, s, w, x, stride, 1); break;                                         \
-        case 2: name##_rows(k, s, w, x, stride, 2); break;                                         \
-        case 3: name##_rows(k, s, w, x, stride, 3); break;                                         \
-        default: name##_rows(k, s, w, x, stride, 4); break;                                        \
+                         const float *xs, size_t xss, int n) {                                     \
+        if (xs) {                                                                                  \
+            switch (n) {                                                                           \
+            case 1: name##_rows(k, s, w, x, stride, xs, xss, 1, 1); break;                         \
+            case 2: name##_rows(k, s, w, x, stride, xs, xss, 2, 1); break;                         \
+            case 3: name##_rows(k, s, w, x, stride, xs, xss, 3, 1); break;                         \
+            default: name##_rows(k, s, w, x, stride, xs, xss, 4, 1); break;                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            switch (n) {                                                                           \
+            case 1: name##_rows(k, s, w, x, stride, NULL, 0, 1, 0); break;                         \
+            case 2: name##_rows(k, s, w, x, stride, NULL, 0, 2, 0); break;                         \
+            case 3: name##_rows(k, s, w, x, stride, NULL, 0, 3, 0); break;                         \
+            default: name##_rows(k, s, w, x, stride, NULL, 0, 4, 0); break;                        \
+            }                                                                                      \
         }                                                                                          \
     }
 
@@ -434,7 +568,8 @@ DEFINE_ENTRY_FNS(dot_q4_1)
 
 #define DEFINE_LOOP_N(name)                                                                        \
     static void name##_n(int64_t k, float *s, const void *w, const void *x, size_t stride,         \
-                         int n) {                                                                  \
+                         const float *xs, size_t xss, int n) {                                     \
+        (void)xs, (void)xss;                                                                       \
         for (int r = 0; r < n; r++)                                                                \
             name(k, s + r, w, (const char *)x + (size_t)r * stride);                               \
     }
@@ -443,22 +578,22 @@ DEFINE_LOOP_N(dot_q4_K)
 DEFINE_LOOP_N(dot_q5_K)
 DEFINE_LOOP_N(dot_q6_K)
 
-#define ENTRY(act, quant, dot)                                                                     \
-    { {act, quant, dot}, dot##_n }
+#define ENTRY(act, quant, dot, nsc)                                                                \
+    { {act, quant, dot}, dot##_n, nsc }
 
-static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32);
-static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16);
-static const sglc_cpu_kernel_entry k_q4_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q4_0);
-static const sglc_cpu_kernel_entry k_q4_1 = ENTRY(SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1);
-static const sglc_cpu_kernel_entry k_q8_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0);
-static const sglc_cpu_kernel_entry k_bf16 = ENTRY(SGLC_GGML_TYPE_BF16, quantize_bf16, dot_bf16);
+static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32, 0);
+static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16, 0);
+static const sglc_cpu_kernel_entry k_q4_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q4_0, 1);
+static const sglc_cpu_kernel_entry k_q4_1 = ENTRY(SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1, 2);
+static const sglc_cpu_kernel_entry k_q8_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0, 1);
+static const sglc_cpu_kernel_entry k_bf16 = ENTRY(SGLC_GGML_TYPE_BF16, quantize_bf16, dot_bf16, 0);
 /* Q8_K activations use the reference quantizer (one scale per 256 values, rarely hot). */
 static const sglc_cpu_kernel_entry k_q4_K =
-    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q4_K);
+    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q4_K, 0);
 static const sglc_cpu_kernel_entry k_q5_K =
-    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q5_K);
+    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q5_K, 0);
 static const sglc_cpu_kernel_entry k_q6_K =
-    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q6_K);
+    ENTRY(SGLC_GGML_TYPE_Q8_K, sglc_quantize_row_q8_K_ref, dot_q6_K, 0);
 
 const sglc_cpu_kernel_entry *sglc_cpu_kernels_avx2(uint32_t wtype) {
     switch (wtype) {

@@ -12,14 +12,22 @@
 
 #define SGLC_CPU_DOT_MAX_ROWS 4
 
-/* s[r] = dot(w, xq + r * xq_stride) for r < n_rows (1 <= n_rows <= SGLC_CPU_DOT_MAX_ROWS). */
+/* s[r] = dot(w, xq + r * xq_stride) for r < n_rows (1 <= n_rows <= SGLC_CPU_DOT_MAX_ROWS).
+ * xs, when not NULL, holds the activation block scales already converted to f32, xs_stride
+ * floats per row: per block d (Q8_0) or d, s (Q8_1), see act_scale_floats. Converting them
+ * once per matmul instead of once per weight row takes f16 conversions off the inner loop. */
 typedef void (*sglc_cpu_vec_dot_n_fn)(int64_t k, float *s, const void *w, const void *xq,
-                                      size_t xq_stride, int n_rows);
+                                      size_t xq_stride, const float *xs, size_t xs_stride,
+                                      int n_rows);
 
 typedef struct {
     sglc_cpu_type_kernels pub; /* first member: the public view points here */
     sglc_cpu_vec_dot_n_fn vec_dot_n;
+    int act_scale_floats; /* f32 scales per activation block vec_dot_n can use (0: none) */
 } sglc_cpu_kernel_entry;
+
+/* Upper bound on act_scale_floats per 32 values, for sizing scratch. */
+#define SGLC_CPU_MAX_SCALE_FLOATS 2
 
 /* Entry of a weight type in one ISA's table, or NULL when that ISA has no kernel for it. */
 const sglc_cpu_kernel_entry *sglc_cpu_kernels_ref(uint32_t wtype);

@@ -178,7 +178,8 @@ static void dot_q6_K(int64_t k, float *s, const void *vw, const void *vx) {
 
 #define DEFINE_DOT_N(name)                                                                         \
     static void name##_n(int64_t k, float *s, const void *w, const void *xq, size_t stride,        \
-                         int n) {                                                                  \
+                         const float *xs, size_t xs_stride, int n) {                               \
+        (void)xs, (void)xs_stride;                                                                 \
         for (int r = 0; r < n; r++)                                                                \
             name(k, s + r, w, (const char *)xq + (size_t)r * stride);                              \
     }
@@ -194,7 +195,7 @@ DEFINE_DOT_N(dot_q5_K)
 DEFINE_DOT_N(dot_q6_K)
 
 #define ENTRY(act, quant, dot)                                                                     \
-    { {act, quant, dot}, dot##_n }
+    { {act, quant, dot}, dot##_n, 0 }
 
 static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32);
 static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16);
