@@ -34,10 +34,15 @@ typedef struct {
     sglc_st_dtype dtype;
     int32_t n_dims;
     int64_t shape[SGLC_ST_MAX_DIMS]; /* shape[0] is the slowest-moving dim, as in the file */
-    const void *data;                /* into the mmap */
+    const void *data;                /* into the mmap; NOT aligned in general, see below */
     size_t nbytes;
-    int32_t file_index;              /* which shard */
+    int32_t file_index; /* which shard */
 } sglc_st_tensor;
+
+/* The format does not align tensor data: the data section starts right after the JSON header and
+ * offsets are byte offsets. A consumer must read through memcpy, or check
+ * ((uintptr_t)data % sglc_st_dtype_size(dtype)) == 0 before casting data to an element pointer.
+ * A tensor with nbytes == 0 may point one past the end of its file's map: do not dereference. */
 
 typedef struct sglc_safetensors sglc_safetensors;
 
@@ -47,6 +52,10 @@ int sglc_safetensors_open(sglc_safetensors **out, const char *path, sglc_err *er
 void sglc_safetensors_close(sglc_safetensors *st);
 
 int64_t sglc_safetensors_n_tensors(const sglc_safetensors *st);
+/* Number of files (1, or the number of distinct shards in the index) and the path of file i
+ * (shards sorted by file name; a tensor's file_index indexes this), or NULL out of range. */
+int32_t sglc_safetensors_n_files(const sglc_safetensors *st);
+const char *sglc_safetensors_file_path(const sglc_safetensors *st, int32_t i);
 const sglc_st_tensor *sglc_safetensors_tensor_at(const sglc_safetensors *st, int64_t i);
 const sglc_st_tensor *sglc_safetensors_find(const sglc_safetensors *st, const char *name);
 /* __metadata__ value for key of the first file, or NULL. */
