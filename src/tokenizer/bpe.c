@@ -11,11 +11,18 @@
  *    tokens, which open checks, so a symbol that is not a token can never merge again).
  * 4. A final symbol that is not a token falls back to the single-byte tokens of its
  *    byte-level text, as llama.cpp does (bytes that are not tokens are dropped).
- * O(n log n) per word; all memory is per call (sglc_tok_scratch). */
+ * O(n log n) per word; all memory is per call (sglc_tok_scratch).
+ *
+ * Tokenizers built from tokenizer.json (t->hf) follow HF `tokenizers` instead in step 1: all
+ * added tokens are matched at once, leftmost first and longest among those starting there
+ * (its Aho-Corasick LeftmostLongest), lstrip/rstrip tokens take the whitespace beside them, and
+ * each raw fragment is Unicode-normalized (utf8proc) and, for ByteLevel(add_prefix_space),
+ * given a leading space before pre-tokenization. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "tokenizer/tokenizer_impl.h"
 
@@ -109,6 +116,8 @@ void sglc_tok_scratch_free(sglc_tok_scratch *s) {
     free(s->syms);
     free(s->heap);
     free(s->enc);
+    free(s->ivals);
+    free(s->norm);
     free(s->out);
     memset(s, 0, sizeof *s);
 }
@@ -240,8 +249,44 @@ static int bpe_word(const sglc_tokenizer *t, sglc_tok_scratch *s, const unsigned
     return 0;
 }
 
+static int is_ascii(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] >= 0x80) return 0;
+    }
+    return 1;
+}
+
 static int encode_raw(const sglc_tokenizer *t, sglc_tok_scratch *s, const char *text, size_t len) {
+    utf8proc_uint8_t *normed = NULL;
+    if (t->norm != SGLC_NORM_NONE && !is_ascii(text, len) && len < (size_t)PTRDIFF_MAX / 8) {
+        static const utf8proc_option_t opts[SGLC_NORM_COUNT] = {
+            0,
+            UTF8PROC_STABLE | UTF8PROC_COMPOSE,
+            UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+            UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+            UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+        };
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len,
+                                          &normed, opts[t->norm]);
+        if (r == UTF8PROC_ERROR_NOMEM) return SGLC_ERR_NOMEM;
+        /* invalid UTF-8 (HF never sees it) is pre-tokenized as given */
+        if (r >= 0 && normed) {
+            text = (const char *)normed;
+            len = (size_t)r;
+        }
+    }
+    if (t->prefix_space && (len == 0 || text[0] != ' ')) {
+        if (grow_buf((void **)&s->norm, &s->norm_cap, len + 1, 1)) {
+            free(normed);
+            return SGLC_ERR_NOMEM;
+        }
+        s->norm[0] = ' ';
+        if (len) memcpy(s->norm + 1, text, len);
+        text = s->norm;
+        len++;
+    }
     int rc = sglc_pretok_split(t->pretok, text, len, s);
+    free(normed);
     if (rc) return rc;
     for (size_t i = 0; i < s->n_spans; i++) {
         const sglc_tok_span sp = s->spans[i];
@@ -255,6 +300,89 @@ typedef struct {
     int32_t id; /* -1: raw text */
 } fragment;
 
+/* Unicode White_Space (Rust's char::is_whitespace, which HF's lstrip/rstrip use). */
+static int is_white_space(uint32_t c) {
+    return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+static int push_fragment(fragment **v, size_t *cap, size_t *n, fragment f) {
+    if (grow_buf((void **)v, cap, *n + 1, sizeof **v)) return -1;
+    (*v)[(*n)++] = f;
+    return 0;
+}
+
+/* HF AddedVocabulary::find_matches: leftmost match, longest among those starting there
+ * (t->specials is longest first), no overlaps; lstrip/rstrip widen the match over whitespace
+ * without crossing the previous match. hit[k] caches the next occurrence of special k. */
+static int partition_hf(const sglc_tokenizer *t, const char *text, size_t len, int parse_special,
+                        fragment **frags, size_t *n_frags, size_t *frag_cap) {
+    size_t *hit = malloc(((size_t)t->n_specials + 1) * sizeof *hit);
+    if (!hit) return -1;
+    for (int32_t k = 0; k < t->n_specials; k++)
+        hit[k] = 0; /* below any pos > 0; searched on first use */
+    size_t pos = 0;
+    int first = 1;
+    while (pos < len) {
+        int32_t best = -1;
+        size_t best_at = SIZE_MAX;
+        for (int32_t k = 0; k < t->n_specials; k++) {
+            int32_t sid = t->specials[k];
+            if (!parse_special && (t->attr[sid] & (SGLC_TOK_ATTR_CONTROL | SGLC_TOK_ATTR_UNKNOWN)))
+                continue;
+            if (hit[k] == SIZE_MAX) continue;
+            if (first || hit[k] < pos) {
+                size_t slen;
+                const char *stxt = sglc_tok_text(t, sid, &slen);
+                const char *h = memmem(text + pos, len - pos, stxt, slen);
+                hit[k] = h ? (size_t)(h - text) : SIZE_MAX;
+            }
+            if (hit[k] < best_at) {
+                best_at = hit[k];
+                best = k;
+            }
+        }
+        first = 0;
+        if (best < 0) break;
+        int32_t sid = t->specials[best];
+        size_t slen;
+        sglc_tok_text(t, sid, &slen);
+        size_t start = best_at, end = best_at + slen;
+        if (t->attr[sid] & SGLC_TOK_ATTR_LSTRIP) {
+            while (start > pos) {
+                size_t b = start - 1, k;
+                while (b > pos && ((unsigned char)text[b] & 0xC0) == 0x80)
+                    b--;
+                uint32_t c =
+                    sglc_utf8_decode_lenient((const unsigned char *)text + b, start - b, &k);
+                if (b + k != start || !is_white_space(c)) break;
+                start = b;
+            }
+        }
+        if (t->attr[sid] & SGLC_TOK_ATTR_RSTRIP) {
+            while (end < len) {
+                size_t k;
+                uint32_t c =
+                    sglc_utf8_decode_lenient((const unsigned char *)text + end, len - end, &k);
+                if (!is_white_space(c)) break;
+                end += k;
+            }
+        }
+        if ((start > pos &&
+             push_fragment(frags, frag_cap, n_frags, (fragment){pos, start - pos, -1})) ||
+            push_fragment(frags, frag_cap, n_frags, (fragment){start, end - start, sid})) {
+            free(hit);
+            return -1;
+        }
+        pos = end;
+    }
+    free(hit);
+    if (pos < len && push_fragment(frags, frag_cap, n_frags, (fragment){pos, len - pos, -1}))
+        return -1;
+    return 0;
+}
+
 int64_t sglc_tokenizer_encode(const sglc_tokenizer *t, const char *text, size_t len,
                               int parse_special, int add_bos, int32_t *ids, size_t cap) {
     if (!t || (!text && len)) return SGLC_ERR_ARG;
@@ -264,11 +392,13 @@ int64_t sglc_tokenizer_encode(const sglc_tokenizer *t, const char *text, size_t 
     int64_t ret = SGLC_ERR_NOMEM;
 
     if (add_bos && t->bos >= 0 && emit(&s, t->bos)) goto cleanup;
-    if (len) {
+    if (t->hf) {
+        if (partition_hf(t, text, len, parse_special, &frags, &n_frags, &frag_cap)) goto cleanup;
+    } else if (len) {
         if (grow_buf((void **)&frags, &frag_cap, 1, sizeof *frags)) goto cleanup;
         frags[n_frags++] = (fragment){0, len, -1};
     }
-    for (int32_t k = 0; k < t->n_specials && n_frags; k++) {
+    for (int32_t k = 0; k < t->n_specials && n_frags && !t->hf; k++) {
         int32_t sid = t->specials[k];
         if (!parse_special && (t->attr[sid] & (SGLC_TOK_ATTR_CONTROL | SGLC_TOK_ATTR_UNKNOWN)))
             continue;

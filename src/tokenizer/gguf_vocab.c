@@ -30,6 +30,7 @@ void sglc_tokenizer_close(sglc_tokenizer *t) {
     free(t->merge_rank);
     free(t->merge_result);
     free(t->specials);
+    free(t->chat_template);
     sglc_pretok_close(t->pretok);
     free(t);
 }
@@ -94,11 +95,42 @@ static size_t decode_byte_level(const sglc_tokenizer *t, const char *txt, size_t
     return m;
 }
 
+/* HF's ByteLevel decoder: a token all of whose characters are byte-level characters decodes
+ * to those bytes, any other token to its own UTF-8 text. */
+static size_t decode_byte_level_hf(const sglc_tokenizer *t, const char *txt, size_t n, char *out) {
+    const unsigned char *s = (const unsigned char *)txt;
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cpt = sglc_utf8_decode_lenient(s + i, n - i, &k);
+        i += k;
+        if (cpt >= 324 || t->cpt_to_byte[cpt] < 0) {
+            if (out) memcpy(out, txt, n);
+            return n;
+        }
+        m++;
+    }
+    if (out) {
+        m = 0;
+        for (size_t i = 0; i < n;) {
+            size_t k;
+            uint32_t cpt = sglc_utf8_decode_lenient(s + i, n - i, &k);
+            i += k;
+            out[m++] = (char)t->cpt_to_byte[cpt];
+        }
+    }
+    return m;
+}
+
 /* token_to_piece(special = true) for a "gpt2" vocab. */
 static size_t token_piece(const sglc_tokenizer *t, int32_t id, char *out) {
     size_t n;
     const char *txt = sglc_tok_text(t, id, &n);
     uint8_t a = t->attr[id];
+    if (t->hf) {
+        if (a & SGLC_TOK_ATTR_UNUSED) return 0;
+        return decode_byte_level_hf(t, txt, n, out);
+    }
     if (a & (SGLC_TOK_ATTR_UNKNOWN | SGLC_TOK_ATTR_CONTROL | SGLC_TOK_ATTR_USER_DEFINED)) {
         if (out) memcpy(out, txt, n);
         return n;
@@ -151,6 +183,42 @@ static int sort_specials(sglc_tokenizer *t) {
 
 int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_desc *v,
                               sglc_err *err) {
+    return sglc_tokenizer_open_vocab_ext(out, v, NULL, err);
+}
+
+/* Looks up a merge's parts and result and inserts it; refuses parts that are not tokens. */
+static int add_merge(sglc_tokenizer *t, int64_t i, const char *l, size_t ll, const char *r,
+                     size_t rl, char **tmp, size_t *tmp_cap, int need_result, sglc_err *err) {
+    int32_t li = sglc_tok_lookup(t, l, ll), ri = sglc_tok_lookup(t, r, rl);
+    if (li < 0 || ri < 0) {
+        const char *bad = li < 0 ? l : r;
+        size_t bl = li < 0 ? ll : rl;
+        return sglc_err_set(err, SGLC_ERR_FORMAT,
+                            "merge %lld '%.*s %.*s' names '%.*s', not in the vocab", (long long)i,
+                            (int)(ll > 32 ? 32 : ll), l, (int)(rl > 32 ? 32 : rl), r,
+                            (int)(bl > 32 ? 32 : bl), bad);
+    }
+    if (ll + rl > *tmp_cap) {
+        free(*tmp);
+        *tmp_cap = (ll + rl) * 2;
+        *tmp = malloc(*tmp_cap);
+        if (!*tmp) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(*tmp, l, ll);
+    memcpy(*tmp + ll, r, rl);
+    int32_t merged = sglc_tok_lookup(t, *tmp, ll + rl);
+    if (merged < 0 && need_result) {
+        return sglc_err_set(err, SGLC_ERR_FORMAT,
+                            "merge %lld '%.*s %.*s' makes '%.*s', which is not in the vocab",
+                            (long long)i, (int)(ll > 32 ? 32 : ll), l, (int)(rl > 32 ? 32 : rl), r,
+                            (int)(ll + rl > 64 ? 64 : ll + rl), *tmp);
+    }
+    sglc_tok_merge_insert(t, li, ri, (int32_t)i, merged);
+    return SGLC_OK;
+}
+
+int sglc_tokenizer_open_vocab_ext(sglc_tokenizer **out, const sglc_tokenizer_vocab_desc *v,
+                                  const sglc_tokenizer_hf_ext *ext, sglc_err *err) {
     *out = NULL;
     int rc = SGLC_ERR_NOMEM;
     char *tmp = NULL;
@@ -163,7 +231,15 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
                           v->model);
         goto cleanup;
     }
-    rc = sglc_pretok_open(&t->pretok, v->pre, v->regexes, v->n_regexes, &t->flags, err);
+    if (ext) {
+        rc = sglc_pretok_open_steps(&t->pretok, ext->steps, ext->n_steps, err);
+        t->flags = ext->flags;
+        t->hf = 1;
+        t->norm = ext->norm;
+        t->prefix_space = ext->prefix_space;
+    } else {
+        rc = sglc_pretok_open(&t->pretok, v->pre, v->regexes, v->n_regexes, &t->flags, err);
+    }
     if (rc) goto cleanup;
 
     if (v->n_tokens <= 0 || v->n_tokens > INT32_MAX / 4 || !v->tokens) {
@@ -227,6 +303,8 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
 
     for (int32_t i = 0; i < n; i++) {
         t->attr[i] = v->token_types ? attr_of_type(v->token_types[i]) : SGLC_TOK_ATTR_NORMAL;
+        if (ext && ext->extra_attr)
+            t->attr[i] |= ext->extra_attr[i] & (SGLC_TOK_ATTR_LSTRIP | SGLC_TOK_ATTR_RSTRIP);
         if (t->attr[i] & SGLC_TOK_ATTR_BYTE) {
             size_t len;
             const char *s = sglc_tok_text(t, i, &len);
@@ -243,7 +321,8 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
         int32_t id = sglc_tok_lookup(t, k_eog_texts[k], strlen(k_eog_texts[k]));
         if (id >= 0) {
             t->eog[id] = 1;
-            t->attr[id] |= SGLC_TOK_ATTR_CONTROL;
+            /* tokenizer.json says itself which tokens are special */
+            if (!t->hf) t->attr[id] |= SGLC_TOK_ATTR_CONTROL;
         }
     }
 
@@ -275,6 +354,19 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
         if (k > 0) t->eog[ids[k].id] = 1; /* eos, eot, eom end generation */
     }
     t->add_bos = v->add_bos >= 0 ? v->add_bos : t->flags.add_bos;
+    for (size_t k = 0; ext && k < ext->n_eog_ids; k++) {
+        if (ext->eog_ids[k] < 0 || ext->eog_ids[k] >= n) {
+            rc = sglc_err_set(err, SGLC_ERR_FORMAT,
+                              "eos_token_id %d is outside the vocab (%d tokens)", ext->eog_ids[k],
+                              n);
+            goto cleanup;
+        }
+        t->eog[ext->eog_ids[k]] = 1;
+    }
+    if (ext && ext->chat_template) {
+        t->chat_template = strdup(ext->chat_template);
+        if (!t->chat_template) goto cleanup;
+    }
 
     /* merges: "left right", split at the first space after position 0 (llama.cpp) */
     if (v->n_merges < 0 || v->n_merges > INT32_MAX / 4 || (v->n_merges && !v->merges)) {
@@ -282,7 +374,27 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
                           (long long)v->n_merges);
         goto cleanup;
     }
-    if (v->n_merges) {
+    int64_t n_pairs = ext ? ext->n_merge_pairs : 0;
+    if (n_pairs < 0 || n_pairs > INT32_MAX / 4) {
+        rc = sglc_err_set(err, SGLC_ERR_FORMAT, "bad merge count %lld", (long long)n_pairs);
+        goto cleanup;
+    }
+    if (n_pairs) {
+        t->merge_mask = pow2_at_least((uint64_t)n_pairs * 2) - 1;
+        size_t cap = t->merge_mask + 1;
+        t->merge_keys = malloc(cap * sizeof *t->merge_keys);
+        t->merge_rank = malloc(cap * sizeof *t->merge_rank);
+        t->merge_result = malloc(cap * sizeof *t->merge_result);
+        if (!t->merge_keys || !t->merge_rank || !t->merge_result) goto cleanup;
+        memset(t->merge_keys, 0xff, cap * sizeof *t->merge_keys);
+        size_t tmp_cap = 0;
+        for (int64_t i = 0; i < n_pairs; i++) {
+            rc = add_merge(t, i, ext->merge_left[i], ext->merge_left_len[i], ext->merge_right[i],
+                           ext->merge_right_len[i], &tmp, &tmp_cap, 1, err);
+            if (rc) goto cleanup;
+        }
+        rc = SGLC_ERR_NOMEM;
+    } else if (v->n_merges) {
         t->merge_mask = pow2_at_least((uint64_t)v->n_merges * 2) - 1;
         size_t cap = t->merge_mask + 1;
         t->merge_keys = malloc(cap * sizeof *t->merge_keys);
@@ -496,6 +608,21 @@ int sglc_tokenizer_open_gguf_pre(sglc_tokenizer **out, const sglc_gguf *g, const
     d.add_bos = rc == 0 ? add_bos : -1;
 
     rc = sglc_tokenizer_open_vocab(out, &d, err);
+    if (rc == 0) {
+        const char *tmpl;
+        size_t tl;
+        int trc = sglc_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &tl, err);
+        if (trc < 0) {
+            rc = trc;
+        } else if (trc == 0 && !memchr(tmpl, 0, tl)) {
+            (*out)->chat_template = strndup(tmpl, tl);
+            if (!(*out)->chat_template) rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        }
+        if (rc) {
+            sglc_tokenizer_close(*out);
+            *out = NULL;
+        }
+    }
 cleanup:
     free(toks);
     free(tok_lens);
@@ -503,6 +630,10 @@ cleanup:
     free(merge_lens);
     free((void *)d.token_types);
     return rc;
+}
+
+const char *sglc_tokenizer_chat_template(const sglc_tokenizer *t) {
+    return t->chat_template;
 }
 
 int32_t sglc_tokenizer_vocab_size(const sglc_tokenizer *t) {

@@ -12,7 +12,12 @@
  *   checks, an invalid byte becomes U+FFFD) and re-encoded; surrogate code points survive that
  *   round trip in llama.cpp, so PCRE2 is shown U+E000 (also category C) in their place.
  * Character classes come from PCRE2's Unicode tables, llama.cpp uses its own; they differ only
- * for code points assigned after PCRE2's Unicode version. */
+ * for code points assigned after PCRE2's Unicode version.
+ *
+ * tokenizer.json pre-tokenizers (Split, Digits, ByteLevel's regex) run through the same
+ * splitter, each step with HF's delimiter behaviour (isolated, removed, merged with the
+ * previous or next piece, contiguous) and invert flag; HF's Oniguruma \s is the same
+ * White_Space set, so their patterns get the WS spelling too. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdlib.h>
@@ -65,14 +70,107 @@ static const pretok_type k_pretok_types[] = {
 
 struct sglc_pretok {
     pcre2_code *re[MAX_REGEXES];
+    uint8_t behavior[MAX_REGEXES]; /* sglc_split_behavior */
+    uint8_t invert[MAX_REGEXES];
     size_t n_re;
 };
+
+/* A match (or the gap between matches) inside one piece, offsets relative to the piece. */
+typedef struct {
+    uint32_t a, b;
+    uint8_t match;
+} interval;
+
+static const char k_re_bytelevel[] = RE_GPT2 "|[" WS "]+";
+
+const char *sglc_pretok_bytelevel_regex(void) {
+    return k_re_bytelevel;
+}
+
+char *sglc_pretok_translate_regex(const char *pat, size_t len) {
+    static const char ws[] = WS;
+    size_t wl = sizeof ws - 1;
+    if (len > SIZE_MAX / (wl + 4) - 1) return NULL;
+    char *out = malloc(len * (wl + 4) + 1);
+    if (!out) return NULL;
+    size_t m = 0;
+    int in_class = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = pat[i + 1];
+            if (e == 's' || (e == 'S' && !in_class)) {
+                if (!in_class) out[m++] = '[';
+                if (e == 'S') out[m++] = '^';
+                memcpy(out + m, ws, wl);
+                m += wl;
+                if (!in_class) out[m++] = ']';
+            } else {
+                out[m++] = c;
+                out[m++] = e;
+            }
+            i++;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = 1;
+            out[m++] = c;
+            /* a ']' right after '[' or '[^' is a literal */
+            if (i + 1 < len && pat[i + 1] == '^') out[m++] = pat[++i];
+            if (i + 1 < len && pat[i + 1] == ']') out[m++] = pat[++i];
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && pat[i + 1] == ':') {
+            /* POSIX class [:name:] inside a class */
+            const char *end = NULL;
+            for (size_t k = i + 2; k + 1 < len; k++) {
+                if (pat[k] == ':' && pat[k + 1] == ']') {
+                    end = pat + k + 2;
+                    break;
+                }
+            }
+            if (end) {
+                size_t n = (size_t)(end - (pat + i));
+                memcpy(out + m, pat + i, n);
+                m += n;
+                i += n - 1;
+                continue;
+            }
+        }
+        if (in_class && c == ']') in_class = 0;
+        out[m++] = c;
+    }
+    out[m] = 0;
+    return out;
+}
 
 void sglc_pretok_close(sglc_pretok *p) {
     if (!p) return;
     for (size_t i = 0; i < p->n_re; i++)
         pcre2_code_free(p->re[i]);
     free(p);
+}
+
+static int add_regex(sglc_pretok *p, size_t i, const char *pat, int literal,
+                     sglc_split_behavior behavior, int invert, sglc_err *err) {
+    int code = 0;
+    PCRE2_SIZE at = 0;
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0), &code, &at, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return sglc_err_set(err, SGLC_ERR_FORMAT,
+                            "pre-tokenizer regex %zu '%.200s' does not compile at offset %zu: %s",
+                            i, pat, (size_t)at, (const char *)msg);
+    }
+    /* JIT is an optimisation: without it pcre2_match interprets the same pattern. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    p->behavior[p->n_re] = (uint8_t)behavior;
+    p->invert[p->n_re] = (uint8_t)(invert != 0);
+    p->re[p->n_re++] = re;
+    return SGLC_OK;
 }
 
 int sglc_pretok_open(sglc_pretok **out, const char *pre, const char *const *override,
@@ -101,21 +199,32 @@ int sglc_pretok_open(sglc_pretok **out, const char *pre, const char *const *over
             n++;
     }
     for (size_t i = 0; i < n; i++) {
-        int code = 0;
-        PCRE2_SIZE at = 0;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)list[i], PCRE2_ZERO_TERMINATED,
-                                       PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
-        if (!re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(code, msg, sizeof msg);
+        int rc = add_regex(p, i, list[i], 0, SGLC_SPLIT_ISOLATED, 0, err);
+        if (rc) {
             sglc_pretok_close(p);
-            return sglc_err_set(err, SGLC_ERR_FORMAT,
-                                "pre-tokenizer regex %zu '%s' does not compile at offset %zu: %s",
-                                i, list[i], (size_t)at, (const char *)msg);
+            return rc;
         }
-        /* JIT is an optimisation: without it pcre2_match interprets the same pattern. */
-        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-        p->re[p->n_re++] = re;
+    }
+    *out = p;
+    return SGLC_OK;
+}
+
+int sglc_pretok_open_steps(sglc_pretok **out, const sglc_pretok_step *steps, size_t n,
+                           sglc_err *err) {
+    *out = NULL;
+    if (n > MAX_REGEXES)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "%zu pre-tokenizer steps (at most %d)", n,
+                            MAX_REGEXES);
+    sglc_pretok *p = calloc(1, sizeof *p);
+    if (!p) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        SGLC_ASSERT(steps[i].behavior < SGLC_SPLIT_BEHAVIOR_COUNT);
+        int rc = add_regex(p, i, steps[i].pattern, steps[i].literal, steps[i].behavior,
+                           steps[i].invert, err);
+        if (rc) {
+            sglc_pretok_close(p);
+            return rc;
+        }
     }
     *out = p;
     return SGLC_OK;
@@ -205,6 +314,41 @@ static size_t utf8_char_len(unsigned char b) {
     return 4;
 }
 
+/* HF NormalizedString::split: turns one piece's intervals into pieces by delimiter behaviour. */
+static int emit_intervals(sglc_tok_scratch *s, size_t *n_out, uint32_t base, const interval *iv,
+                          size_t n, uint8_t behavior, uint8_t invert) {
+    int prev_match = 0;
+    size_t first = *n_out; /* pieces of this interval list start here */
+    for (size_t i = 0; i < n; i++) {
+        int m = iv[i].match ^ invert;
+        uint32_t a = base + iv[i].a, b = base + iv[i].b;
+        int extend = 0;
+        switch (behavior) {
+        case SGLC_SPLIT_REMOVED:
+            if (m) continue;
+            break;
+        case SGLC_SPLIT_MERGED_PREV: extend = m && !prev_match && *n_out > first; break;
+        case SGLC_SPLIT_CONTIGUOUS: extend = m == prev_match && *n_out > first; break;
+        case SGLC_SPLIT_MERGED_NEXT:
+            /* a match directly followed by a non-match joins it */
+            if (m && i + 1 < n && !(iv[i + 1].match ^ invert)) {
+                b = base + iv[i + 1].b;
+                i++;
+                m = 0;
+            }
+            break;
+        default: break;
+        }
+        prev_match = m;
+        if (extend) {
+            s->spans_tmp[*n_out - 1].end = b;
+        } else if (push_span(&s->spans_tmp, &s->span_tmp_cap, n_out, a, b)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sglc_pretok_split(const sglc_pretok *p, const char *text, size_t len, sglc_tok_scratch *s) {
     s->n_spans = 0;
     if (len > UINT32_MAX / 4) return SGLC_ERR_RANGE;
@@ -244,7 +388,9 @@ int sglc_pretok_split(const sglc_pretok *p, const char *text, size_t len, sglc_t
         for (size_t pi = 0; pi < s->n_spans; pi++) {
             uint32_t a = s->spans[pi].start, b = s->spans[pi].end;
             PCRE2_SPTR subj = (PCRE2_SPTR)(s->clean + a);
-            size_t slen = b - a, pos = 0, last = 0;
+            size_t slen = b - a, pos = 0, last = 0, n_iv = 0;
+            interval *iv = s->ivals;
+            /* matches and the gaps between them, in order */
             while (pos < slen) {
                 int rc = pcre2_match(p->re[r], subj, slen, pos, PCRE2_NO_UTF_CHECK, md, NULL);
                 if (rc == PCRE2_ERROR_NOMATCH) break;
@@ -255,16 +401,18 @@ int sglc_pretok_split(const sglc_pretok *p, const char *text, size_t len, sglc_t
                     pos = ms + utf8_char_len(subj[ms]);
                     continue;
                 }
-                if (ms > last && push_span(&s->spans_tmp, &s->span_tmp_cap, &n_out,
-                                           a + (uint32_t)last, a + (uint32_t)ms))
-                    return SGLC_ERR_NOMEM;
-                if (push_span(&s->spans_tmp, &s->span_tmp_cap, &n_out, a + (uint32_t)ms,
-                              a + (uint32_t)me))
-                    return SGLC_ERR_NOMEM;
+                if (grow(&s->ivals, &s->ival_cap, n_iv + 2, sizeof *iv)) return SGLC_ERR_NOMEM;
+                iv = s->ivals;
+                if (ms > last) iv[n_iv++] = (interval){(uint32_t)last, (uint32_t)ms, 0};
+                iv[n_iv++] = (interval){(uint32_t)ms, (uint32_t)me, 1};
                 last = pos = me;
             }
-            if (last < slen &&
-                push_span(&s->spans_tmp, &s->span_tmp_cap, &n_out, a + (uint32_t)last, b))
+            if (last < slen) {
+                if (grow(&s->ivals, &s->ival_cap, n_iv + 1, sizeof *iv)) return SGLC_ERR_NOMEM;
+                iv = s->ivals;
+                iv[n_iv++] = (interval){(uint32_t)last, (uint32_t)slen, 0};
+            }
+            if (emit_intervals(s, &n_out, a, iv, n_iv, p->behavior[r], p->invert[r]))
                 return SGLC_ERR_NOMEM;
         }
         sglc_tok_span *tv = s->spans;

@@ -1,7 +1,8 @@
 /* Tokenizer: byte-level BPE as stored in GGUF ("gpt2" model with its pre-tokenizer), special
  * tokens, bos/eos, encode and decode, and a streaming detokenizer that only ever emits complete
- * UTF-8 sequences. Later (issue 3) the same object is built from tokenizer.json. Immutable after
- * open, so any number of threads may encode/decode concurrently. */
+ * UTF-8 sequences. The same object is built from a Hugging Face folder's tokenizer.json
+ * (tokenizer_json.c). Immutable after open, so any number of threads may encode/decode
+ * concurrently. */
 #ifndef SGLC_TOKENIZER_TOKENIZER_H
 #define SGLC_TOKENIZER_TOKENIZER_H
 
@@ -41,7 +42,19 @@ typedef struct {
 
 int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_desc *v,
                               sglc_err *err);
+/* Builds the tokenizer from a Hugging Face model folder: dir/tokenizer.json (byte-level BPE with
+ * ByteLevel/Split/Digits pre-tokenizers, NFC/NFD/NFKC/NFKD normalizers, added tokens),
+ * dir/tokenizer_config.json (bos/eos, add_bos_token, chat_template; optional) and
+ * dir/generation_config.json (eos_token_id: every id listed ends generation; optional).
+ * Encodes like HF `tokenizers` (added tokens matched leftmost-longest on the raw text);
+ * decode gives HF's decode without clean-up unless the config asks for it. Validates
+ * ROBUSTNESS.md §26 and refuses what it does not support by name. */
+int sglc_tokenizer_open_hf(sglc_tokenizer **out, const char *dir, sglc_err *err);
 void sglc_tokenizer_close(sglc_tokenizer *t);
+
+/* The chat template (Jinja source) from tokenizer.chat_template or tokenizer_config.json, owned
+ * by the tokenizer; NULL when the model has none. */
+const char *sglc_tokenizer_chat_template(const sglc_tokenizer *t);
 
 int32_t sglc_tokenizer_vocab_size(const sglc_tokenizer *t);
 int32_t sglc_tokenizer_bos(const sglc_tokenizer *t); /* -1 if none */

@@ -18,6 +18,8 @@ enum {
     SGLC_TOK_ATTR_CONTROL = 1 << 3,
     SGLC_TOK_ATTR_USER_DEFINED = 1 << 4,
     SGLC_TOK_ATTR_BYTE = 1 << 5,
+    SGLC_TOK_ATTR_LSTRIP = 1 << 6, /* added token eats the whitespace before it (HF lstrip) */
+    SGLC_TOK_ATTR_RSTRIP = 1 << 7, /* ... and after it (HF rstrip) */
 };
 
 /* tokenizer.ggml.token_type values. */
@@ -40,6 +42,51 @@ typedef struct {
     int ignore_merges; /* a word that is itself a token skips BPE (llama3) */
     int add_bos;       /* default for tokenizer.ggml.add_bos_token */
 } sglc_pretok_flags;
+
+/* Unicode normalization applied to raw text before pre-tokenization (tokenizer.json). */
+typedef enum {
+    SGLC_NORM_NONE,
+    SGLC_NORM_NFC,
+    SGLC_NORM_NFD,
+    SGLC_NORM_NFKC,
+    SGLC_NORM_NFKD,
+    SGLC_NORM_COUNT
+} sglc_norm_form;
+
+/* HF SplitDelimiterBehavior: what happens to a regex match inside a piece. */
+typedef enum {
+    SGLC_SPLIT_ISOLATED,
+    SGLC_SPLIT_REMOVED,
+    SGLC_SPLIT_MERGED_PREV,
+    SGLC_SPLIT_MERGED_NEXT,
+    SGLC_SPLIT_CONTIGUOUS,
+    SGLC_SPLIT_BEHAVIOR_COUNT
+} sglc_split_behavior;
+
+/* One pre-tokenizer step from tokenizer.json (Split, Digits or ByteLevel's regex). */
+typedef struct {
+    const char *pattern; /* PCRE2 syntax, NUL-terminated; a literal string when literal != 0 */
+    int literal;
+    sglc_split_behavior behavior;
+    int invert; /* the pattern matches the pieces, not the delimiters */
+} sglc_pretok_step;
+
+/* What tokenizer.json adds to sglc_tokenizer_vocab_desc (all borrowed for the call). */
+typedef struct {
+    const sglc_pretok_step *steps;
+    size_t n_steps;
+    sglc_pretok_flags flags;
+    sglc_norm_form norm;
+    int prefix_space; /* ByteLevel add_prefix_space: prepend ' ' to each raw fragment */
+    /* merges as (left, right) texts, replacing desc->merges; the merged text must be a token */
+    int64_t n_merge_pairs;
+    const char *const *merge_left, *const *merge_right;
+    const size_t *merge_left_len, *merge_right_len;
+    const uint8_t *extra_attr; /* [n_tokens] SGLC_TOK_ATTR_LSTRIP/RSTRIP bits, or NULL */
+    const int32_t *eog_ids;    /* more end-of-generation ids (generation_config.json) */
+    size_t n_eog_ids;
+    const char *chat_template; /* copied; NULL = none */
+} sglc_tokenizer_hf_ext;
 
 /* Byte span [start, end) of a pre-tokenized word inside sglc_tok_scratch.real. */
 typedef struct {
@@ -73,6 +120,10 @@ typedef struct {
     size_t sym_cap;
     sglc_bpe_bigram *heap;
     size_t heap_cap, heap_len;
+    void *ivals; /* pretokenize.c: match / gap intervals of one piece */
+    size_t ival_cap;
+    char *norm; /* normalized / space-prefixed raw fragment (tokenizer.json) */
+    size_t norm_cap;
     char *enc; /* byte-level (GPT-2 unicode) encoding of a word */
     size_t enc_cap;
     int32_t *out;
@@ -110,7 +161,29 @@ struct sglc_tokenizer {
     int add_bos;
     sglc_pretok_flags flags;
     sglc_pretok *pretok;
+
+    /* tokenizer.json semantics (0 for GGUF): added tokens matched leftmost-longest with
+     * lstrip/rstrip, normalization and prefix space before pre-tokenizing, and HF's
+     * ByteLevel decoder (a token whose characters are not all byte-level decodes as its
+     * UTF-8 text). */
+    int hf;
+    sglc_norm_form norm;
+    int prefix_space;
+    char *chat_template;
 };
+
+/* --- gguf_vocab.c --- */
+/* open_vocab with tokenizer.json's additions; ext == NULL is open_vocab. */
+int sglc_tokenizer_open_vocab_ext(sglc_tokenizer **out, const sglc_tokenizer_vocab_desc *v,
+                                  const sglc_tokenizer_hf_ext *ext, sglc_err *err);
+
+/* --- tokenizer_json.c --- */
+/* open_hf from memory: tokenizer.json is required, the others may be NULL; template_file is
+ * chat_template.jinja's text, used when the config has no chat_template. For the fuzzer and
+ * tests. */
+int sglc_tokenizer_open_hf_mem(sglc_tokenizer **out, const char *tok_json, size_t tok_len,
+                               const char *config_json, size_t config_len, const char *gen_json,
+                               size_t gen_len, const char *template_file, sglc_err *err);
 
 /* --- bpe.c --- */
 uint64_t sglc_tok_hash(const void *p, size_t n);
@@ -133,6 +206,14 @@ static inline const char *sglc_tok_text(const sglc_tokenizer *t, int32_t id, siz
  * override list (PCRE2 syntax) when n_override > 0. */
 int sglc_pretok_open(sglc_pretok **out, const char *pre, const char *const *override,
                      size_t n_override, sglc_pretok_flags *flags, sglc_err *err);
+/* Compiles tokenizer.json pre-tokenizer steps (PCRE2, UTF + UCP). */
+int sglc_pretok_open_steps(sglc_pretok **out, const sglc_pretok_step *steps, size_t n,
+                           sglc_err *err);
+/* Rewrites an HF (Oniguruma) pattern for PCRE2: \s / \S become the Unicode White_Space set
+ * that Oniguruma uses (PCRE2's \s lacks U+0085). Returns a malloc'd string or NULL. */
+char *sglc_pretok_translate_regex(const char *pat, size_t len);
+/* GPT-2's regex as HF ByteLevel(use_regex) spells it, with the same whitespace set. */
+const char *sglc_pretok_bytelevel_regex(void);
 void sglc_pretok_close(sglc_pretok *p);
 /* Re-encodes text like llama.cpp's unicode_cpts_from_utf8 (invalid bytes -> U+FFFD) into
  * s->real and splits it into words (s->spans, s->n_spans). Returns 0 or a negative status. */

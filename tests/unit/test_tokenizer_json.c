@@ -1,0 +1,552 @@
+/* tokenizer.json tests against HF `tokenizers`: every golden case from
+ * scripts/golden/make_tokenizer_json_golden.py (SmolLM2's vocab in tokenizer.json form, and the
+ * genuine Qwen3 tokenizer.json with its NFC normalizer, Split regex and [a, b] merges) must give
+ * HF's ids and decode; the streaming detokenizer never emits invalid UTF-8; the folder's
+ * config gives bos/eos/chat template; one crafted malformed tokenizer.json per ROBUSTNESS.md §26
+ * rule is refused with a message naming the problem. The fixtures are gzipped in tests/golden/
+ * and unpacked into a temporary folder. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "formats/gguf.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
+
+/* Independent strict UTF-8 check (Unicode Table 3-7). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if (b >= 0xC2 && b <= 0xDF) {
+            need = 1;
+        } else if (b == 0xE0) {
+            need = 2, lo = 0xA0;
+        } else if (b == 0xED) {
+            need = 2, hi = 0x9F;
+        } else if (b >= 0xE1 && b <= 0xEF) {
+            need = 2;
+        } else if (b == 0xF0) {
+            need = 3, lo = 0x90;
+        } else if (b == 0xF4) {
+            need = 3, hi = 0x8F;
+        } else if (b >= 0xF1 && b <= 0xF3) {
+            need = 3;
+        } else {
+            return 0;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            if (i + k >= n) return 0;
+            unsigned char c = s[i + k];
+            if (c < lo || c > hi) return 0;
+            lo = 0x80, hi = 0xBF;
+        }
+        i += need + 1;
+    }
+    return 1;
+}
+
+static size_t unhex(const char *h, size_t n, unsigned char *out) {
+    size_t m = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        unsigned v;
+        sscanf(h + i, "%2x", &v);
+        out[m++] = (unsigned char)v;
+    }
+    return m;
+}
+
+typedef struct {
+    char mode;
+    unsigned char *text;
+    size_t text_len;
+    int32_t *ids;
+    size_t n_ids;
+    unsigned char *detok; /* special=True */
+    size_t detok_len;
+    unsigned char *detok0; /* special=False */
+    size_t detok0_len;
+} golden_case;
+
+static size_t load_golden(const char *path, golden_case **out) {
+    size_t len;
+    char *buf = test_read_file(path, &len);
+    if (!buf) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return 0;
+    }
+    size_t n = 0, cap = 0;
+    golden_case *cases = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !line[0]) continue;
+        char *f[5];
+        char *p = line;
+        int nf = 0;
+        for (; nf < 5; nf++) {
+            f[nf] = p;
+            char *tab = strchr(p, '\t');
+            if (!tab) {
+                nf++;
+                break;
+            }
+            *tab = 0;
+            p = tab + 1;
+        }
+        if (nf != 5) {
+            fprintf(stderr, "bad golden line\n");
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            cases = realloc(cases, cap * sizeof *cases);
+        }
+        golden_case *c = &cases[n++];
+        memset(c, 0, sizeof *c);
+        c->mode = f[0][0];
+        size_t hl = strlen(f[1]);
+        c->text = malloc(hl / 2 + 1);
+        c->text_len = unhex(f[1], hl, c->text);
+        size_t idcap = strlen(f[2]) / 2 + 1;
+        c->ids = malloc(idcap * sizeof *c->ids);
+        if (strcmp(f[2], "-") != 0) {
+            char *q = f[2];
+            while (*q) {
+                char *e;
+                long v = strtol(q, &e, 10);
+                if (e == q) break;
+                c->ids[c->n_ids++] = (int32_t)v;
+                q = e;
+            }
+        }
+        if (strcmp(f[3], "=") == 0) {
+            c->detok = malloc(c->text_len + 1);
+            memcpy(c->detok, c->text, c->text_len);
+            c->detok_len = c->text_len;
+        } else {
+            c->detok = malloc(strlen(f[3]) / 2 + 1);
+            c->detok_len = unhex(f[3], strlen(f[3]), c->detok);
+        }
+        if (strcmp(f[4], "=") == 0) {
+            c->detok0 = malloc(c->detok_len + 1);
+            memcpy(c->detok0, c->detok, c->detok_len);
+            c->detok0_len = c->detok_len;
+        } else {
+            c->detok0 = malloc(strlen(f[4]) / 2 + 1);
+            c->detok0_len = unhex(f[4], strlen(f[4]), c->detok0);
+        }
+    }
+    free(buf);
+    *out = cases;
+    return n;
+}
+
+static void print_ids(const char *label, const int32_t *ids, size_t n) {
+    fprintf(stderr, "    %s:", label);
+    for (size_t i = 0; i < n && i < 40; i++)
+        fprintf(stderr, " %d", ids[i]);
+    if (n > 40) fprintf(stderr, " ... (%zu)", n);
+    fputc('\n', stderr);
+}
+
+/* Streams ids through the detokenizer; checks each chunk is valid UTF-8; returns the bytes. */
+static unsigned char *stream_decode(const sglc_tokenizer *t, const int32_t *ids, size_t n,
+                                    int skip_special, size_t *out_len, int *bad_chunk) {
+    size_t cap = sglc_detok_stream_cap(t);
+    char *chunk = malloc(cap);
+    size_t total_cap = 64, total = 0;
+    unsigned char *all = malloc(total_cap);
+    sglc_detok_stream st;
+    sglc_detok_stream_init(&st);
+    *bad_chunk = 0;
+    for (size_t i = 0; i <= n; i++) {
+        size_t m = i < n ? sglc_detok_stream_push(&st, t, ids[i], skip_special, chunk, cap)
+                         : sglc_detok_stream_flush(&st, chunk, cap);
+        if (!valid_utf8((const unsigned char *)chunk, m)) *bad_chunk = 1;
+        while (total + m > total_cap)
+            total_cap *= 2;
+        all = realloc(all, total_cap);
+        memcpy(all + total, chunk, m);
+        total += m;
+    }
+    free(chunk);
+    *out_len = total;
+    return all;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Concatenated token pieces: what a streaming client sees (no clean-up of spaces). */
+static char *raw_pieces(const sglc_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
+                        size_t *len) {
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        sglc_tokenizer_token_bytes(t, ids[i], &l);
+        cap += l;
+    }
+    char *out = malloc(cap);
+    *len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        const char *p = sglc_tokenizer_token_bytes(t, ids[i], &l);
+        /* skip_special drops exactly what decode drops: compare lengths with decode of one */
+        if (skip_special && sglc_tokenizer_decode(t, &ids[i], 1, 1, NULL, 0) == 0) l = 0;
+        memcpy(out + *len, p, l);
+        *len += l;
+    }
+    return out;
+}
+
+/* Checks one golden file against tokenizer t: ids equal HF's, decode equals HF's decode with
+ * and without special tokens; round trip and streaming are checked against the plain
+ * concatenation of pieces. */
+static void test_golden(const sglc_tokenizer *t, const char *file, size_t min_cases) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/golden/%s", test_source_dir(), file);
+    golden_case *cases = NULL;
+    size_t n = load_golden(path, &cases);
+    CHECKF(n >= min_cases, "only %zu golden cases in %s", n, path);
+    size_t id_mismatch = 0, dec_mismatch = 0, dec0_mismatch = 0, rt_fail = 0, stream_fail = 0,
+           printed = 0, n_rt = 0;
+    for (size_t i = 0; i < n; i++) {
+        golden_case *c = &cases[i];
+        int special = c->mode == 'S';
+        int64_t need =
+            sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, NULL, 0);
+        CHECK(need >= 0);
+        if (need < 0) continue;
+        int32_t *ids = malloc(((size_t)need + 1) * sizeof *ids);
+        int64_t got = sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, ids,
+                                            (size_t)need);
+        CHECK(got == need);
+        if ((size_t)got != c->n_ids || memcmp(ids, c->ids, c->n_ids * sizeof *ids) != 0) {
+            id_mismatch++;
+            if (printed++ < 8) {
+                fprintf(stderr, "  id mismatch, case %zu mode %c text '%.*s'\n", i, c->mode,
+                        (int)(c->text_len > 120 ? 120 : c->text_len), (const char *)c->text);
+                print_ids("HF       ", c->ids, c->n_ids);
+                print_ids("sglc     ", ids, (size_t)got);
+            }
+        }
+        /* decode the reference ids, so decode is tested even where encode differs */
+        size_t dl = sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, NULL, 0);
+        char *dec = malloc(dl + 1);
+        CHECK(sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, dec, dl) == dl);
+        if (dl != c->detok_len || memcmp(dec, c->detok, dl) != 0) dec_mismatch++;
+        size_t dl0 = sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, NULL, 0);
+        char *dec0 = malloc(dl0 + 1);
+        sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, dec0, dl0);
+        if (dl0 != c->detok0_len || memcmp(dec0, c->detok0, dl0) != 0) dec0_mismatch++;
+        size_t rl, rl0;
+        char *raw = raw_pieces(t, c->ids, c->n_ids, 0, &rl);
+        char *raw0 = raw_pieces(t, c->ids, c->n_ids, 1, &rl0);
+        /* the token pieces concatenate to HF's decode (the text itself, unless normalized) */
+        if (special && valid_utf8(c->text, c->text_len)) {
+            n_rt++;
+            if (rl != c->detok_len || memcmp(raw, c->detok, rl) != 0) {
+                rt_fail++;
+                fprintf(stderr, "  round trip differs for case %zu\n", i);
+            }
+        }
+        /* streaming, both with and without special tokens */
+        for (int skip = 0; skip < 2; skip++) {
+            size_t sl;
+            int bad;
+            unsigned char *s = stream_decode(t, c->ids, c->n_ids, skip, &sl, &bad);
+            const char *want = skip ? raw0 : raw;
+            size_t wl = skip ? rl0 : rl;
+            if (bad || (valid_utf8((const unsigned char *)want, wl) &&
+                        (sl != wl || memcmp(s, want, wl) != 0))) {
+                stream_fail++;
+                fprintf(stderr, "  stream differs for case %zu (skip_special=%d, bad chunk %d)\n",
+                        i, skip, bad);
+            }
+            free(s);
+        }
+        free(raw);
+        free(raw0);
+        free(dec);
+        free(dec0);
+        free(ids);
+    }
+    fprintf(stderr,
+            "golden %s: %zu cases, ids differ in %zu, decode(special) differs in %zu, "
+            "decode(skip special) differs in %zu, round trip fails %zu/%zu, stream fails %zu\n",
+            file, n, id_mismatch, dec_mismatch, dec0_mismatch, rt_fail, n_rt, stream_fail);
+    CHECK(id_mismatch == 0);
+    CHECK(dec_mismatch == 0);
+    CHECK(dec0_mismatch == 0);
+    CHECK(rt_fail == 0);
+    CHECK(stream_fail == 0);
+    for (size_t i = 0; i < n; i++) {
+        free(cases[i].text);
+        free(cases[i].ids);
+        free(cases[i].detok);
+        free(cases[i].detok0);
+    }
+    free(cases);
+}
+
+static char g_tmp[64];
+
+/* Unpacks tests/golden/<name>/ (tokenizer.json.gz + plain files) into g_tmp/<name>. */
+static int unpack_fixture(const char *name, char *dir, size_t cap) {
+    char cmd[8192];
+    snprintf(dir, cap, "%s/%s", g_tmp, name);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && cd '%s/tests/golden/%s' && for f in *; do case $f in *.gz) gzip -dc "
+             "\"$f\" > '%s'/\"${f%%.gz}\" ;; *) cp \"$f\" '%s'/ ;; esac; done",
+             dir, test_source_dir(), name, dir, dir);
+    int rc = system(cmd);
+    CHECKF(rc == 0, "unpacking %s failed", name);
+    return rc;
+}
+
+static sglc_tokenizer *open_fixture(const char *name) {
+    char dir[512];
+    if (unpack_fixture(name, dir, sizeof dir)) return NULL;
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    double t0 = now_ms();
+    int rc = sglc_tokenizer_open_hf(&t, dir, &err);
+    fprintf(stderr, "open_hf %s: %.1f ms\n", name, now_ms() - t0);
+    CHECKF(rc == 0 && t, "open_hf %s: %s", name, err.msg);
+    return t;
+}
+
+static int32_t id_of(const sglc_tokenizer *t, const char *text) {
+    int32_t ids[4];
+    int64_t n = sglc_tokenizer_encode(t, text, strlen(text), 1, 0, ids, 4);
+    return n == 1 ? ids[0] : -1;
+}
+
+/* SmolLM2 as tokenizer.json must be the same tokenizer as the GGUF it came from, chat template
+ * included (the GGUF is the independent source here). */
+static void test_smollm2(void) {
+    sglc_tokenizer *t = open_fixture("tokjson_smollm2");
+    if (!t) return;
+    CHECK(sglc_tokenizer_vocab_size(t) == 49152);
+    CHECK(sglc_tokenizer_bos(t) == 1);
+    CHECK(sglc_tokenizer_eos(t) == 2);
+    CHECK(sglc_tokenizer_add_bos(t) == 0);
+    CHECK(sglc_tokenizer_is_eog(t, 2));
+    CHECK(!sglc_tokenizer_is_eog(t, 1));
+    test_golden(t, "tokjson_smollm2.tsv", 1000);
+
+    const char *model = test_default_model();
+    sglc_gguf *g = NULL;
+    sglc_err err = {{0}};
+    if (model && sglc_gguf_open(&g, model, &err) == 0) {
+        sglc_tokenizer *tg = NULL;
+        CHECKF(sglc_tokenizer_open_gguf(&tg, g, &err) == 0, "open_gguf: %s", err.msg);
+        if (tg) {
+            const char *a = sglc_tokenizer_chat_template(t), *b = sglc_tokenizer_chat_template(tg);
+            CHECK(a && b && strcmp(a, b) == 0);
+            CHECK(b && strstr(b, "<|im_start|>") != NULL);
+            /* same ids as the GGUF tokenizer on mixed text */
+            const char *txt =
+                "<|im_start|>user\nCaf\xC3\xA9 123456 \xF0\x9F\x91\x8D it's<|im_end|>";
+            int32_t x[64], y[64];
+            int64_t nx = sglc_tokenizer_encode(t, txt, strlen(txt), 1, 0, x, 64);
+            int64_t ny = sglc_tokenizer_encode(tg, txt, strlen(txt), 1, 0, y, 64);
+            CHECK(nx == ny && nx > 0 && memcmp(x, y, (size_t)nx * sizeof *x) == 0);
+        }
+        sglc_tokenizer_close(tg);
+        sglc_gguf_close(g);
+    }
+    sglc_tokenizer_close(t);
+}
+
+static void test_qwen3(void) {
+    sglc_tokenizer *t = open_fixture("tokjson_qwen3");
+    if (!t) return;
+    /* 151643 BPE tokens + 26 added tokens (tokenizer_config.json's added_tokens_decoder) */
+    CHECK(sglc_tokenizer_vocab_size(t) == 151669);
+    CHECK(sglc_tokenizer_bos(t) == -1); /* bos_token: null */
+    CHECK(sglc_tokenizer_eos(t) == id_of(t, "<|im_end|>"));
+    CHECK(sglc_tokenizer_eos(t) == 151645);
+    CHECK(sglc_tokenizer_is_eog(t, 151645));
+    CHECK(sglc_tokenizer_add_bos(t) == 0);
+    const char *tmpl = sglc_tokenizer_chat_template(t);
+    CHECK(tmpl && strncmp(tmpl, "{%- if tools %}", 15) == 0);
+    CHECK(tmpl && strstr(tmpl, "<think>") != NULL);
+    test_golden(t, "tokjson_qwen3.tsv", 1000);
+    double t0 = now_ms();
+    size_t reps = 300;
+    const char *para = "Caf\xC3\xA9 na\xC3\xAFve \xE4\xB8\xAD\xE6\x96\x87 e\xCC\x81 2024 it's "
+                       "fine; def f(x): return x**2\n";
+    size_t pl = strlen(para);
+    char *big = malloc(pl * reps);
+    for (size_t i = 0; i < reps; i++)
+        memcpy(big + i * pl, para, pl);
+    int64_t n = sglc_tokenizer_encode(t, big, pl * reps, 1, 0, NULL, 0);
+    double ms = now_ms() - t0;
+    fprintf(stderr, "perf: qwen3 %lld tokens from %zu bytes in %.2f ms\n", (long long)n, pl * reps,
+            ms);
+    CHECKF(ms < 500, "took %.1f ms", ms);
+    free(big);
+    sglc_tokenizer_close(t);
+}
+
+/* --- malformed tokenizer.json, one per rule --- */
+
+#define BASE_MODEL                                                                                 \
+    "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"<s>\": 3, "       \
+    "\"</s>\": 4}, \"merges\": [\"a b\"]}"
+#define BASE_PRE "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}"
+#define BASE_DEC "\"decoder\": {\"type\": \"ByteLevel\"}"
+#define BASE_ADDED                                                                                 \
+    "\"added_tokens\": [{\"id\": 3, \"content\": \"<s>\", \"special\": true}, {\"id\": 5, "        \
+    "\"content\": \"<tool>\", \"special\": false}]"
+
+static const char k_base[] = "{" BASE_MODEL ", " BASE_PRE ", " BASE_DEC ", " BASE_ADDED "}";
+static const char k_cfg[] = "{\"bos_token\": \"<s>\", \"eos_token\": {\"content\": \"</s>\"}, "
+                            "\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, "
+                            "{\"name\": \"default\", \"template\": \"D\"}]}";
+
+static int open_mem(sglc_tokenizer **t, const char *tok, const char *cfg, const char *gen,
+                    sglc_err *err) {
+    return sglc_tokenizer_open_hf_mem(t, tok, strlen(tok), cfg, cfg ? strlen(cfg) : 0, gen,
+                                      gen ? strlen(gen) : 0, NULL, err);
+}
+
+static void expect_fail(const char *tok, const char *cfg, const char *gen, const char *needle,
+                        const char *what) {
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    int rc = open_mem(&t, tok, cfg, gen, &err);
+    CHECKF(rc < 0 && t == NULL, "%s: accepted", what);
+    CHECKF(strstr(err.msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, needle);
+    if (rc < 0) fprintf(stderr, "  refused (%s): %s\n", what, err.msg);
+    sglc_tokenizer_close(t);
+}
+
+static void test_small(void) {
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    int rc = open_mem(&t, k_base, k_cfg, "{\"eos_token_id\": [4, 3]}", &err);
+    CHECKF(rc == 0, "small tokenizer.json: %s", err.msg);
+    if (!t) return;
+    CHECK(sglc_tokenizer_vocab_size(t) == 6);
+    CHECK(sglc_tokenizer_bos(t) == 3 && sglc_tokenizer_eos(t) == 4);
+    CHECK(sglc_tokenizer_is_eog(t, 4) && sglc_tokenizer_is_eog(t, 3));
+    CHECK(!sglc_tokenizer_is_eog(t, 2));
+    CHECK(sglc_tokenizer_chat_template(t) && strcmp(sglc_tokenizer_chat_template(t), "D") == 0);
+    int32_t ids[8];
+    /* "ab" merges; the special <s> is text without parse_special, <tool> (not special) is not */
+    CHECK(sglc_tokenizer_encode(t, "ab", 2, 1, 0, ids, 8) == 1 && ids[0] == 2);
+    CHECK(sglc_tokenizer_encode(t, "a<s>b", 5, 1, 0, ids, 8) == 3 && ids[1] == 3);
+    CHECK(sglc_tokenizer_encode(t, "a<tool>b", 8, 0, 0, ids, 8) == 3 && ids[1] == 5);
+    CHECK(sglc_tokenizer_encode(t, "ab", 2, 1, 1, ids, 8) == 2 && ids[0] == 3);
+    char out[16];
+    int32_t seq[] = {3, 2, 5, 4};
+    size_t n = sglc_tokenizer_decode(t, seq, 4, 1, out, sizeof out);
+    /* </s> is a plain vocab token here, not a special added one, so it stays */
+    CHECK(n == 12 && memcmp(out, "ab<tool></s>", 12) == 0);
+    sglc_tokenizer_close(t);
+}
+
+static void test_malformed(void) {
+    expect_fail(k_base, "{\"bos_token\": \"<nope>\"}", NULL,
+                "bos_token '<nope>' is not in the vocab", "bos not in vocab");
+    expect_fail(k_base, "{\"eos_token\": {\"content\": \"<end>\"}}", NULL,
+                "eos_token '<end>' is not in the vocab", "eos not in vocab");
+    expect_fail(k_base, NULL, "{\"eos_token_id\": [4, 99]}", "eos_token_id 99 is outside the vocab",
+                "generation_config eos out of range");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+                "\"merges\": [\"a c\"]}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "names 'c', not in the vocab", "merge naming a missing token");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ba\": 2}, "
+                "\"merges\": [[\"a\", \"b\"]]}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "makes 'ab', which is not in the vocab", "merge result not in vocab");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+                "\"merges\": [\"a b c\"]}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "separated by one space", "merge with two spaces");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+                "\"merges\": [[\"a\"]]}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "neither", "merge pair of one");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 1}, "
+                "\"merges\": []}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "vocab id 1 is given to both 'b' and 'ab'", "duplicate vocab id");
+    expect_fail("{" BASE_MODEL ", " BASE_PRE ", " BASE_DEC ", \"added_tokens\": [{\"id\": 5, "
+                "\"content\": \"<x>\", \"special\": true}, {\"id\": 5, \"content\": \"<y>\", "
+                "\"special\": true}]}",
+                NULL, NULL, "added token 5 '<y>' collides with added token '<x>'",
+                "colliding added-token ids");
+    expect_fail("{" BASE_MODEL ", " BASE_PRE ", " BASE_DEC ", \"added_tokens\": [{\"id\": 2, "
+                "\"content\": \"<x>\", \"special\": true}]}",
+                NULL, NULL, "collides with vocab token 'ab'", "added token over a vocab id");
+    expect_fail("{" BASE_MODEL ", \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": "
+                "[{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"}, \"behavior\": "
+                "\"Isolated\"}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                "\"use_regex\": false}]}, " BASE_DEC "}",
+                NULL, NULL, "does not compile", "regex that does not compile");
+    expect_fail("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, " BASE_PRE
+                ", " BASE_DEC "}",
+                NULL, NULL, "model type 'WordPiece' is not supported", "WordPiece model");
+    expect_fail("{" BASE_MODEL ", \"pre_tokenizer\": {\"type\": \"Whitespace\"}, " BASE_DEC "}",
+                NULL, NULL, "pre_tokenizer 'Whitespace' is not supported",
+                "Whitespace pre-tokenizer");
+    expect_fail("{" BASE_MODEL ", \"normalizer\": {\"type\": \"Lowercase\"}, " BASE_PRE
+                ", " BASE_DEC "}",
+                NULL, NULL, "normalizer 'Lowercase' is not supported", "Lowercase normalizer");
+    expect_fail("{" BASE_MODEL ", " BASE_PRE ", \"decoder\": {\"type\": \"WordPiece\"}}", NULL,
+                NULL, "decoder 'WordPiece' is not supported", "WordPiece decoder");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0}, "
+                "\"merges\": []}, \"pre_tokenizer\": null, " BASE_DEC "}",
+                NULL, NULL, "SentencePiece style", "byte_fallback without ByteLevel");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"a\": 0}, "
+                "\"merges\": []}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "unk_token '<unk>' is not in the vocab", "unk not in vocab");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}, " BASE_PRE
+                ", " BASE_DEC "}",
+                NULL, NULL, "bad id", "negative id");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 100000000}, "
+                "\"merges\": []}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "only 2 tokens are given", "sparse ids");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1.5}, "
+                "\"merges\": []}, " BASE_PRE ", " BASE_DEC "}",
+                NULL, NULL, "'b' has a bad id", "fractional id");
+    expect_fail("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}, " BASE_PRE
+                ", " BASE_DEC "}",
+                NULL, NULL, "empty vocab", "empty vocab");
+    expect_fail("{\"model\": {", NULL, NULL, "not valid JSON", "truncated JSON");
+    expect_fail("[1, 2]", NULL, NULL, "not a JSON object", "JSON array");
+    expect_fail(k_base, "{\"chat_template\": 7}", NULL, "chat_template is neither",
+                "chat_template of the wrong type");
+
+    sglc_tokenizer *t = NULL;
+    sglc_err err = {{0}};
+    CHECK(sglc_tokenizer_open_hf(&t, "/nonexistent/sglc", &err) == SGLC_ERR_IO && !t);
+    CHECKF(strstr(err.msg, "/nonexistent/sglc/tokenizer.json") != NULL, "message '%s'", err.msg);
+}
+
+int main(void) {
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/sglc_tokjson_XXXXXX");
+    if (!mkdtemp(g_tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_small();
+    test_malformed();
+    test_smollm2();
+    test_qwen3();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    TEST_MAIN_END();
+}
