@@ -53,6 +53,9 @@ typedef struct {
     float scale; /* attention scale, usually 1/sqrt(head_dim) */
     sglc_rope_mode mode;
     int32_t kv_slots; /* KV pool size, in tokens */
+    /* [rot_dim / 2] backend memory: pair i rotates at frequency theta^(-2i/rot_dim) /
+     * freq_factors[i] (Llama-3 rope scaling, llama.cpp's rope_freqs); NULL: all 1 */
+    const float *freq_factors;
 } sglc_attn_params;
 
 typedef struct sglc_backend sglc_backend;

@@ -139,8 +139,9 @@ int sglc_cmd_generate(int argc, char **argv) {
     double t0 = now_s();
     sglc_backend_params bp = {.n_threads = (int)threads};
     if (sglc_backend_open(&be, "cpu", &bp, &err) != 0 ||
-        sglc_model_open_gguf(&model, model_path, be, &err) != 0 ||
-        sglc_tokenizer_open_gguf(&tok, model->gguf, &err) != 0) {
+        sglc_model_open(&model, model_path, be, &err) != 0 ||
+        (model->gguf ? sglc_tokenizer_open_gguf(&tok, model->gguf, &err)
+                     : sglc_tokenizer_open_hf(&tok, model_path, &err)) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);
         goto cleanup;
     }

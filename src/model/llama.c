@@ -132,6 +132,7 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         .scale = 1.0f / sqrtf((float)c->head_dim),
         .mode = c->rope_mode,
         .kv_slots = st->kv_slots,
+        .freq_factors = m->rope_freqs,
     };
 
     op->embed(be, &m->tok_embd, b, st->x);
@@ -148,7 +149,7 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         op->rope(be, b, st->q, st->k, &ap);
         op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
         op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, &ap);
-        op->matmul(be, &w->wo, NULL, st->att, T, st->xb2);
+        op->matmul(be, &w->wo, w->bo.host ? &w->bo : NULL, st->att, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);
         op->rmsnorm(be, st->x, &w->ffn_norm, st->xb, T, d, c->rms_eps);
         op->matmul(be, &w->w_gate, NULL, st->xb, T, st->hb);

@@ -220,6 +220,11 @@ cleanup:
 void sglc_model_close(sglc_model *m) {
     if (!m) return;
     free(m->layers);
+    if (m->rope_freqs) m->be->ops->free(m->be, m->rope_freqs);
+    for (size_t i = 0; i < m->n_host_owned; i++)
+        free(m->host_owned[i]);
+    free(m->host_owned);
     sglc_gguf_close(m->gguf);
+    sglc_safetensors_close(m->st);
     free(m);
 }

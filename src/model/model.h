@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "base/log.h"
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
 
 typedef enum {
     SGLC_ARCH_LLAMA = 0,
@@ -29,6 +30,7 @@ typedef struct {
 typedef struct {
     sglc_weight attn_norm, wq, wk, wv, wo;
     sglc_weight bq, bk, bv;     /* qwen2; type F32, n == 1 (absent: host == NULL) */
+    sglc_weight bo;             /* HF llama/qwen3 with attention_bias; absent: host == NULL */
     sglc_weight q_norm, k_norm; /* qwen3; [head_dim] */
     sglc_weight ffn_norm, w_gate, w_up, w_down;
 } sglc_layer_weights;
@@ -39,16 +41,26 @@ typedef struct {
     sglc_weight out_norm; /* [n_embd] */
     sglc_weight output;   /* [n_vocab][n_embd]; the same tensor as tok_embd when tied */
     sglc_layer_weights *layers;
-    size_t weight_bytes; /* bytes of all weights as stored */
-    sglc_backend *be;    /* borrowed */
-    sglc_gguf *gguf;     /* owned: the mapping the weights point into */
-    const char *path;    /* borrowed from the caller for messages */
+    size_t weight_bytes;  /* bytes of all weights as stored */
+    sglc_backend *be;     /* borrowed */
+    sglc_gguf *gguf;      /* owned: the GGUF mapping the weights point into, or NULL */
+    sglc_safetensors *st; /* owned: the safetensors maps the weights point into, or NULL */
+    float *rope_freqs;    /* backend memory [rot_dim / 2] (Llama-3 rope scaling); NULL: none */
+    void **host_owned;    /* host copies made at load (F32 versions of bf16/f16 norms, ...) */
+    size_t n_host_owned;  /* entries in host_owned */
+    const char *path;     /* borrowed from the caller for messages */
 } sglc_model;
 
 /* Loads a GGUF model onto backend be (borrowed; must outlive the model). Validates the
  * architecture keys against the tensors; refuses unknown architectures and weight types the
  * backend cannot compute, with one line naming the file and the problem. */
 int sglc_model_open_gguf(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
+/* Loads a Hugging Face model folder (config.json + *.safetensors; LlamaForCausalLM,
+ * Qwen2ForCausalLM, Qwen3ForCausalLM) with F32/F16/BF16 weights, zero-copy. */
+int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc_err *err);
+/* Picks the loader: GGUF for a .gguf file (or a file starting with the GGUF magic), HF for a
+ * folder holding config.json; anything else is refused with one line saying why. */
+int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
 void sglc_model_close(sglc_model *m);
 const char *sglc_arch_name(sglc_arch arch);
 

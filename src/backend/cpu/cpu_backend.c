@@ -162,8 +162,10 @@ static void rope_vec(float *v, int32_t pos, const sglc_attn_params *p) {
      * ggml's rope cache does, so positions rotate identically to llama.cpp */
     float theta_scale = powf(p->theta, -2.0f / (float)rd);
     float theta = (float)pos;
+    const float *ff = p->freq_factors;
     for (int32_t i = 0; i < rd / 2; i++) {
-        float c = cosf(theta), s = sinf(theta);
+        float angle = ff ? theta / ff[i] : theta;
+        float c = cosf(angle), s = sinf(angle);
         theta *= theta_scale;
         int32_t i0 = p->mode == SGLC_ROPE_NORM ? 2 * i : i;
         int32_t i1 = p->mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + rd / 2;
