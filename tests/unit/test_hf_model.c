@@ -11,7 +11,9 @@
  *  - when models/SmolLM2-135M-Instruct-hf/ exists (scripts/make_default_hf.sh makes it from the
  *    GGUF), greedy 32-token continuations of the 50 chat prompts of greedy_chat50.tsv from the
  *    HF folder (f32 weights, f32 activations) are compared with those of the GGUF (Q4_1 weights,
- *    activations quantized to 8 bits for the dot products). */
+ *    activations quantized to 8 bits for the dot products): they must agree on the first token
+ *    for >= 80 % of prompts and on >= 50 % of all tokens before the first difference (measured:
+ *    45/50 and 73 %); the counts are printed. */
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -380,6 +382,30 @@ static int greedy(sglc_session *s, const sglc_model *m, const int32_t *prompt, i
     return rc;
 }
 
+/* The model's greedy choices along a given continuation, from one prefill of prompt + path:
+ * its free-running greedy output equals path exactly when every choice does (by induction), so
+ * the index of the first difference is that of free-running decoding, at a fraction of the
+ * cost. Returns that index (GEN_LEN when all agree) or -1 on error; *gap is the model's
+ * top-1 logit minus its logit for path[d] there. */
+static int first_difference(sglc_session *s, const sglc_model *m, const int32_t *prompt, int np,
+                            const int32_t *path, float *all, int32_t *seq, float *gap,
+                            sglc_err *err) {
+    int V = m->cfg.n_vocab;
+    memcpy(seq, prompt, sizeof(int32_t) * (size_t)np);
+    memcpy(seq + np, path, sizeof(int32_t) * (GEN_LEN - 1));
+    sglc_session_reset(s);
+    if (sglc_session_eval(s, seq, np + GEN_LEN - 1, NULL, all, err) != 0) return -1;
+    for (int k = 0; k < GEN_LEN; k++) {
+        const float *l = all + (size_t)(np - 1 + k) * (size_t)V;
+        int32_t t = sglc_argmax(l, V);
+        if (t != path[k]) {
+            *gap = l[t] - l[path[k]];
+            return k;
+        }
+    }
+    return GEN_LEN;
+}
+
 static void test_default_hf(sglc_backend *be) {
     char hf[4096], tsv[4096];
     snprintf(hf, sizeof hf, "%s/models/SmolLM2-135M-Instruct-hf", test_source_dir());
@@ -394,22 +420,29 @@ static void test_default_hf(sglc_backend *be) {
     const char *gguf = test_default_model();
     CHECK(gguf != NULL);
     if (!gguf) return;
+    /* sanitizer builds run 8 prompts, as test_engine does */
+    int max_cases = getenv("SGLC_SANITIZER_BUILD") ? 8 : 50;
     snprintf(tsv, sizeof tsv, "%s/tests/golden/greedy_chat50.tsv", test_source_dir());
     char *buf = test_read_file(tsv, NULL);
     CHECKF(buf != NULL, "missing %s", tsv);
     sglc_err err = {{0}};
     sglc_model *mh = NULL, *mg = NULL;
     sglc_session *sh = NULL, *sg = NULL;
+    float *all = NULL;
+    int32_t *seq = NULL;
     CHECKF(sglc_model_open(&mh, hf, be, &err) == 0, "%s", err.msg);
     CHECKF(sglc_model_open(&mg, gguf, be, &err) == 0, "%s", err.msg);
     if (!buf || !mh || !mg) goto cleanup;
     CHECK(mh->cfg.n_vocab == mg->cfg.n_vocab && mh->cfg.n_layer == mg->cfg.n_layer);
-    CHECK(sglc_session_open(&sh, mh, 1024, 256, &err) == 0);
+    CHECK(mh->cfg.tied_embeddings && mh->cfg.rope_mode == SGLC_ROPE_NEOX);
+    CHECK(sglc_session_open(&sh, mh, 1024, 1024, &err) == 0);
     CHECK(sglc_session_open(&sg, mg, 1024, 256, &err) == 0);
-    if (!sh || !sg) goto cleanup;
-    int cases = 0, same = 0, hf_vs_ref = 0, gguf_vs_ref = 0, tok_same = 0;
-    int32_t prompt[1024], ref[GEN_LEN], oh[GEN_LEN], og[GEN_LEN];
-    for (char *line = buf; line && *line;
+    all = malloc(sizeof(float) * 1024 * (size_t)mh->cfg.n_vocab);
+    seq = malloc(sizeof(int32_t) * 1024);
+    if (!sh || !sg || !all || !seq) goto cleanup;
+    int cases = 0, same = 0, first_same = 0, tok_same = 0, gguf_vs_ref = 0;
+    int32_t prompt[1024], ref[GEN_LEN], og[GEN_LEN];
+    for (char *line = buf; line && *line && cases < max_cases;
          line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (*line == '#' || *line == '\n') continue;
         char *f[4] = {line, NULL, NULL, NULL};
@@ -421,35 +454,47 @@ static void test_default_hf(sglc_backend *be) {
             f[k] = tab + 1;
         }
         if (!f[3]) continue;
-        int np = parse_ints(f[1], f[2] - 1, prompt, 1024);
+        int np = parse_ints(f[1], f[2] - 1, prompt, 1024 - GEN_LEN);
         int ng = parse_ints(f[2], f[3] - 1, ref, GEN_LEN);
         if (np <= 0 || ng != GEN_LEN) continue;
-        if (greedy(sh, mh, prompt, np, oh, &err) || greedy(sg, mg, prompt, np, og, &err)) {
+        float gap = 0;
+        if (greedy(sg, mg, prompt, np, og, &err) != 0) {
             CHECKF(0, "%s", err.msg);
             break;
         }
-        int d = 0;
-        while (d < GEN_LEN && oh[d] == og[d])
-            d++;
+        int d = first_difference(sh, mh, prompt, np, og, all, seq, &gap, &err);
+        if (d < 0) {
+            CHECKF(0, "%s", err.msg);
+            break;
+        }
         tok_same += d;
         same += d == GEN_LEN;
-        hf_vs_ref += memcmp(oh, ref, sizeof ref) == 0;
+        first_same += d > 0;
         gguf_vs_ref += memcmp(og, ref, sizeof ref) == 0;
         if (d < GEN_LEN)
-            fprintf(stderr, "default hf vs gguf, prompt %d: first difference at token %d\n", cases,
-                    d);
+            fprintf(stderr,
+                    "default model, prompt %d: HF and GGUF greedy outputs first differ at token "
+                    "%d (HF's logit gap to the GGUF's choice there %.4f)\n",
+                    cases, d, gap);
         cases++;
     }
     fprintf(stderr,
-            "default model: HF folder (f32) and GGUF (Q4_1) greedy outputs identical for %d/%d "
-            "prompts (%d/%d tokens before the first difference); vs llama.cpp's golden: HF "
-            "%d/%d, GGUF %d/%d\n",
-            same, cases, tok_same, cases * GEN_LEN, hf_vs_ref, cases, gguf_vs_ref, cases);
-    CHECK(cases == 50);
-    /* the GGUF is Q4_1: the f32 dequantized copy computes the same function up to 8-bit
-     * activation rounding, so most continuations agree and diverge only after near-ties */
-    CHECKF(same >= 25, "only %d of %d prompts agree", same, cases);
+            "default model: HF folder (f32 weights and activations) and GGUF (Q4_1 weights, 8-bit "
+            "activations) greedy outputs identical for %d/%d prompts, same first token for %d, "
+            "%d/%d tokens before the first difference; GGUF identical to llama.cpp's golden for "
+            "%d/%d\n",
+            same, cases, first_same, tok_same, cases * GEN_LEN, gguf_vs_ref, cases);
+    CHECK(cases == max_cases);
+    /* the folder holds the GGUF's weights dequantized exactly, so the two compute the same
+     * function up to the GGUF path's 8-bit activation rounding: continuations agree until a
+     * near-tie (a broken conversion or loader agrees on almost nothing) */
+    CHECKF(first_same * 10 >= cases * 8, "first tokens agree on only %d of %d prompts", first_same,
+           cases);
+    CHECKF(tok_same * 2 >= cases * GEN_LEN, "only %d of %d tokens agree", tok_same,
+           cases * GEN_LEN);
 cleanup:
+    free(all);
+    free(seq);
     sglc_session_close(sh);
     sglc_session_close(sg);
     sglc_model_close(mh);
