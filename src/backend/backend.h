@@ -53,6 +53,9 @@ typedef struct {
     float scale; /* attention scale, usually 1/sqrt(head_dim) */
     sglc_rope_mode mode;
     int32_t kv_slots; /* KV pool size, in tokens */
+    /* KV cache element type: SGLC_GGML_TYPE_F32 or SGLC_GGML_TYPE_F16 (llama.cpp's default;
+     * half the memory and bandwidth) */
+    uint32_t kv_type;
     /* [rot_dim / 2] backend memory: pair i rotates at frequency theta^(-2i/rot_dim) /
      * freq_factors[i] (Llama-3 rope scaling, llama.cpp's rope_freqs); NULL: all 1 */
     const float *freq_factors;
@@ -63,7 +66,7 @@ typedef struct sglc_backend sglc_backend;
 typedef struct {
     const char *name;
     /* Memory. */
-    void *(*alloc)(sglc_backend *be, size_t bytes); /* zeroed; NULL on failure */
+    void *(*alloc)(sglc_backend *be, size_t bytes); /* uninitialized; NULL on failure */
     void (*free)(sglc_backend *be, void *p);
     void (*upload)(sglc_backend *be, void *dst, const void *src, size_t bytes);
     void (*download)(sglc_backend *be, void *dst, const void *src, size_t bytes);
@@ -88,10 +91,10 @@ typedef struct {
                  const sglc_attn_params *p);
     /* writes k, v of each token into the cache at b->out_slot */
     void (*kv_store)(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
-                     float *k_cache, float *v_cache, const sglc_attn_params *p);
+                     void *k_cache, void *v_cache, const sglc_attn_params *p);
     /* out[T][n_head*hd] = softmax(q k^T * scale) v over each token's causal context */
-    void (*attention)(sglc_backend *be, const sglc_batch *b, const float *q, const float *k_cache,
-                      const float *v_cache, float *out, const sglc_attn_params *p);
+    void (*attention)(sglc_backend *be, const sglc_batch *b, const float *q, const void *k_cache,
+                      const void *v_cache, float *out, const sglc_attn_params *p);
     /* out = silu(gate) * up, elementwise over n values */
     void (*silu_mul)(sglc_backend *be, const float *gate, const float *up, float *out, int64_t n);
     /* x += y */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "quant/ggml_types.h"
 
 struct sglc_model_state {
     const sglc_model *m; /* borrowed */
@@ -14,10 +15,10 @@ struct sglc_model_state {
     int32_t max_tokens, max_logits, kv_slots;
     /* activations in backend memory, [max_tokens][dim] */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
-    float *xl;                  /* [max_logits][n_embd] rows gathered for the output head */
-    float *logits_dev;          /* [max_logits][n_vocab] */
-    float *logits_host;         /* host copy handed to the caller */
-    float **k_cache, **v_cache; /* per layer [kv_slots][n_head_kv * head_dim] */
+    float *xl;                 /* [max_logits][n_embd] rows gathered for the output head */
+    float *logits_dev;         /* [max_logits][n_vocab] */
+    float *logits_host;        /* host copy handed to the caller */
+    void **k_cache, **v_cache; /* per layer [kv_slots][n_head_kv * head_dim] of cfg.kv_type */
     size_t kv_bytes;
 };
 
@@ -84,18 +85,21 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
         (rc = alloc_f32(st->be, &st->logits_dev, max_logits, c->n_vocab, err)))
         goto cleanup;
     st->logits_host = malloc((size_t)max_logits * (size_t)c->n_vocab * sizeof(float));
-    st->k_cache = calloc((size_t)c->n_layer, sizeof(float *));
-    st->v_cache = calloc((size_t)c->n_layer, sizeof(float *));
+    st->k_cache = calloc((size_t)c->n_layer, sizeof(void *));
+    st->v_cache = calloc((size_t)c->n_layer, sizeof(void *));
     if (!st->logits_host || !st->k_cache || !st->v_cache) {
         rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
         goto cleanup;
     }
     for (int32_t l = 0; l < c->n_layer; l++) {
-        if ((rc = alloc_f32(st->be, &st->k_cache[l], kv_slots, kvd, err)) ||
-            (rc = alloc_f32(st->be, &st->v_cache[l], kv_slots, kvd, err)))
+        /* an f16 cache is allocated as half as many f32 (kvd is even for every real model) */
+        int64_t cols = c->kv_type == SGLC_GGML_TYPE_F16 ? (kvd + 1) / 2 : kvd;
+        if ((rc = alloc_f32(st->be, (float **)&st->k_cache[l], kv_slots, cols, err)) ||
+            (rc = alloc_f32(st->be, (float **)&st->v_cache[l], kv_slots, cols, err)))
             goto cleanup;
     }
-    st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd * sizeof(float);
+    st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd *
+                   (c->kv_type == SGLC_GGML_TYPE_F16 ? 2 : 4);
     *out = st;
     return SGLC_OK;
 cleanup:
@@ -132,6 +136,7 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         .scale = 1.0f / sqrtf((float)c->head_dim),
         .mode = c->rope_mode,
         .kv_slots = st->kv_slots,
+        .kv_type = c->kv_type,
         .freq_factors = m->rope_freqs,
     };
 

@@ -145,6 +145,7 @@ static int load_config(loader *L) {
     if ((rc = arch_f32(L, arch, "attention.layer_norm_rms_epsilon", &c->rms_eps))) return rc;
     /* llama GGUFs store q/k permuted for pairwise rotation; qwen keeps the HF (neox) layout */
     c->rope_mode = c->arch == SGLC_ARCH_LLAMA ? SGLC_ROPE_NORM : SGLC_ROPE_NEOX;
+    c->kv_type = SGLC_GGML_TYPE_F16;
     const sglc_gguf_tensor *emb = sglc_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb || emb->n_dims != 2)
         return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing 2-d tensor token_embd.weight",

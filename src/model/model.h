@@ -25,6 +25,9 @@ typedef struct {
     float rope_theta, rms_eps;
     sglc_rope_mode rope_mode;
     int tied_embeddings;
+    /* KV cache element type (F16 for GGUF models, as llama.cpp; the checkpoint's dtype for
+     * HF folders, so f32 checkpoints keep f32 attention) */
+    uint32_t kv_type;
 } sglc_model_config;
 
 typedef struct {

@@ -268,7 +268,10 @@ void sglc_ggml_dequantize_row(uint32_t type, const void *src, float *dst, int64_
     }
 }
 
-/* ---- activation quantizers (ggml reference rounding) -------------------------------------- */
+/* ---- activation quantizers (ggml reference rounding) ----------------------------------------
+ * roundf of x * (1 / d). Measured against llama.cpp's greedy outputs this agrees better
+ * (26/50 exact prompts, 1562/1600 tokens) than ggml's x86 SIMD variant (127 / amax, round half
+ * to even: 19/50, 1554/1600); single-quantum activation flips are visible in this model. */
 
 void sglc_quantize_row_q8_0_ref(const float *x, void *vy, int64_t n) {
     sglc_block_q8_0 *y = vy;

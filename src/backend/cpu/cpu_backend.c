@@ -4,6 +4,7 @@
  * attention scores) is grown on first use to the largest step seen and then reused, so the
  * steady-state decode path does not allocate. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,8 @@ static cpu_impl *impl_of(sglc_backend *be) {
 static void *cpu_alloc(sglc_backend *be, size_t bytes) {
     (void)be;
     void *p = NULL;
+    /* not zeroed: large buffers stay untouched (not resident) until a step writes them */
     if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
-    memset(p, 0, bytes);
     return p;
 }
 static void cpu_free(sglc_backend *be, void *p) {
@@ -196,22 +197,41 @@ static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
 }
 
 /* ---- kv store ---- */
+/* f16 -> f32 through a table (exact; what ggml does on x86 without F16C in scalar paths) */
+static float g_f16_table[1 << 16];
+static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
+static void f16_table_init(void) {
+    for (uint32_t i = 0; i < (1u << 16); i++)
+        g_f16_table[i] = sglc_fp16_to_f32((uint16_t)i);
+}
+
 static void cpu_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
-                         float *k_cache, float *v_cache, const sglc_attn_params *p) {
+                         void *k_cache, void *v_cache, const sglc_attn_params *p) {
     (void)be;
     size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
     for (int32_t t = 0; t < b->n_tokens; t++) {
         int32_t slot = b->out_slot[t];
         SGLC_ASSERT(slot >= 0 && slot < p->kv_slots);
-        memcpy(k_cache + (size_t)slot * kvd, k + (size_t)t * kvd, kvd * sizeof(float));
-        memcpy(v_cache + (size_t)slot * kvd, v + (size_t)t * kvd, kvd * sizeof(float));
+        const float *ks = k + (size_t)t * kvd, *vs = v + (size_t)t * kvd;
+        if (p->kv_type == SGLC_GGML_TYPE_F16) {
+            uint16_t *kd = (uint16_t *)k_cache + (size_t)slot * kvd;
+            uint16_t *vd = (uint16_t *)v_cache + (size_t)slot * kvd;
+            for (size_t i = 0; i < kvd; i++) {
+                kd[i] = sglc_f32_to_fp16(ks[i]);
+                vd[i] = sglc_f32_to_fp16(vs[i]);
+            }
+        } else {
+            memcpy((float *)k_cache + (size_t)slot * kvd, ks, kvd * sizeof(float));
+            memcpy((float *)v_cache + (size_t)slot * kvd, vs, kvd * sizeof(float));
+        }
     }
 }
 
 /* ---- attention ---- */
 typedef struct {
     const sglc_batch *b;
-    const float *q, *kc, *vc;
+    const float *q;
+    const void *kc, *vc;
     float *out;
     const sglc_attn_params *p;
     float *scratch;
@@ -225,49 +245,79 @@ static float dot_f32(const float *a, const float *b, int32_t n) {
     return s;
 }
 
-static void attn_task(void *vctx, int ith, int nth) {
-    attn_ctx *c = vctx;
+static float dot_f32_f16(const float *a, const uint16_t *b, int32_t n) {
+    float s = 0.0f;
+    for (int32_t i = 0; i < n; i++)
+        s += a[i] * g_f16_table[b[i]];
+    return s;
+}
+
+/* Causal attention of one (token, head). With an f16 cache the arithmetic follows ggml's
+ * non-flash path, so results track llama.cpp: q is rounded to f16 before q.k, the softmax
+ * runs in f32, and the probabilities are rounded to f16 before weighting V. */
+static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
     const sglc_attn_params *p = c->p;
     const sglc_batch *b = c->b;
     int32_t hd = p->head_dim, group = p->n_head / p->n_head_kv;
     size_t kvd = (size_t)p->n_head_kv * (size_t)hd;
-    float *sc = c->scratch + (int64_t)ith * c->stride;
-    long lo, hi;
-    sglc_split_range((long)b->n_tokens * p->n_head, ith, nth, &lo, &hi);
-    for (long j = lo; j < hi; j++) {
-        long t = j / p->n_head, h = j % p->n_head;
-        long kvh = h / group;
-        const float *q = c->q + (t * p->n_head + h) * hd;
-        const int32_t *slots = b->slot_table + b->seq_slot_start[b->seq[t]];
-        int32_t n_ctx = b->pos[t] + 1;
-        float mx = -INFINITY;
-        for (int32_t s = 0; s < n_ctx; s++) {
-            const float *kk = c->kc + (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
-            float v = dot_f32(q, kk, hd) * p->scale;
-            sc[s] = v;
-            if (v > mx) mx = v;
-        }
-        float sum = 0.0f;
-        for (int32_t s = 0; s < n_ctx; s++) {
-            sc[s] = expf(sc[s] - mx);
-            sum += sc[s];
-        }
-        float inv = 1.0f / sum;
-        float *o = c->out + (t * p->n_head + h) * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t s = 0; s < n_ctx; s++) {
-            const float *vv = c->vc + (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
+    long kvh = h / group;
+    int f16 = p->kv_type == SGLC_GGML_TYPE_F16;
+    const float *q = c->q + (t * p->n_head + h) * hd;
+    float qh[512];
+    SGLC_ASSERT(hd <= 512);
+    if (f16)
+        for (int32_t d = 0; d < hd; d++)
+            qh[d] = g_f16_table[sglc_f32_to_fp16(q[d])];
+    const int32_t *slots = b->slot_table + b->seq_slot_start[b->seq[t]];
+    int32_t n_ctx = b->pos[t] + 1;
+    float mx = -INFINITY;
+    for (int32_t s = 0; s < n_ctx; s++) {
+        size_t off = (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
+        float v = f16 ? dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd)
+                      : dot_f32(q, (const float *)c->kc + off, hd);
+        v *= p->scale;
+        sc[s] = v;
+        if (v > mx) mx = v;
+    }
+    float sum = 0.0f;
+    for (int32_t s = 0; s < n_ctx; s++) {
+        sc[s] = expf(sc[s] - mx);
+        sum += sc[s];
+    }
+    float inv = 1.0f / sum;
+    float *o = c->out + (t * p->n_head + h) * hd;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int32_t s = 0; s < n_ctx; s++) {
+        size_t off = (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
+        if (f16) {
+            float w = g_f16_table[sglc_f32_to_fp16(sc[s] * inv)];
+            const uint16_t *vv = (const uint16_t *)c->vc + off;
+            for (int32_t d = 0; d < hd; d++)
+                o[d] += w * g_f16_table[vv[d]];
+        } else {
             float w = sc[s] * inv;
+            const float *vv = (const float *)c->vc + off;
             for (int32_t d = 0; d < hd; d++)
                 o[d] += w * vv[d];
         }
     }
 }
 
+static void attn_task(void *vctx, int ith, int nth) {
+    attn_ctx *c = vctx;
+    const sglc_attn_params *p = c->p;
+    float *sc = c->scratch + (int64_t)ith * c->stride;
+    long lo, hi;
+    sglc_split_range((long)c->b->n_tokens * p->n_head, ith, nth, &lo, &hi);
+    for (long j = lo; j < hi; j++)
+        attn_one(c, j / p->n_head, j % p->n_head, sc);
+}
+
 static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
-                          const float *k_cache, const float *v_cache, float *out,
+                          const void *k_cache, const void *v_cache, float *out,
                           const sglc_attn_params *p) {
     cpu_impl *im = impl_of(be);
+    pthread_once(&g_f16_once, f16_table_init);
     int nth = sglc_threadpool_size(im->tp);
     if (im->att_stride < p->kv_slots) {
         free(im->att_scratch);

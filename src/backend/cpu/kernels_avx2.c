@@ -190,9 +190,11 @@ DEFINE_FLOAT_DOT(bf16)
  * alternate between blocks so consecutive FMAs do not wait on each other. The 4-bit formats
  * handle two blocks per register: lanes 0-127 hold block A, lanes 128-255 block B. */
 
-/* Accumulator for block u: alternate between two for a single row; with several rows the
- * rows already give independent chains, and one accumulator each keeps all in registers. */
-#define A2(u) (R > 1 ? 0 : ((u)&1))
+/* Accumulator for block u: alternate between two, for any number of rows. The summation order
+ * of a row must not depend on how many rows share the pass, or a request's tokens would change
+ * with the batch it runs in (batch invariance: the engine guarantees a request gets the same
+ * tokens alone or among others). */
+#define A2(u) ((u)&1)
 
 #define ROW(x, r, stride, T) ((const T *)((x) + (size_t)(r) * (stride)))
 
