@@ -1,8 +1,128 @@
-/* sglc public API. Kept narrow so that front ends (CLI, HTTP server) do not depend on tensor
- * or backend internals. The engine API (submit / stream / abort / stats) arrives with issue 5. */
+/* sglc public API: the serving engine. Kept narrow so that front ends (CLI, HTTP server) do not
+ * depend on tensor or backend internals: they submit token ids with sampling parameters and
+ * read results from a per-request mailbox. One scheduler thread inside the engine owns the
+ * model, the KV pool and the radix cache; every function here is thread-safe. */
 #ifndef SGLC_H
 #define SGLC_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #define SGLC_VERSION "0.1.0"
+
+typedef struct sglc_engine sglc_engine;
+typedef struct sglc_request sglc_request;
+
+typedef enum {
+    SGLC_SCHEDULE_FCFS = 0, /* first come, first served */
+    SGLC_SCHEDULE_LPM,      /* longest cached prefix first */
+    SGLC_SCHEDULE_COUNT
+} sglc_schedule_policy;
+
+typedef struct {
+    const char *model_path;       /* GGUF file */
+    const char *device;           /* "cpu" (default) */
+    int n_threads;                /* <= 0: all cores */
+    double mem_fraction_static;   /* share of available memory for the KV pool (0.2) */
+    int64_t max_total_tokens;     /* KV pool size in tokens; > 0 overrides the fraction */
+    int32_t max_running_requests; /* 64 */
+    int32_t chunked_prefill_size; /* tokens per prefill step; -1 disables chunking (2048) */
+    int32_t max_prefill_tokens;   /* tokens per prefill batch (16384) */
+    int32_t context_length;       /* 0: the model's */
+    sglc_schedule_policy schedule_policy;
+    int disable_radix_cache;
+    int disable_overlap_schedule;
+    int32_t decode_log_interval; /* 40; 0 disables the log line */
+    uint64_t random_seed;
+} sglc_engine_params;
+
+void sglc_engine_params_default(sglc_engine_params *p);
+/* Loads the model and starts the scheduler. On failure returns < 0 and writes one line into
+ * err. */
+int sglc_engine_open(sglc_engine **out, const sglc_engine_params *p, char *err, size_t errlen);
+/* Stops accepting work, aborts what runs, joins the scheduler and frees everything. */
+void sglc_engine_close(sglc_engine *e);
+
+typedef struct {
+    float temperature;        /* 0 = greedy (1.0) */
+    int32_t top_k;            /* -1 = off */
+    float top_p;              /* (0, 1] */
+    float min_p;              /* [0, 1] */
+    float frequency_penalty;  /* [-2, 2] */
+    float presence_penalty;   /* [-2, 2] */
+    float repetition_penalty; /* > 0, 1 = off */
+    int32_t max_new_tokens;   /* 128 */
+    int32_t min_new_tokens;   /* 0 */
+    int ignore_eos;
+    int skip_special_tokens; /* 1 */
+    int no_stop_trim;        /* keep the matched stop string in the text */
+    int has_seed;
+    uint64_t seed;
+    const int32_t *stop_token_ids; /* copied at submit */
+    int32_t n_stop_token_ids;
+    const char *const *stop; /* stop strings, copied at submit */
+    int32_t n_stop;
+    int return_logprob;
+    int32_t top_logprobs_num; /* alternatives per token, <= 20 */
+} sglc_request_params;
+
+void sglc_request_params_default(sglc_request_params *p);
+
+typedef enum {
+    SGLC_FINISH_NONE = 0,
+    SGLC_FINISH_LENGTH, /* max_new_tokens reached */
+    SGLC_FINISH_STOP,   /* eos, a stop token id or a stop string */
+    SGLC_FINISH_ABORT,
+    SGLC_FINISH_COUNT
+} sglc_finish_reason;
+
+typedef struct {
+    int32_t token;
+    float logprob;
+} sglc_token_logprob;
+
+/* What a request produced so far. Pointers stay valid until the next call on the request. */
+typedef struct {
+    const int32_t *output_ids; /* all output tokens so far */
+    int32_t n_output;
+    const char *text; /* all text so far (stop strings trimmed, held-back partial matches) */
+    size_t text_len;
+    const float *logprobs;                  /* [n_output] when return_logprob */
+    const sglc_token_logprob *top_logprobs; /* [n_output][top_logprobs_num] */
+    int finished;
+    sglc_finish_reason finish_reason;
+    int32_t matched_stop_token;  /* -1 when none */
+    int32_t matched_stop_string; /* index into stop, -1 when none */
+    int32_t prompt_tokens, cached_tokens;
+    double ttft_s, e2e_s;
+} sglc_output;
+
+/* Submits a request over prompt ids. Returns 0 and a handle (release it with
+ * sglc_request_release), or < 0 with one line in err (e.g. prompt + max_new_tokens beyond the
+ * context, bad ids, engine stopping). Siblings of n > 1 are submitted with group_leader set to
+ * the first request, so they share its prompt's KV cache. */
+int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc_request_params *p,
+                       sglc_request *group_leader, sglc_request **out, char *err, size_t errlen);
+/* Waits until the request has more output than *seen tokens or is finished (timeout_ms < 0:
+ * forever); fills out. Returns 0, or 1 on timeout. */
+int sglc_request_wait(sglc_request *r, int32_t seen, sglc_output *out, int timeout_ms);
+/* Asks the scheduler to stop the request; idempotent, any state. */
+void sglc_request_abort(sglc_request *r);
+/* Drops the caller's reference (aborting the request if it still runs). */
+void sglc_request_release(sglc_request *r);
+int64_t sglc_request_id(const sglc_request *r);
+
+typedef struct {
+    int32_t num_running, num_queued;
+    int64_t kv_pool_size, kv_used, kv_cached_evictable;
+    double token_usage;
+    double last_gen_throughput;
+    int64_t prompt_tokens_total, generation_tokens_total, cached_tokens_total;
+    int64_t requests_finished;
+} sglc_engine_stats;
+
+void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s);
+/* Drops every cached prefix when nothing runs; returns 0, or -1 when requests are running. */
+int sglc_engine_flush_cache(sglc_engine *e);
 
 #endif

@@ -1,0 +1,429 @@
+/* The public engine API (include/sglc.h): opening the model and the KV pool, submitting
+ * requests, waiting on their mailboxes, aborting, stats. Every function here may be called
+ * from any thread; only the scheduler thread (scheduler.c) touches model state. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_impl.h"
+
+void sglc_engine_params_default(sglc_engine_params *p) {
+    memset(p, 0, sizeof *p);
+    p->device = "cpu";
+    p->mem_fraction_static = 0.2;
+    p->max_running_requests = 64;
+    p->chunked_prefill_size = 2048;
+    p->max_prefill_tokens = 16384;
+    p->schedule_policy = SGLC_SCHEDULE_FCFS;
+    p->decode_log_interval = 40;
+}
+
+void sglc_request_params_default(sglc_request_params *p) {
+    memset(p, 0, sizeof *p);
+    p->temperature = 1.0f;
+    p->top_k = -1;
+    p->top_p = 1.0f;
+    p->repetition_penalty = 1.0f;
+    p->max_new_tokens = 128;
+    p->skip_special_tokens = 1;
+}
+
+static long long mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 4LL << 30;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb > 0 ? kb * 1024 : 4LL << 30;
+}
+
+void sglc_engine_close(sglc_engine *e) {
+    if (!e) return;
+    if (e->sched_thread) {
+        pthread_mutex_lock(&e->qmu);
+        e->stopping = 1;
+        pthread_cond_broadcast(&e->qcv);
+        pthread_mutex_unlock(&e->qmu);
+        pthread_join(e->sched_thread, NULL);
+    }
+    if (e->compute_thread) {
+        pthread_mutex_lock(&e->cmu);
+        e->compute_stop = 1;
+        pthread_cond_broadcast(&e->ccv);
+        pthread_mutex_unlock(&e->cmu);
+        pthread_join(e->compute_thread, NULL);
+    }
+    /* requests submitted after the scheduler left */
+    while (e->q_head) {
+        sglc_request *r = e->q_head;
+        e->q_head = r->next;
+        pthread_mutex_lock(&r->mu);
+        r->pub_finished = 1;
+        r->finish_reason = SGLC_FINISH_ABORT;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        sglc_request_unref(r);
+    }
+    sglc_scheduler_free(e);
+    sglc_sampler_free(&e->sampler);
+    sglc_radix_close(e->radix);
+    sglc_kv_pool_close(e->pool);
+    sglc_model_state_close(e->st);
+    sglc_tokenizer_close(e->tok);
+    sglc_model_close(e->model);
+    sglc_backend_close(e->be);
+    pthread_mutex_destroy(&e->qmu);
+    pthread_cond_destroy(&e->qcv);
+    pthread_cond_destroy(&e->flush_cv);
+    pthread_mutex_destroy(&e->cmu);
+    pthread_cond_destroy(&e->ccv);
+    pthread_mutex_destroy(&e->smu);
+    free(e);
+}
+
+int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err, size_t errlen) {
+    *out = NULL;
+    sglc_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return SGLC_ERR_NOMEM;
+    }
+    e->params = *pin;
+    sglc_engine_params *p = &e->params;
+    pthread_mutex_init(&e->qmu, NULL);
+    pthread_cond_init(&e->qcv, NULL);
+    pthread_cond_init(&e->flush_cv, NULL);
+    pthread_mutex_init(&e->cmu, NULL);
+    pthread_cond_init(&e->ccv, NULL);
+    pthread_mutex_init(&e->smu, NULL);
+    sglc_err se = {{0}};
+    int rc = SGLC_ERR_ARG;
+    if (!p->model_path) {
+        snprintf(err, errlen, "no model path");
+        goto fail;
+    }
+    snprintf(e->model_path, sizeof e->model_path, "%s", p->model_path);
+    p->model_path = e->model_path;
+    if (p->max_running_requests <= 0 || p->max_running_requests > 4096) {
+        snprintf(err, errlen, "--max-running-requests must be in [1, 4096]");
+        goto fail;
+    }
+    if (p->chunked_prefill_size == 0 || p->chunked_prefill_size < -1 ||
+        p->max_prefill_tokens <= 0) {
+        snprintf(err, errlen,
+                 "--chunked-prefill-size must be -1 or positive and "
+                 "--max-prefill-tokens positive");
+        goto fail;
+    }
+    if (!(p->mem_fraction_static > 0.0 && p->mem_fraction_static < 1.0)) {
+        snprintf(err, errlen, "--mem-fraction-static must be in (0, 1)");
+        goto fail;
+    }
+    sglc_backend_params bp = {.n_threads = p->n_threads};
+    if ((rc = sglc_backend_open(&e->be, p->device, &bp, &se)) != 0 ||
+        (rc = sglc_model_open_gguf(&e->model, e->model_path, e->be, &se)) != 0 ||
+        (rc = sglc_tokenizer_open_gguf(&e->tok, e->model->gguf, &se)) != 0) {
+        snprintf(err, errlen, "%s", se.msg);
+        goto fail;
+    }
+    const sglc_model_config *c = &e->model->cfg;
+    e->context_length = p->context_length > 0 ? p->context_length : c->n_ctx_train;
+    if (e->context_length > c->n_ctx_train)
+        sglc_log(SGLC_LOG_WARN, "context length %d exceeds the model's trained %d",
+                 e->context_length, c->n_ctx_train);
+    long long per_token = 2LL * c->n_layer * c->n_head_kv * c->head_dim * (long long)sizeof(float);
+    long long pool =
+        p->max_total_tokens > 0
+            ? p->max_total_tokens
+            : (long long)(p->mem_fraction_static * (double)mem_available_bytes()) / per_token;
+    if (pool > (1LL << 22)) pool = 1LL << 22;
+    if (pool < 16) {
+        snprintf(err, errlen,
+                 "KV pool of %lld tokens is too small (raise --max-total-tokens or "
+                 "--mem-fraction-static)",
+                 pool);
+        rc = SGLC_ERR_ARG;
+        goto fail;
+    }
+    e->pool_size = (int32_t)pool;
+    e->max_running = p->max_running_requests;
+    int32_t chunk = p->chunked_prefill_size > 0 ? p->chunked_prefill_size : p->max_prefill_tokens;
+    if (chunk > p->max_prefill_tokens) chunk = p->max_prefill_tokens;
+    e->max_step_tokens = chunk > e->max_running ? chunk : e->max_running;
+    if ((rc = sglc_model_state_open(&e->st, e->model, e->max_step_tokens, e->max_running,
+                                    e->pool_size, &se)) != 0) {
+        snprintf(err, errlen, "%s", se.msg);
+        goto fail;
+    }
+    if (sglc_kv_pool_open(&e->pool, e->pool_size) != 0 ||
+        (!p->disable_radix_cache && sglc_radix_open(&e->radix, e->pool) != 0) ||
+        sglc_sampler_init(&e->sampler, c->n_vocab) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = SGLC_ERR_NOMEM;
+        goto fail;
+    }
+    if ((rc = sglc_scheduler_init(e, err, errlen)) != 0) goto fail;
+    e->stats.kv_pool_size = e->pool_size;
+    sglc_log(SGLC_LOG_INFO,
+             "KV pool: %d tokens (%.1f MB), max running requests %d, context length %d, "
+             "chunked prefill %d, radix cache %s, overlap schedule %s",
+             e->pool_size, (double)pool * (double)per_token / 1e6, e->max_running,
+             e->context_length, p->chunked_prefill_size, e->radix ? "on" : "off",
+             p->disable_overlap_schedule ? "off" : "on");
+    if (!p->disable_overlap_schedule &&
+        pthread_create(&e->compute_thread, NULL, sglc_compute_main, e) != 0) {
+        snprintf(err, errlen, "cannot start the compute thread");
+        rc = SGLC_ERR_NOMEM;
+        goto fail;
+    }
+    if (pthread_create(&e->sched_thread, NULL, sglc_scheduler_main, e) != 0) {
+        snprintf(err, errlen, "cannot start the scheduler thread");
+        rc = SGLC_ERR_NOMEM;
+        goto fail;
+    }
+    *out = e;
+    return SGLC_OK;
+fail:
+    sglc_engine_close(e);
+    return rc < 0 ? rc : SGLC_ERR_ARG;
+}
+
+static void request_free(sglc_request *r) {
+    if (r->stop_strs)
+        for (int32_t i = 0; i < r->params.n_stop; i++)
+            free(r->stop_strs[i]);
+    free(r->stop_strs);
+    free(r->stop_ids);
+    free(r->tokens);
+    free(r->slots);
+    free(r->text);
+    free(r->counts);
+    free(r->prompt_mask);
+    free(r->out_ids);
+    free(r->out_logprobs);
+    free(r->out_top);
+    free(r->pub_text);
+    free(r->client_text);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+void sglc_request_unref(sglc_request *r) {
+    if (r && atomic_fetch_sub(&r->refs, 1) == 1) request_free(r);
+}
+
+int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc_request_params *p,
+                       sglc_request *leader, sglc_request **out, char *err, size_t errlen) {
+    *out = NULL;
+    int32_t V = e->model->cfg.n_vocab;
+    if (n <= 0) {
+        snprintf(err, errlen, "the prompt is empty");
+        return SGLC_ERR_ARG;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) {
+            snprintf(err, errlen, "input_ids[%d] = %d is outside the vocabulary [0, %d)", i, ids[i],
+                     V);
+            return SGLC_ERR_ARG;
+        }
+    if (p->max_new_tokens <= 0) {
+        snprintf(err, errlen, "max_new_tokens must be positive");
+        return SGLC_ERR_ARG;
+    }
+    if ((int64_t)n + p->max_new_tokens > e->context_length) {
+        snprintf(err, errlen,
+                 "the prompt (%d tokens) plus max_new_tokens (%d) exceeds the context length %d", n,
+                 p->max_new_tokens, e->context_length);
+        return SGLC_ERR_RANGE;
+    }
+    if ((int64_t)n + p->max_new_tokens > e->pool_size) {
+        snprintf(err, errlen,
+                 "the prompt (%d tokens) plus max_new_tokens (%d) can never fit the KV pool of %d "
+                 "tokens",
+                 n, p->max_new_tokens, e->pool_size);
+        return SGLC_ERR_RANGE;
+    }
+    if (p->top_logprobs_num < 0 || p->top_logprobs_num > 20) {
+        snprintf(err, errlen, "top_logprobs_num must be in [0, 20]");
+        return SGLC_ERR_ARG;
+    }
+    for (int32_t i = 0; i < p->n_stop_token_ids; i++)
+        if (p->stop_token_ids[i] < 0 || p->stop_token_ids[i] >= V) {
+            snprintf(err, errlen, "stop_token_ids[%d] is outside the vocabulary", i);
+            return SGLC_ERR_ARG;
+        }
+    for (int32_t i = 0; i < p->n_stop; i++)
+        if (!p->stop[i] || !p->stop[i][0]) {
+            snprintf(err, errlen, "stop[%d] is empty", i);
+            return SGLC_ERR_ARG;
+        }
+    sglc_request *r = calloc(1, sizeof *r);
+    if (!r) goto nomem;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    atomic_init(&r->refs, 2);
+    atomic_init(&r->aborted, 0);
+    r->engine = e;
+    r->params = *p;
+    r->n_prompt = n;
+    r->matched_stop_token = r->matched_stop_string = -1;
+    size_t cap = (size_t)n + (size_t)p->max_new_tokens + 1;
+    r->tokens = malloc(cap * sizeof(int32_t));
+    r->slots = malloc(cap * sizeof(int32_t));
+    r->out_ids = malloc((size_t)p->max_new_tokens * sizeof(int32_t));
+    if (!r->tokens || !r->slots || !r->out_ids) goto nomem_r;
+    if (p->return_logprob) {
+        r->out_logprobs = malloc((size_t)p->max_new_tokens * sizeof(float));
+        r->out_top = malloc((size_t)p->max_new_tokens * (size_t)(p->top_logprobs_num + 1) *
+                            sizeof(sglc_token_logprob));
+        if (!r->out_logprobs || !r->out_top) goto nomem_r;
+    }
+    if (p->n_stop_token_ids > 0) {
+        r->stop_ids = malloc((size_t)p->n_stop_token_ids * sizeof(int32_t));
+        if (!r->stop_ids) goto nomem_r;
+        memcpy(r->stop_ids, p->stop_token_ids, (size_t)p->n_stop_token_ids * sizeof(int32_t));
+    }
+    r->params.stop_token_ids = r->stop_ids;
+    if (p->n_stop > 0) {
+        r->stop_strs = calloc((size_t)p->n_stop, sizeof(char *));
+        if (!r->stop_strs) goto nomem_r;
+        for (int32_t i = 0; i < p->n_stop; i++) {
+            r->stop_strs[i] = strdup(p->stop[i]);
+            if (!r->stop_strs[i]) goto nomem_r;
+            size_t L = strlen(p->stop[i]);
+            if (L > r->max_stop_len) r->max_stop_len = L;
+        }
+    }
+    r->params.stop = (const char *const *)r->stop_strs;
+    if (p->repetition_penalty != 1.0f) {
+        r->prompt_mask = calloc((size_t)V, sizeof(int32_t));
+        if (!r->prompt_mask) goto nomem_r;
+        for (int32_t i = 0; i < n; i++)
+            r->prompt_mask[ids[i]] = 1;
+    }
+    memcpy(r->tokens, ids, (size_t)n * sizeof(int32_t));
+    r->n_tokens = r->n_fill = n;
+    sglc_detok_stream_init(&r->detok);
+    r->t_submit = sglc_engine_now();
+    if (leader) {
+        atomic_fetch_add(&leader->refs, 1);
+        r->leader = leader;
+    }
+    pthread_mutex_lock(&e->qmu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->qmu);
+        if (leader) sglc_request_unref(leader);
+        r->leader = NULL;
+        request_free(r);
+        snprintf(err, errlen, "the engine is shutting down");
+        return SGLC_ERR_UNSUPPORTED;
+    }
+    r->id = e->next_id++;
+    sglc_rng_seed(&r->rng, p->has_seed ? p->seed : e->params.random_seed + (uint64_t)r->id * 7919u);
+    if (e->q_tail)
+        e->q_tail->next = r;
+    else
+        e->q_head = r;
+    e->q_tail = r;
+    e->q_len++;
+    pthread_cond_broadcast(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+    *out = r;
+    return SGLC_OK;
+nomem_r:
+    request_free(r);
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return SGLC_ERR_NOMEM;
+}
+
+int sglc_request_wait(sglc_request *r, int32_t seen, sglc_output *out, int timeout_ms) {
+    pthread_mutex_lock(&r->mu);
+    int rc = 0;
+    if (timeout_ms < 0) {
+        while (r->pub_n_output <= seen && !r->pub_finished)
+            pthread_cond_wait(&r->cv, &r->mu);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (r->pub_n_output <= seen && !r->pub_finished)
+            if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0) {
+                rc = 1;
+                break;
+            }
+    }
+    if (r->client_text_cap < r->pub_text_len + 1) {
+        char *nt = realloc(r->client_text, r->pub_text_len + 1);
+        if (nt) {
+            r->client_text = nt;
+            r->client_text_cap = r->pub_text_len + 1;
+        }
+    }
+    size_t tl = r->client_text_cap > r->pub_text_len ? r->pub_text_len : 0;
+    if (r->client_text) {
+        if (tl) memcpy(r->client_text, r->pub_text, tl);
+        r->client_text[tl] = 0;
+    }
+    memset(out, 0, sizeof *out);
+    out->output_ids = r->out_ids;
+    out->n_output = r->pub_n_output;
+    out->text = r->client_text ? r->client_text : "";
+    out->text_len = tl;
+    out->logprobs = r->out_logprobs;
+    out->top_logprobs = r->out_top;
+    out->finished = r->pub_finished;
+    out->finish_reason = r->finish_reason;
+    out->matched_stop_token = r->matched_stop_token;
+    out->matched_stop_string = r->matched_stop_string;
+    out->prompt_tokens = r->n_prompt;
+    out->cached_tokens = r->pub_cached_tokens;
+    out->ttft_s = r->ttft_s;
+    out->e2e_s = r->e2e_s;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void sglc_request_abort(sglc_request *r) {
+    atomic_store(&r->aborted, 1);
+    sglc_engine *e = r->engine;
+    pthread_mutex_lock(&e->qmu);
+    pthread_cond_broadcast(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+}
+
+void sglc_request_release(sglc_request *r) {
+    if (!r) return;
+    sglc_request_abort(r);
+    sglc_request_unref(r);
+}
+
+int64_t sglc_request_id(const sglc_request *r) {
+    return r->id;
+}
+
+void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s) {
+    pthread_mutex_lock(&e->smu);
+    *s = e->stats;
+    pthread_mutex_unlock(&e->smu);
+}
+
+int sglc_engine_flush_cache(sglc_engine *e) {
+    pthread_mutex_lock(&e->qmu);
+    e->flush_requested = 1;
+    pthread_cond_broadcast(&e->qcv);
+    while (e->flush_requested && !e->stopping)
+        pthread_cond_wait(&e->flush_cv, &e->qmu);
+    int rc = e->flush_result;
+    pthread_mutex_unlock(&e->qmu);
+    return rc;
+}

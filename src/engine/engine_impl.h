@@ -1,0 +1,145 @@
+/* Private structures of the serving engine, shared by scheduler.c (the scheduler thread and
+ * its step pipeline) and engine.c (the public API: submit, wait, abort, stats). */
+#ifndef SGLC_ENGINE_IMPL_H
+#define SGLC_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "backend/backend.h"
+#include "engine/kv_pool.h"
+#include "engine/radix_cache.h"
+#include "engine/sampler.h"
+#include "model/model.h"
+#include "sglc.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum {
+    REQ_WAITING = 0, /* in the waiting queue (new or retracted) */
+    REQ_RUNNING,     /* admitted: prefill in progress or decoding */
+    REQ_FINISHED,    /* result final; KV released once no step in flight uses it */
+    REQ_STATE_COUNT
+} req_state;
+
+struct sglc_request {
+    int64_t id;
+    sglc_engine *engine;
+    atomic_int refs;    /* client + scheduler */
+    atomic_int aborted; /* set by any thread, read by the scheduler */
+    /* immutable after submit */
+    sglc_request_params params; /* stop arrays point to the copies below */
+    int32_t *stop_ids;
+    char **stop_strs;
+    size_t max_stop_len;
+    int32_t n_prompt;
+    sglc_request *leader; /* n > 1: wait for the leader's prompt to be cached */
+    double t_submit;
+
+    /* ---- scheduler thread ---- */
+    req_state state;
+    int32_t *tokens; /* prompt, then outputs; capacity n_prompt + max_new_tokens + 1 */
+    int32_t n_tokens;
+    int32_t *slots;   /* KV slot of each position (req_to_token) */
+    int32_t n_fill;   /* tokens to prefill (prompt, plus outputs after a retraction) */
+    int32_t n_sched;  /* positions whose KV is computed or being computed by launched steps */
+    int32_t n_cached; /* leading positions whose slots belong to the radix tree */
+    int32_t cached_reported; /* prefix hit reported to the user (first admission) */
+    sglc_radix_node *last_node;
+    int32_t n_out_sched;      /* output tokens that launched steps will produce */
+    int32_t inflight;         /* launched steps not yet processed that include this request */
+    int64_t last_sample_step; /* number of the step whose sample is this request's next input */
+    int32_t last_sample_row;
+    int prefill_cached; /* prompt inserted into the radix tree after prefill */
+    sglc_detok_stream detok;
+    char *text; /* all decoded text */
+    size_t text_len, text_cap;
+    int released; /* KV given back */
+    double t_first_token;
+
+    /* ---- compute side (sampling state; touched only while sampling a step) ---- */
+    sglc_rng rng;
+    int32_t *counts;      /* occurrences of each token in the output (penalties), lazily made */
+    int32_t *prompt_mask; /* tokens present in the prompt (repetition penalty), lazily made */
+    int32_t n_sampled;
+
+    /* ---- mailbox (mu) ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int32_t *out_ids;            /* capacity max_new_tokens */
+    float *out_logprobs;         /* capacity max_new_tokens, when return_logprob */
+    sglc_token_logprob *out_top; /* [max_new_tokens][top_logprobs_num] */
+    int32_t pub_n_output;
+    size_t pub_text_len; /* visible prefix of text (copied for the client under mu) */
+    char *pub_text;
+    size_t pub_text_cap;
+    int pub_finished;
+    sglc_finish_reason finish_reason;
+    int32_t matched_stop_token, matched_stop_string;
+    int32_t pub_cached_tokens;
+    double ttft_s, e2e_s;
+    /* client-side copy of the text, returned by wait */
+    char *client_text;
+    size_t client_text_cap;
+
+    sglc_request *next; /* intrusive list link (queue / waiting / running) */
+};
+
+typedef struct step step;
+
+struct sglc_engine {
+    sglc_engine_params params;
+    char model_path[4096];
+    sglc_backend *be;
+    sglc_model *model;
+    sglc_tokenizer *tok;
+    sglc_model_state *st;
+    sglc_kv_pool *pool;
+    sglc_radix_cache *radix;
+    sglc_sampler sampler;
+    int32_t context_length, pool_size, max_step_tokens, max_running;
+
+    /* submission queue */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    sglc_request *q_head, *q_tail;
+    int32_t q_len;
+    int stopping;
+    int flush_requested, flush_result;
+    pthread_cond_t flush_cv;
+    int64_t next_id;
+
+    /* scheduler thread state */
+    pthread_t sched_thread;
+    sglc_request **waiting;
+    int32_t n_waiting, cap_waiting;
+    sglc_request **running;
+    int32_t n_running, cap_running;
+    step *steps[2];
+    int next_step;
+    int64_t step_counter;
+    int64_t decode_steps;
+    double log_t0;
+    int64_t log_tokens;
+
+    /* compute thread (overlap mode) */
+    pthread_t compute_thread;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;
+    step *launch;    /* step handed to the compute thread */
+    step *done_step; /* step the compute thread finished */
+    step *prev_for_launch;
+    int compute_stop;
+
+    /* stats (smu) */
+    pthread_mutex_t smu;
+    sglc_engine_stats stats;
+};
+
+double sglc_engine_now(void);
+void *sglc_scheduler_main(void *arg);
+void *sglc_compute_main(void *arg);
+int sglc_scheduler_init(sglc_engine *e, char *err, size_t errlen);
+void sglc_scheduler_free(sglc_engine *e);
+void sglc_request_unref(sglc_request *r);
+
+#endif

@@ -1,0 +1,807 @@
+/* The scheduler: one thread that alone owns the model state, the KV pool and the radix cache.
+ *
+ * Each iteration takes new requests from the submission queue, drops aborted ones, and builds
+ * one step: a prefill batch when waiting requests can be admitted (radix prefix match, chunked
+ * prefill under --chunked-prefill-size / --max-prefill-tokens, KV admission with eviction),
+ * otherwise a decode batch of every running request (retracting one to recompute later when the
+ * pool runs dry). A step is a flat batch description (backend.h) plus, per logit row, the
+ * request that samples from it.
+ *
+ * Overlap scheduling: a compute thread runs forward + sampling of step N while this thread
+ * processes the results of step N-1 (detokenization, stop checks, mailboxes, KV release) and
+ * builds step N+1. A decode input whose token is still being sampled is a placeholder
+ * (token_src = row of the previous step) that the compute thread resolves just before the
+ * forward. Requests that finish at step N may ride along in step N+1; that token is dropped.
+ * With --disable-overlap-schedule the same functions run one after the other on this thread,
+ * and both modes give identical tokens: sampling state (random generator, penalty counts) is
+ * advanced only by the compute side, in step order. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine_impl.h"
+
+struct step {
+    int32_t n_tokens, n_seqs, n_logits;
+    int32_t *tokens, *pos, *seq, *out_slot, *seq_slot_start, *slot_table, *logit_rows;
+    int32_t *token_src;     /* per token: -1, or the previous step's logit row to take */
+    sglc_request **seq_req; /* per sequence */
+    int32_t *seq_new;       /* tokens of each sequence in this step */
+    sglc_request **row_req; /* per logit row */
+    int32_t *sampled;       /* per logit row */
+    float *row_logprob;
+    sglc_token_logprob *row_top; /* [row][20] */
+    int is_prefill;
+    int32_t n_cached_new, n_new_seqs;
+    const step *prev; /* step whose samples resolve placeholders */
+    int64_t number;   /* steps are double-buffered: identity is the number, not the buffer */
+    int ok;
+};
+
+#define TOP_LOGPROBS_MAX 20
+
+double sglc_engine_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static step *step_new(sglc_engine *e) {
+    step *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    size_t T = (size_t)e->max_step_tokens, R = (size_t)e->max_running,
+           table = (size_t)e->max_running * (size_t)e->context_length;
+    s->tokens = malloc(T * sizeof(int32_t));
+    s->pos = malloc(T * sizeof(int32_t));
+    s->seq = malloc(T * sizeof(int32_t));
+    s->out_slot = malloc(T * sizeof(int32_t));
+    s->token_src = malloc(T * sizeof(int32_t));
+    s->seq_slot_start = malloc(R * sizeof(int32_t));
+    s->slot_table = malloc(table * sizeof(int32_t));
+    s->logit_rows = malloc(R * sizeof(int32_t));
+    s->seq_req = malloc(R * sizeof(sglc_request *));
+    s->seq_new = malloc(R * sizeof(int32_t));
+    s->row_req = malloc(R * sizeof(sglc_request *));
+    s->sampled = malloc(R * sizeof(int32_t));
+    s->row_logprob = malloc(R * sizeof(float));
+    s->row_top = malloc(R * TOP_LOGPROBS_MAX * sizeof(sglc_token_logprob));
+    if (!s->tokens || !s->pos || !s->seq || !s->out_slot || !s->token_src || !s->seq_slot_start ||
+        !s->slot_table || !s->logit_rows || !s->seq_req || !s->seq_new || !s->row_req ||
+        !s->sampled || !s->row_logprob || !s->row_top) {
+        free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
+        free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
+        free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
+        free(s->row_top), free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void step_free(step *s) {
+    if (!s) return;
+    free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
+    free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
+    free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
+    free(s->row_top), free(s);
+}
+
+/* ------------------------------------------------------------------ compute side */
+
+/* Penalties, min-new-tokens suppression, then the sampling pipeline; logprobs from the
+ * penalized logits. Runs on the compute thread (or inline without overlap). */
+static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
+    sglc_request *r = s->row_req[row];
+    const sglc_request_params *p = &r->params;
+    int32_t V = e->model->cfg.n_vocab;
+    if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f ||
+        p->repetition_penalty != 1.0f) {
+        if (r->counts)
+            for (int32_t t = 0; t < V; t++) {
+                int32_t c = r->counts[t];
+                if (c > 0) logits[t] -= p->frequency_penalty * (float)c + p->presence_penalty;
+            }
+        if (p->repetition_penalty != 1.0f)
+            for (int32_t t = 0; t < V; t++) {
+                if ((r->counts && r->counts[t] > 0) || (r->prompt_mask && r->prompt_mask[t]))
+                    logits[t] = logits[t] > 0 ? logits[t] / p->repetition_penalty
+                                              : logits[t] * p->repetition_penalty;
+            }
+    }
+    if (r->n_sampled < p->min_new_tokens) {
+        for (int32_t t = 0; t < V; t++)
+            if (sglc_tokenizer_is_eog(e->tok, t)) logits[t] = -INFINITY;
+        for (int32_t i = 0; i < p->n_stop_token_ids; i++)
+            logits[r->stop_ids[i]] = -INFINITY;
+    }
+    int32_t tok = sglc_sample(&e->sampler, logits,
+                              &(sglc_sampling_params){
+                                  .temperature = p->temperature,
+                                  .top_k = p->top_k,
+                                  .top_p = p->top_p,
+                                  .min_p = p->min_p,
+                              },
+                              &r->rng);
+    s->sampled[row] = tok;
+    if (p->return_logprob) {
+        float mx = logits[sglc_argmax(logits, V)];
+        double z = 0.0;
+        for (int32_t t = 0; t < V; t++)
+            z += exp((double)(logits[t] - mx));
+        float lz = mx + (float)log(z);
+        s->row_logprob[row] = logits[tok] - lz;
+        sglc_token_logprob *top = s->row_top + (size_t)row * TOP_LOGPROBS_MAX;
+        int32_t k = p->top_logprobs_num;
+        for (int32_t j = 0; j < k; j++)
+            top[j] = (sglc_token_logprob){-1, -INFINITY};
+        for (int32_t t = 0; t < V && k > 0; t++) {
+            float lp = logits[t] - lz;
+            if (lp <= top[k - 1].logprob) continue;
+            int32_t j = k - 1;
+            while (j > 0 && top[j - 1].logprob < lp) {
+                top[j] = top[j - 1];
+                j--;
+            }
+            top[j] = (sglc_token_logprob){t, lp};
+        }
+    }
+    r->n_sampled++;
+    if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f ||
+        p->repetition_penalty != 1.0f) {
+        if (!r->counts) r->counts = calloc((size_t)V, sizeof(int32_t));
+        if (r->counts) r->counts[tok]++;
+    }
+}
+
+/* Resolves placeholders, runs the forward pass and samples every logit row. */
+static void run_step(sglc_engine *e, step *s) {
+    for (int32_t t = 0; t < s->n_tokens; t++)
+        if (s->token_src[t] >= 0) {
+            SGLC_ASSERT(s->prev != NULL);
+            s->tokens[t] = s->prev->sampled[s->token_src[t]];
+        }
+    sglc_batch b = {
+        .n_tokens = s->n_tokens,
+        .n_seqs = s->n_seqs,
+        .n_logits = s->n_logits,
+        .tokens = s->tokens,
+        .pos = s->pos,
+        .seq = s->seq,
+        .out_slot = s->out_slot,
+        .seq_slot_start = s->seq_slot_start,
+        .slot_table = s->slot_table,
+        .logit_rows = s->logit_rows,
+    };
+    const float *logits = NULL;
+    sglc_err err = {{0}};
+    s->ok = sglc_model_forward(e->st, &b, &logits, &err) == 0;
+    if (!s->ok) {
+        sglc_log(SGLC_LOG_ERROR, "forward failed: %s", err.msg);
+        return;
+    }
+    int32_t V = e->model->cfg.n_vocab;
+    for (int32_t row = 0; row < s->n_logits; row++)
+        sample_row(e, s, row, (float *)logits + (size_t)row * (size_t)V);
+}
+
+void *sglc_compute_main(void *arg) {
+    sglc_engine *e = arg;
+    pthread_mutex_lock(&e->cmu);
+    for (;;) {
+        while (!e->launch && !e->compute_stop)
+            pthread_cond_wait(&e->ccv, &e->cmu);
+        if (e->compute_stop) break;
+        step *s = e->launch;
+        pthread_mutex_unlock(&e->cmu);
+        run_step(e, s);
+        pthread_mutex_lock(&e->cmu);
+        e->launch = NULL;
+        e->done_step = s;
+        pthread_cond_broadcast(&e->ccv);
+    }
+    pthread_mutex_unlock(&e->cmu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ request bookkeeping */
+
+/* Gives the request's KV back: cached into the radix tree (so later requests reuse it) or
+ * freed. Positions [0, n_sched) hold computed KV once no launched step uses the request. */
+static void release_kv(sglc_engine *e, sglc_request *r) {
+    if (r->released) return;
+    SGLC_ASSERT(r->inflight == 0);
+    int32_t n = r->n_sched;
+    if (e->radix) {
+        if (n > 0) {
+            int32_t shared = sglc_radix_insert(e->radix, r->tokens, r->slots, n);
+            if (shared > r->n_cached)
+                sglc_kv_pool_free(e->pool, r->slots + r->n_cached, shared - r->n_cached);
+        }
+        if (r->last_node) sglc_radix_unlock(e->radix, r->last_node);
+    } else if (n > 0) {
+        sglc_kv_pool_free(e->pool, r->slots, n);
+    }
+    r->last_node = NULL;
+    r->n_sched = r->n_cached = 0;
+    r->released = 1;
+}
+
+static void list_remove(sglc_request **arr, int32_t *n, sglc_request *r) {
+    for (int32_t i = 0; i < *n; i++)
+        if (arr[i] == r) {
+            memmove(arr + i, arr + i + 1, (size_t)(*n - i - 1) * sizeof *arr);
+            (*n)--;
+            return;
+        }
+}
+
+static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
+    if (r->state == REQ_FINISHED) return;
+    int was_running = r->state == REQ_RUNNING;
+    r->state = REQ_FINISHED;
+    size_t w = sglc_detok_stream_flush(&r->detok, r->text + r->text_len, r->text_cap - r->text_len);
+    if (r->matched_stop_string < 0) r->text_len += w;
+    pthread_mutex_lock(&r->mu);
+    if (r->pub_text_cap < r->text_len + 1) {
+        char *nt = realloc(r->pub_text, r->text_len + 1);
+        if (nt) {
+            r->pub_text = nt;
+            r->pub_text_cap = r->text_len + 1;
+        }
+    }
+    if (r->pub_text_cap >= r->text_len + 1) {
+        memcpy(r->pub_text, r->text, r->text_len);
+        r->pub_text_len = r->text_len;
+    }
+    r->finish_reason = why;
+    r->pub_finished = 1;
+    r->e2e_s = sglc_engine_now() - r->t_submit;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    (void)was_running;
+    list_remove(e->running, &e->n_running, r);
+    list_remove(e->waiting, &e->n_waiting, r); /* also holds chunked prefills in progress */
+    pthread_mutex_lock(&e->smu);
+    e->stats.requests_finished++;
+    e->stats.generation_tokens_total += r->pub_n_output;
+    pthread_mutex_unlock(&e->smu);
+}
+
+/* Releases a finished request once no launched step uses it, and drops the scheduler's
+ * reference (which may free it: callers must not touch r afterwards). */
+static void reap(sglc_engine *e, sglc_request *r) {
+    if (r->state != REQ_FINISHED || r->inflight != 0 || r->released) return;
+    release_kv(e, r);
+    if (r->leader) {
+        sglc_request_unref(r->leader);
+        r->leader = NULL;
+    }
+    sglc_request_unref(r);
+}
+
+/* Length of the longest suffix of text that is a proper prefix of some stop string: text
+ * that may still turn into a stop match is held back from the client. */
+static size_t stop_holdback(const sglc_request *r) {
+    size_t best = 0;
+    for (int32_t i = 0; i < r->params.n_stop; i++) {
+        size_t L = strlen(r->stop_strs[i]);
+        for (size_t k = L - 1; k > best; k--)
+            if (k <= r->text_len && memcmp(r->text + r->text_len - k, r->stop_strs[i], k) == 0) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+static int grow_text(sglc_request *r, size_t extra) {
+    if (r->text_len + extra <= r->text_cap) return 0;
+    size_t cap = r->text_cap ? r->text_cap : 256;
+    while (cap < r->text_len + extra)
+        cap *= 2;
+    char *nt = realloc(r->text, cap);
+    if (!nt) return -1;
+    r->text = nt;
+    r->text_cap = cap;
+    return 0;
+}
+
+/* Appends one sampled token to a running request and applies the stop rules. */
+static void accept_token(sglc_engine *e, step *s, int32_t row) {
+    sglc_request *r = s->row_req[row];
+    if (r->state != REQ_RUNNING) return; /* finished while this step ran: drop */
+    const sglc_request_params *p = &r->params;
+    int32_t tok = s->sampled[row];
+    int32_t k = r->pub_n_output;
+    r->tokens[r->n_tokens++] = tok;
+    r->out_ids[k] = tok;
+    if (p->return_logprob) {
+        r->out_logprobs[k] = s->row_logprob[row];
+        memcpy(r->out_top + (size_t)k * (size_t)p->top_logprobs_num,
+               s->row_top + (size_t)row * TOP_LOGPROBS_MAX,
+               (size_t)p->top_logprobs_num * sizeof(sglc_token_logprob));
+    }
+    int is_stop_tok = 0;
+    if (k + 1 > p->min_new_tokens) {
+        if (!p->ignore_eos && sglc_tokenizer_is_eog(e->tok, tok)) is_stop_tok = 1;
+        for (int32_t i = 0; i < p->n_stop_token_ids; i++)
+            if (r->stop_ids[i] == tok) is_stop_tok = 1;
+    }
+    size_t old_len = r->text_len;
+    if (!is_stop_tok) {
+        size_t cap = sglc_detok_stream_cap(e->tok);
+        if (grow_text(r, cap + 8) == 0)
+            r->text_len += sglc_detok_stream_push(&r->detok, e->tok, tok, p->skip_special_tokens,
+                                                  r->text + r->text_len, cap);
+    }
+    int32_t matched_str = -1;
+    size_t cut = r->text_len;
+    if (!is_stop_tok && k + 1 > p->min_new_tokens) {
+        for (int32_t i = 0; i < p->n_stop; i++) {
+            size_t L = strlen(r->stop_strs[i]);
+            size_t from = old_len >= L ? old_len - L + 1 : 0;
+            if (r->text_len < L) continue;
+            for (size_t at = from; at + L <= r->text_len; at++)
+                if (memcmp(r->text + at, r->stop_strs[i], L) == 0) {
+                    if (matched_str < 0 || at < cut) {
+                        matched_str = i;
+                        cut = at;
+                    }
+                    break;
+                }
+        }
+    }
+    double now = sglc_engine_now();
+    pthread_mutex_lock(&r->mu);
+    if (k == 0) r->ttft_s = now - r->t_submit;
+    r->pub_n_output = k + 1;
+    size_t visible = r->text_len;
+    if (matched_str >= 0) {
+        r->matched_stop_string = matched_str;
+        visible = p->no_stop_trim ? cut + strlen(r->stop_strs[matched_str]) : cut;
+        r->text_len = visible;
+    } else if (!is_stop_tok) {
+        visible = r->text_len - stop_holdback(r);
+    }
+    if (is_stop_tok) r->matched_stop_token = tok;
+    if (r->pub_text_cap < visible + 1) {
+        size_t cap = r->pub_text_cap ? r->pub_text_cap : 256;
+        while (cap < visible + 1)
+            cap *= 2;
+        char *nt = realloc(r->pub_text, cap);
+        if (nt) {
+            r->pub_text = nt;
+            r->pub_text_cap = cap;
+        }
+    }
+    if (r->pub_text_cap >= visible + 1) {
+        memcpy(r->pub_text, r->text, visible);
+        r->pub_text_len = visible;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (is_stop_tok || matched_str >= 0)
+        finish(e, r, SGLC_FINISH_STOP);
+    else if (k + 1 >= p->max_new_tokens)
+        finish(e, r, SGLC_FINISH_LENGTH);
+}
+
+/* After a request's prompt is fully computed, its KV goes into the radix tree at once (as
+ * SGLang's cache_unfinished_req does) so n > 1 siblings and concurrent requests with the same
+ * prefix share it. */
+static void cache_prefill(sglc_engine *e, sglc_request *r) {
+    if (!e->radix || r->prefill_cached || r->state != REQ_RUNNING) return;
+    int32_t n = r->n_fill;
+    int32_t shared = sglc_radix_insert(e->radix, r->tokens, r->slots, n);
+    if (shared > r->n_cached)
+        sglc_kv_pool_free(e->pool, r->slots + r->n_cached, shared - r->n_cached);
+    sglc_radix_node *node = NULL;
+    int32_t m = sglc_radix_match_prefix(e->radix, r->tokens, n, r->slots, &node);
+    SGLC_ASSERT(m == n);
+    sglc_radix_lock(e->radix, node);
+    if (r->last_node) sglc_radix_unlock(e->radix, r->last_node);
+    r->last_node = node;
+    r->n_cached = n;
+    r->prefill_cached = 1;
+}
+
+static void process_results(sglc_engine *e, step *s) {
+    for (int32_t q = 0; q < s->n_seqs; q++) {
+        sglc_request *r = s->seq_req[q];
+        r->inflight--;
+    }
+    if (s->ok) {
+        for (int32_t row = 0; row < s->n_logits; row++) {
+            sglc_request *r = s->row_req[row];
+            if (s->is_prefill && r->state == REQ_RUNNING) cache_prefill(e, r);
+            accept_token(e, s, row);
+        }
+    }
+    for (int32_t q = 0; q < s->n_seqs; q++) {
+        sglc_request *r = s->seq_req[q];
+        if (!s->ok && r->state != REQ_FINISHED) finish(e, r, SGLC_FINISH_ABORT);
+        reap(e, r);
+    }
+    pthread_mutex_lock(&e->smu);
+    e->stats.num_running = e->n_running;
+    e->stats.num_queued = e->n_waiting + e->q_len;
+    e->stats.kv_used = e->pool_size - sglc_kv_pool_available(e->pool) -
+                       (e->radix ? sglc_radix_evictable_size(e->radix) : 0);
+    e->stats.kv_cached_evictable = e->radix ? sglc_radix_evictable_size(e->radix) : 0;
+    e->stats.token_usage = (double)e->stats.kv_used / (double)e->pool_size;
+    pthread_mutex_unlock(&e->smu);
+}
+
+/* ------------------------------------------------------------------ batch building */
+
+static int ensure_slots(sglc_engine *e, int32_t n) {
+    int32_t avail = sglc_kv_pool_available(e->pool);
+    if (avail < n && e->radix) sglc_radix_evict(e->radix, n - avail);
+    return sglc_kv_pool_available(e->pool) >= n;
+}
+
+static int add_running(sglc_engine *e, sglc_request *r) {
+    if (e->n_running == e->cap_running) return -1; /* cap is max_running: checked by callers */
+    e->running[e->n_running++] = r;
+    return 0;
+}
+
+/* Appends sequence r's tokens [from, from + n) to the step. */
+static void step_add_seq(sglc_engine *e, step *s, sglc_request *r, int32_t from, int32_t n,
+                         int want_logits, int placeholder) {
+    int32_t q = s->n_seqs++;
+    s->seq_req[q] = r;
+    s->seq_new[q] = n;
+    int32_t start = q == 0 ? 0 : s->seq_slot_start[q - 1] + (s->seq_req[q - 1]->n_sched);
+    s->seq_slot_start[q] = start;
+    memcpy(s->slot_table + start, r->slots, (size_t)(from + n) * sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++) {
+        int32_t t = s->n_tokens++;
+        s->tokens[t] = r->tokens[from + i];
+        s->token_src[t] = -1;
+        s->pos[t] = from + i;
+        s->seq[t] = q;
+        s->out_slot[t] = r->slots[from + i];
+    }
+    if (placeholder) {
+        s->token_src[s->n_tokens - 1] = r->last_sample_row;
+        s->tokens[s->n_tokens - 1] = 0;
+    }
+    r->n_sched = from + n;
+    r->inflight++;
+    if (want_logits) {
+        int32_t row = s->n_logits++;
+        s->logit_rows[row] = s->n_tokens - 1;
+        s->row_req[row] = r;
+        r->last_sample_step = s->number;
+        r->last_sample_row = row;
+        r->n_out_sched++;
+    }
+    (void)e;
+}
+
+/* Prefix match for a waiting request (first admission after submit or retraction). */
+static void match_waiting(sglc_engine *e, sglc_request *r) {
+    if (r->last_node || !e->radix) return;
+    sglc_radix_node *node = NULL;
+    int32_t m = sglc_radix_match_prefix(e->radix, r->tokens, r->n_fill, r->slots, &node);
+    if (m >= r->n_fill) m = r->n_fill - 1; /* the last token is recomputed for its logits */
+    if (m < 0) m = 0;
+    sglc_radix_lock(e->radix, node);
+    r->last_node = node;
+    r->n_cached = m;
+    r->n_sched = m;
+}
+
+static void unmatch_waiting(sglc_engine *e, sglc_request *r) {
+    if (!r->last_node) return;
+    sglc_radix_unlock(e->radix, r->last_node);
+    r->last_node = NULL;
+    r->n_cached = r->n_sched = 0;
+}
+
+static int cmp_lpm(const void *a, const void *b) {
+    const sglc_request *x = *(sglc_request *const *)a, *y = *(sglc_request *const *)b;
+    if (x->n_cached != y->n_cached) return x->n_cached > y->n_cached ? -1 : 1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+static step *build_prefill(sglc_engine *e, step *s) {
+    if (e->n_waiting == 0) return NULL;
+    int32_t budget = e->params.max_prefill_tokens;
+    if (e->params.chunked_prefill_size > 0 && e->params.chunked_prefill_size < budget)
+        budget = e->params.chunked_prefill_size;
+    if (budget > e->max_step_tokens) budget = e->max_step_tokens;
+    if (e->params.schedule_policy == SGLC_SCHEDULE_LPM && e->radix && e->n_waiting < 128) {
+        for (int32_t i = 0; i < e->n_waiting; i++)
+            match_waiting(e, e->waiting[i]);
+        qsort(e->waiting, (size_t)e->n_waiting, sizeof *e->waiting, cmp_lpm);
+    }
+    int32_t used = 0;
+    for (int32_t i = 0; i < e->n_waiting && used < budget;) {
+        sglc_request *r = e->waiting[i];
+        int in_progress = r->state == REQ_RUNNING; /* chunked prefill continuing */
+        if (!in_progress && e->n_running >= e->max_running) break;
+        if (s->n_seqs >= e->max_running) break;
+        if (r->leader && r->leader->state != REQ_FINISHED && !r->leader->prefill_cached &&
+            e->radix) {
+            i++; /* wait for the leader's prompt to be cached */
+            continue;
+        }
+        if (r->leader) {
+            sglc_request_unref(r->leader);
+            r->leader = NULL;
+        }
+        if (!in_progress) match_waiting(e, r);
+        int32_t from = r->n_sched, rest = r->n_fill - from;
+        int32_t take = rest < budget - used ? rest : budget - used;
+        if (take <= 0) break;
+        if (!ensure_slots(e, take)) {
+            if (!in_progress) unmatch_waiting(e, r);
+            break;
+        }
+        SGLC_ASSERT(sglc_kv_pool_alloc(e->pool, take, r->slots + from) == 0);
+        if (!in_progress) {
+            r->state = REQ_RUNNING;
+            add_running(e, r);
+            s->n_new_seqs++;
+            s->n_cached_new += r->n_cached;
+            if (r->pub_n_output == 0 && r->cached_reported == 0) {
+                r->cached_reported = 1;
+                pthread_mutex_lock(&r->mu);
+                r->pub_cached_tokens = r->n_cached;
+                pthread_mutex_unlock(&r->mu);
+                pthread_mutex_lock(&e->smu);
+                e->stats.cached_tokens_total += r->n_cached;
+                e->stats.prompt_tokens_total += r->n_prompt;
+                pthread_mutex_unlock(&e->smu);
+            }
+        }
+        int done = from + take == r->n_fill;
+        step_add_seq(e, s, r, from, take, done, 0);
+        used += take;
+        if (done) {
+            memmove(e->waiting + i, e->waiting + i + 1,
+                    (size_t)(e->n_waiting - i - 1) * sizeof *e->waiting);
+            e->n_waiting--;
+        } else {
+            i++;
+        }
+    }
+    if (s->n_tokens == 0) return NULL;
+    s->is_prefill = 1;
+    return s;
+}
+
+/* Takes a running request out to recompute later: its KV goes to the cache or is freed. */
+static void retract(sglc_engine *e, sglc_request *r) {
+    release_kv(e, r);
+    r->released = 0;
+    r->prefill_cached = 0;
+    r->n_fill = r->n_tokens;
+    r->state = REQ_WAITING;
+    list_remove(e->running, &e->n_running, r);
+    memmove(e->waiting + 1, e->waiting, (size_t)e->n_waiting * sizeof *e->waiting);
+    e->waiting[0] = r;
+    e->n_waiting++;
+    sglc_log(SGLC_LOG_WARN, "KV cache full: retracted request %lld to recompute later",
+             (long long)r->id);
+}
+
+/* Returns NULL with *need_drain set when decode needs KV that only a drained pipeline can
+ * give (retraction must not touch a request a launched step still uses). */
+static step *build_decode(sglc_engine *e, step *s, const step *inflight, int *need_drain) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < e->n_running; i++) {
+        sglc_request *r = e->running[i];
+        if (r->n_sched < r->n_fill) continue; /* still in chunked prefill */
+        if (r->n_out_sched >= r->params.max_new_tokens) continue;
+        n++;
+    }
+    if (n == 0) return NULL;
+    if (!ensure_slots(e, n)) {
+        if (inflight) {
+            *need_drain = 1;
+            return NULL;
+        }
+        /* retract the requests with the least work done until the rest fit */
+        while (!ensure_slots(e, n) && e->n_running > 1) {
+            sglc_request *victim = NULL;
+            for (int32_t i = 0; i < e->n_running; i++) {
+                sglc_request *r = e->running[i];
+                if (r->n_sched < r->n_fill || r->inflight) continue;
+                if (!victim || r->n_tokens < victim->n_tokens) victim = r;
+            }
+            if (!victim) break;
+            retract(e, victim);
+            n--;
+        }
+        if (!ensure_slots(e, n)) return NULL;
+    }
+    for (int32_t i = 0; i < e->n_running; i++) {
+        sglc_request *r = e->running[i];
+        if (r->n_sched < r->n_fill || r->n_out_sched >= r->params.max_new_tokens) continue;
+        int32_t p = r->n_sched;
+        SGLC_ASSERT(sglc_kv_pool_alloc(e->pool, 1, r->slots + p) == 0);
+        int placeholder = inflight && r->last_sample_step == inflight->number;
+        step_add_seq(e, s, r, p, 1, 1, placeholder);
+    }
+    s->is_prefill = 0;
+    return s;
+}
+
+static void log_step(sglc_engine *e, const step *s) {
+    int32_t used = e->pool_size - sglc_kv_pool_available(e->pool) -
+                   (e->radix ? sglc_radix_evictable_size(e->radix) : 0);
+    double usage = (double)used / (double)e->pool_size;
+    if (s->is_prefill) {
+        sglc_log(SGLC_LOG_INFO,
+                 "Prefill batch. #new-seq: %d, #new-token: %d, #cached-token: %d, token usage: "
+                 "%.2f, #running-req: %d, #queue-req: %d",
+                 s->n_new_seqs, s->n_tokens, s->n_cached_new, usage, e->n_running, e->n_waiting);
+        return;
+    }
+    e->decode_steps++;
+    e->log_tokens += s->n_tokens;
+    int32_t every = e->params.decode_log_interval;
+    if (every <= 0 || e->decode_steps % every != 0) return;
+    double now = sglc_engine_now();
+    double tput = e->log_t0 > 0 ? (double)e->log_tokens / (now - e->log_t0) : 0.0;
+    e->log_t0 = now;
+    e->log_tokens = 0;
+    pthread_mutex_lock(&e->smu);
+    e->stats.last_gen_throughput = tput;
+    pthread_mutex_unlock(&e->smu);
+    sglc_log(SGLC_LOG_INFO,
+             "Decode batch. #running-req: %d, #token: %d, token usage: %.2f, cuda graph: False, "
+             "gen throughput (token/s): %.2f, #queue-req: %d",
+             e->n_running, used, usage, tput, e->n_waiting);
+}
+
+static step *build_step(sglc_engine *e, const step *inflight, int *need_drain) {
+    step *s = e->steps[e->next_step];
+    s->number = ++e->step_counter;
+    s->n_tokens = s->n_seqs = s->n_logits = 0;
+    s->n_cached_new = s->n_new_seqs = 0;
+    s->prev = inflight;
+    s->ok = 0;
+    step *out = build_prefill(e, s);
+    if (!out) out = build_decode(e, s, inflight, need_drain);
+    if (out) {
+        e->next_step ^= 1;
+        log_step(e, out);
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+/* Moves submitted requests into the waiting list; handles aborts and cache flushes.
+ * Blocks when there is nothing at all to do. Returns 0 to stop. */
+static int intake(sglc_engine *e, int busy) {
+    pthread_mutex_lock(&e->qmu);
+    while (!e->stopping && !e->q_head && !busy && e->n_waiting == 0 && e->n_running == 0 &&
+           !e->flush_requested)
+        pthread_cond_wait(&e->qcv, &e->qmu);
+    int stopping = e->stopping;
+    while (e->q_head) {
+        sglc_request *r = e->q_head;
+        e->q_head = r->next;
+        if (!e->q_head) e->q_tail = NULL;
+        e->q_len--;
+        r->next = NULL;
+        if (e->n_waiting == e->cap_waiting) {
+            int32_t cap = e->cap_waiting ? e->cap_waiting * 2 : 64;
+            sglc_request **nw = realloc(e->waiting, (size_t)cap * sizeof *nw);
+            SGLC_ASSERT(nw != NULL);
+            e->waiting = nw;
+            e->cap_waiting = cap;
+        }
+        e->waiting[e->n_waiting++] = r;
+    }
+    if (e->flush_requested) {
+        int ok = e->n_running == 0 && !busy;
+        if (ok && e->radix) ok = sglc_radix_reset(e->radix) == 0;
+        e->flush_result = ok ? 0 : -1;
+        e->flush_requested = 0;
+        pthread_cond_broadcast(&e->flush_cv);
+    }
+    pthread_mutex_unlock(&e->qmu);
+    /* aborts (and everything, when stopping) */
+    for (int32_t i = e->n_waiting - 1; i >= 0; i--) {
+        sglc_request *r = e->waiting[i];
+        if ((stopping || atomic_load(&r->aborted)) && r->state != REQ_RUNNING) {
+            finish(e, r, SGLC_FINISH_ABORT);
+            reap(e, r);
+        }
+    }
+    for (int32_t i = e->n_running - 1; i >= 0; i--) {
+        sglc_request *r = e->running[i];
+        if (stopping || atomic_load(&r->aborted)) {
+            finish(e, r, SGLC_FINISH_ABORT);
+            reap(e, r);
+        }
+    }
+    return !stopping;
+}
+
+static void launch(sglc_engine *e, step *s) {
+    pthread_mutex_lock(&e->cmu);
+    e->launch = s;
+    e->done_step = NULL;
+    pthread_cond_broadcast(&e->ccv);
+    pthread_mutex_unlock(&e->cmu);
+}
+
+static step *wait_done(sglc_engine *e) {
+    pthread_mutex_lock(&e->cmu);
+    while (!e->done_step)
+        pthread_cond_wait(&e->ccv, &e->cmu);
+    step *s = e->done_step;
+    e->done_step = NULL;
+    pthread_mutex_unlock(&e->cmu);
+    return s;
+}
+
+void *sglc_scheduler_main(void *arg) {
+    sglc_engine *e = arg;
+    int overlap = !e->params.disable_overlap_schedule;
+    step *inflight = NULL;
+    e->log_t0 = sglc_engine_now();
+    for (;;) {
+        int running = intake(e, inflight != NULL);
+        if (!running && !inflight) break;
+        int need_drain = 0;
+        step *s = running ? build_step(e, inflight, &need_drain) : NULL;
+        if (!overlap) {
+            if (s) {
+                run_step(e, s);
+                process_results(e, s);
+            }
+            continue;
+        }
+        if (inflight) {
+            step *done = wait_done(e);
+            SGLC_ASSERT(done == inflight);
+            if (s) launch(e, s);
+            process_results(e, done);
+            inflight = s;
+        } else if (s) {
+            launch(e, s);
+            inflight = s;
+        }
+        (void)need_drain; /* a drained pipeline retries the build on the next iteration */
+    }
+    /* stopping: everything was aborted by intake; release what remains */
+    while (e->n_running > 0) {
+        sglc_request *r = e->running[e->n_running - 1];
+        finish(e, r, SGLC_FINISH_ABORT);
+        reap(e, r);
+    }
+    while (e->n_waiting > 0) {
+        sglc_request *r = e->waiting[e->n_waiting - 1];
+        finish(e, r, SGLC_FINISH_ABORT);
+        reap(e, r);
+    }
+    return NULL;
+}
+
+int sglc_scheduler_init(sglc_engine *e, char *err, size_t errlen) {
+    e->running = calloc((size_t)e->max_running, sizeof *e->running);
+    e->cap_running = e->max_running;
+    e->steps[0] = step_new(e);
+    e->steps[1] = step_new(e);
+    if (!e->running || !e->steps[0] || !e->steps[1]) {
+        snprintf(err, errlen, "out of memory for the scheduler");
+        return -1;
+    }
+    return 0;
+}
+
+void sglc_scheduler_free(sglc_engine *e) {
+    free(e->running);
+    free(e->waiting);
+    step_free(e->steps[0]);
+    step_free(e->steps[1]);
+}
