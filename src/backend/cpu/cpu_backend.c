@@ -101,11 +101,12 @@ static void rmsnorm_rows(const rmsnorm_ctx *c, long lo, long hi) {
     for (long r = lo; r < hi; r++) {
         const float *x = c->x + r * c->dim;
         float *y = c->y + r * c->dim;
-        /* accumulate in double: matches ggml's ggml_float sum for the mean of squares */
+        /* squares in float, summed in double, mean rounded to float: as ggml computes it */
         double ss = 0.0;
         for (int64_t i = 0; i < c->dim; i++)
-            ss += (double)x[i] * (double)x[i];
-        float scale = 1.0f / sqrtf((float)(ss / (double)c->dim) + c->eps);
+            ss += (double)(x[i] * x[i]);
+        const float mean = (float)(ss / (double)c->dim);
+        float scale = 1.0f / sqrtf(mean + c->eps);
         for (int64_t i = 0; i < c->dim; i++)
             y[i] = (x[i] * scale) * c->w[i];
     }
