@@ -5,6 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
+# the default model as a Hugging Face folder (f32 safetensors + tokenizer.json), for the HF-vs-GGUF
+# comparison in test_hf_model; idempotent
+bash scripts/make_default_hf.sh
 jobs="$(nproc)"
 echo "== Release tests" >&2
 ctest --test-dir build --output-on-failure -j "$jobs"

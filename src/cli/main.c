@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "usage: sglc <command> [options]\n"
             "commands:\n"
             "  generate   generate text from a prompt (sglc generate --help)\n"
+            "  bench_offline_throughput  offline throughput through the engine (--help)\n"
             "  version    print the version\n",
             SGLC_VERSION);
 }
@@ -53,6 +54,8 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "generate") == 0) return sglc_cmd_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench_offline_throughput") == 0)
+        return sglc_cmd_bench_offline_throughput(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sglc %s\n", SGLC_VERSION);
         return 0;

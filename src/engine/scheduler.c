@@ -236,11 +236,15 @@ static void list_remove(sglc_request **arr, int32_t *n, sglc_request *r) {
         }
 }
 
+static int grow_text(sglc_request *r, size_t extra);
+
 static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     if (r->state == REQ_FINISHED) return;
     int was_running = r->state == REQ_RUNNING;
     r->state = REQ_FINISHED;
-    size_t w = sglc_detok_stream_flush(&r->detok, r->text + r->text_len, r->text_cap - r->text_len);
+    size_t w = 0;
+    if (grow_text(r, 16) == 0)
+        w = sglc_detok_stream_flush(&r->detok, r->text + r->text_len, r->text_cap - r->text_len);
     if (r->matched_stop_string < 0) r->text_len += w;
     pthread_mutex_lock(&r->mu);
     if (r->pub_text_cap < r->text_len + 1) {
@@ -251,7 +255,7 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
         }
     }
     if (r->pub_text_cap >= r->text_len + 1) {
-        memcpy(r->pub_text, r->text, r->text_len);
+        if (r->text_len) memcpy(r->pub_text, r->text, r->text_len);
         r->pub_text_len = r->text_len;
     }
     r->finish_reason = why;
@@ -376,7 +380,7 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
         }
     }
     if (r->pub_text_cap >= visible + 1) {
-        memcpy(r->pub_text, r->text, visible);
+        if (visible) memcpy(r->pub_text, r->text, visible);
         r->pub_text_len = visible;
     }
     pthread_cond_broadcast(&r->cv);
