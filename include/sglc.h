@@ -119,10 +119,41 @@ typedef struct {
     double last_gen_throughput;
     int64_t prompt_tokens_total, generation_tokens_total, cached_tokens_total;
     int64_t requests_finished;
+    int64_t retractions; /* running requests taken out to recompute when the KV pool ran dry */
 } sglc_engine_stats;
 
 void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s);
 /* Drops every cached prefix when nothing runs; returns 0, or -1 when requests are running. */
 int sglc_engine_flush_cache(sglc_engine *e);
+
+/* Model facts and tokenizer access for front ends. The engine's tokenizer is immutable, so these
+ * may be called from any thread while requests run. */
+typedef struct {
+    const char *model_path;    /* borrowed from the engine */
+    const char *arch;          /* "llama", "qwen2", ... */
+    const char *chat_template; /* Jinja source from the model; NULL when none */
+    int32_t n_layer, n_embd, n_head, n_head_kv, vocab_size;
+    int32_t context_length;       /* the engine's (--context-length or the model's) */
+    int32_t context_length_train; /* the model's */
+    int64_t kv_pool_size;         /* tokens */
+    size_t weight_bytes;
+    int32_t bos_id, eos_id; /* -1 when none */
+    int add_bos;            /* the model prepends bos to raw prompts */
+    int32_t max_running_requests;
+} sglc_model_info;
+
+void sglc_engine_get_model_info(sglc_engine *e, sglc_model_info *out);
+/* Encodes text (parse_special: special-token markup becomes the token); writes at most cap ids
+ * and returns how many the text needs, or < 0. */
+int64_t sglc_engine_tokenize(sglc_engine *e, const char *text, size_t len, int parse_special,
+                             int add_bos, int32_t *ids, size_t cap);
+/* Decodes ids into out (at most cap bytes, no NUL); returns the bytes needed (0 when an id is
+ * outside the vocabulary: check ids first). */
+size_t sglc_engine_detokenize(sglc_engine *e, const int32_t *ids, size_t n, int skip_special,
+                              char *out, size_t cap);
+/* The bytes of one token (may be a partial UTF-8 sequence); NULL for a bad id. */
+const char *sglc_engine_token_text(sglc_engine *e, int32_t id, size_t *len);
+/* End-of-generation token (eos, <|im_end|>, ...). */
+int sglc_engine_is_eog(sglc_engine *e, int32_t id);
 
 #endif

@@ -589,6 +589,9 @@ static void retract(sglc_engine *e, sglc_request *r) {
     memmove(e->waiting + 1, e->waiting, (size_t)e->n_waiting * sizeof *e->waiting);
     e->waiting[0] = r;
     e->n_waiting++;
+    pthread_mutex_lock(&e->smu);
+    e->stats.retractions++;
+    pthread_mutex_unlock(&e->smu);
     sglc_log(SGLC_LOG_WARN, "KV cache full: retracted request %lld to recompute later",
              (long long)r->id);
 }
