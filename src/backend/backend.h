@@ -14,13 +14,20 @@
 
 /* A weight matrix or vector: n rows of k elements in a ggml format (row-major, a row is one
  * output feature). host is the mmap'd or loaded host copy; dev the backend's copy (on the
- * CPU backend the same pointer). */
+ * CPU backend the same pointer).
+ * type SGLC_WTYPE_MLX_AFFINE (quant/mlx_affine.h) is an MLX affine-quantized matrix: host/dev
+ * hold the packed codes [n][k * q_bits / 32] u32, q_scales/q_biases [n][k / q_group] in
+ * q_dtype. The q_* fields are zero for every other type. */
 typedef struct {
-    uint32_t type; /* sglc_ggml_type */
+    uint32_t type; /* sglc_ggml_type, or SGLC_WTYPE_MLX_AFFINE */
     int64_t k;     /* elements per row (input features) */
     int64_t n;     /* rows (output features); 1 for vectors */
     const void *host;
     const void *dev;
+    int32_t q_bits, q_group; /* MLX affine: bits per code, values per group */
+    uint32_t q_dtype;        /* MLX affine: ggml type of scales and biases (F32, F16, BF16) */
+    const void *q_scales, *q_biases;         /* host copies */
+    const void *q_scales_dev, *q_biases_dev; /* the backend's copies */
 } sglc_weight;
 
 /* One step's work, flat so it can be copied to a device in one piece. Token i belongs to

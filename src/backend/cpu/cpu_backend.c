@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "base/threadpool.h"
 #include "quant/ggml_types.h"
+#include "quant/mlx_affine.h"
 
 typedef struct {
     sglc_threadpool *tp;
@@ -47,10 +48,25 @@ static void cpu_sync(sglc_backend *be) {
 
 static int cpu_supports_weight(sglc_backend *be, uint32_t type) {
     (void)be;
+    if (type == SGLC_WTYPE_MLX_AFFINE) return 1;
     return sglc_cpu_kernels_for(type, SGLC_CPU_ISA_REF) != NULL;
 }
 
 static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
+    if (w->type == SGLC_WTYPE_MLX_AFFINE) {
+        if (!sglc_mlx_affine_valid(w->q_bits, w->q_group) || w->k % w->q_group != 0 ||
+            (w->q_dtype != SGLC_GGML_TYPE_F32 && w->q_dtype != SGLC_GGML_TYPE_F16 &&
+             w->q_dtype != SGLC_GGML_TYPE_BF16) ||
+            !w->host || !w->q_scales || !w->q_biases)
+            return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                                "cpu backend: MLX affine weight with bits=%d group_size=%d k=%lld "
+                                "is not computable",
+                                (int)w->q_bits, (int)w->q_group, (long long)w->k);
+        w->dev = w->host;
+        w->q_scales_dev = w->q_scales;
+        w->q_biases_dev = w->q_biases;
+        return SGLC_OK;
+    }
     if (!cpu_supports_weight(be, w->type))
         return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "cpu backend: no kernel for weight type %s",
                             sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?");
@@ -74,6 +90,21 @@ static void embed_task(void *vctx, int ith, int nth) {
     embed_ctx *c = vctx;
     long lo, hi;
     sglc_split_range(c->b->n_tokens, ith, nth, &lo, &hi);
+    const sglc_weight *w = c->table;
+    if (w->type == SGLC_WTYPE_MLX_AFFINE) {
+        const int64_t words = sglc_mlx_affine_row_words(w->k, w->q_bits), ng = w->k / w->q_group;
+        const size_t es = w->q_dtype == SGLC_GGML_TYPE_F32 ? 4 : 2;
+        for (long t = lo; t < hi; t++) {
+            int32_t id = c->b->tokens[t];
+            SGLC_ASSERT(id >= 0 && id < w->n);
+            sglc_mlx_affine_dequantize_row_f32(
+                (const uint32_t *)w->dev + (size_t)id * (size_t)words,
+                (const char *)w->q_scales_dev + (size_t)id * (size_t)ng * es,
+                (const char *)w->q_biases_dev + (size_t)id * (size_t)ng * es, w->q_dtype, w->k,
+                w->q_bits, w->q_group, c->out + t * w->k);
+        }
+        return;
+    }
     size_t row_bytes = sglc_ggml_row_bytes(c->table->type, c->table->k);
     for (long t = lo; t < hi; t++) {
         int32_t id = c->b->tokens[t];
@@ -134,14 +165,22 @@ static void cpu_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, 
 static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
                        const float *x, int64_t rows, float *y) {
     cpu_impl *im = impl_of(be);
-    size_t need = sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
+    const int affine = w->type == SGLC_WTYPE_MLX_AFFINE;
+    size_t need = affine ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, rows)
+                         : sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
     if (need > im->mm_scratch_bytes) {
         free(im->mm_scratch);
         im->mm_scratch = NULL;
         SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
         im->mm_scratch_bytes = need;
     }
-    sglc_cpu_matmul(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y, im->mm_scratch);
+    if (affine) {
+        sglc_cpu_affine_weight aw = {w->dev,     w->q_scales_dev, w->q_biases_dev,
+                                     w->q_dtype, w->q_bits,       w->q_group};
+        sglc_cpu_matmul_affine(im->tp, im->isa, &aw, w->n, w->k, x, rows, y, im->mm_scratch);
+    } else {
+        sglc_cpu_matmul(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y, im->mm_scratch);
+    }
     if (bias) {
         SGLC_ASSERT(bias->type == SGLC_GGML_TYPE_F32 && bias->k == w->n);
         const float *bv = bias->dev;

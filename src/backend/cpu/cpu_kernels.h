@@ -24,7 +24,8 @@ int sglc_cpu_isa_available(sglc_cpu_isa isa);
 const char *sglc_cpu_isa_name(sglc_cpu_isa isa);
 
 typedef struct {
-    uint32_t act_type; /* ggml type activations are converted to (F32, F16, BF16, Q8_0, Q8_1, Q8_K) */
+    uint32_t
+        act_type; /* ggml type activations are converted to (F32, F16, BF16, Q8_0, Q8_1, Q8_K) */
     /* x: k floats -> xq: sglc_ggml_row_bytes(act_type, k) bytes */
     void (*quantize_act)(const float *x, void *xq, int64_t k);
     /* *s = dot(weight row w of k elements, activation row xq) */
@@ -43,5 +44,25 @@ size_t sglc_cpu_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok);
 void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
                      int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                      void *scratch);
+
+/* MLX affine weights (quant/mlx_affine.h): per group of `group` inputs a scale and a bias in
+ * dtype, codes of `bits` bits. Activations stay f32: y = sum_g s_g * (q_g . x_g) + b_g * sum(x_g),
+ * the per-group activation sums computed once per matmul into scratch. Every token's result is
+ * computed by the same instruction sequence whatever the number of tokens in the call, so the
+ * output is batch-invariant. Bits 4 and 8 have AVX2 kernels; 2, 3, 5, 6 use the reference. */
+typedef struct {
+    const uint32_t *wq; /* [n_out][k * bits / 32], borrowed */
+    const void *scales; /* [n_out][k / group] of dtype, borrowed */
+    const void *biases; /* [n_out][k / group] of dtype, borrowed */
+    uint32_t dtype;     /* SGLC_GGML_TYPE_F32, _F16 or _BF16 */
+    int bits, group;
+} sglc_cpu_affine_weight;
+
+size_t sglc_cpu_matmul_affine_scratch_bytes(int64_t k, int group, int64_t n_tok);
+void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cpu_affine_weight *w,
+                            int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                            void *scratch);
+/* 1 when isa has its own kernel for affine weights of this many bits (tests). */
+int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa);
 
 #endif

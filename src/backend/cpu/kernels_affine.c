@@ -1,0 +1,142 @@
+/* MLX affine matmul on the CPU: the plain C row kernel (every bit width), dispatch to the ISA
+ * row kernels, and the threaded matmul. Like sglc_cpu_matmul it runs in two phases: the
+ * per-group sums of each activation row go into scratch once, then output rows are split
+ * over threads in 16-row units and each weight row is dotted with up to SGLC_CPU_DOT_MAX_ROWS
+ * tokens per pass, so a weight row is read from memory once per call. */
+#include <stdlib.h>
+
+#include "backend/cpu/kernels_affine_impl.h"
+#include "backend/cpu/kernels_impl.h"
+#include "base/log.h"
+#include "quant/ggml_types.h"
+#include "quant/mlx_affine.h"
+
+#define AFF_ROW_UNIT 16
+#define AFF_SERIAL_MACS 32768
+
+/* Groups dotted in f32, group results accumulated in double. */
+static void affine_dot_ref(int64_t k, int group, uint32_t dtype, const uint32_t *wrow,
+                           const void *srow, const void *brow, const float *x, size_t x_stride,
+                           const float *xs, size_t xs_stride, int nr, float *s, int bits) {
+    const int64_t ng = k / group;
+    for (int r = 0; r < nr; r++) {
+        const float *xr = x + (size_t)r * x_stride;
+        double acc = 0;
+        for (int64_t g = 0; g < ng; g++) {
+            float sc = sglc_mlx_affine_param(srow, dtype, g);
+            float bi = sglc_mlx_affine_param(brow, dtype, g);
+            float gd = 0;
+            for (int j = 0; j < group; j++) {
+                int64_t i = g * group + j;
+                gd += (float)sglc_mlx_affine_code(wrow, i, bits) * xr[i];
+            }
+            acc += (double)sc * gd + (double)bi * xs[(size_t)r * xs_stride + (size_t)g];
+        }
+        s[r] = (float)acc;
+    }
+}
+
+int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa) {
+    switch (isa) {
+    case SGLC_CPU_ISA_REF: return sglc_mlx_affine_valid(bits, 64);
+    case SGLC_CPU_ISA_AVX2:
+        return sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2) && sglc_cpu_affine_dot_avx2(bits) != NULL;
+    default: return 0;
+    }
+}
+
+size_t sglc_cpu_matmul_affine_scratch_bytes(int64_t k, int group, int64_t n_tok) {
+    if (group <= 0 || k <= 0 || n_tok < 0) return 0;
+    size_t per = (size_t)(k / group) * sizeof(float);
+    if (n_tok > 0 && per > SIZE_MAX / 2 / (size_t)n_tok) return 0;
+    return per * (size_t)(n_tok > 0 ? n_tok : 1);
+}
+
+typedef struct {
+    const sglc_cpu_affine_weight *w;
+    sglc_cpu_affine_dot_fn fast; /* NULL: reference */
+    int64_t n_out, k, n_tok, ng, words;
+    const float *x;
+    float *y;
+    float *xs;
+    size_t es; /* bytes per scale/bias */
+} aff_ctx;
+
+static void xsum_task(void *vctx, int ith, int nth) {
+    aff_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        for (int64_t g = 0; g < c->ng; g++) {
+            const float *xg = c->x + t * c->k + g * c->w->group;
+            float sum = 0;
+            for (int j = 0; j < c->w->group; j++)
+                sum += xg[j];
+            c->xs[t * c->ng + g] = sum;
+        }
+}
+
+static void aff_dot_task(void *vctx, int ith, int nth) {
+    aff_ctx *c = vctx;
+    const sglc_cpu_affine_weight *w = c->w;
+    long units = (long)((c->n_out + AFF_ROW_UNIT - 1) / AFF_ROW_UNIT), ulo, uhi;
+    sglc_split_range(units, ith, nth, &ulo, &uhi);
+    int64_t lo = ulo * AFF_ROW_UNIT, hi = uhi * AFF_ROW_UNIT;
+    if (hi > c->n_out) hi = c->n_out;
+    float s[SGLC_CPU_DOT_MAX_ROWS];
+    for (int64_t o0 = lo; o0 < hi; o0 += AFF_ROW_UNIT) {
+        int64_t o1 = o0 + AFF_ROW_UNIT < hi ? o0 + AFF_ROW_UNIT : hi;
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += SGLC_CPU_DOT_MAX_ROWS) {
+            int nr = (int)(c->n_tok - t0 < SGLC_CPU_DOT_MAX_ROWS ? c->n_tok - t0
+                                                                 : SGLC_CPU_DOT_MAX_ROWS);
+            const float *x = c->x + t0 * c->k;
+            const float *xs = c->xs + t0 * c->ng;
+            for (int64_t o = o0; o < o1; o++) {
+                const uint32_t *wrow = w->wq + o * c->words;
+                const char *srow = (const char *)w->scales + (size_t)(o * c->ng) * c->es;
+                const char *brow = (const char *)w->biases + (size_t)(o * c->ng) * c->es;
+                if (c->fast)
+                    c->fast(c->k, w->group, w->dtype, wrow, srow, brow, x, (size_t)c->k, xs,
+                            (size_t)c->ng, nr, s);
+                else
+                    affine_dot_ref(c->k, w->group, w->dtype, wrow, srow, brow, x, (size_t)c->k, xs,
+                                   (size_t)c->ng, nr, s, w->bits);
+                for (int r = 0; r < nr; r++)
+                    c->y[(t0 + r) * c->n_out + o] = s[r];
+            }
+        }
+    }
+}
+
+void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cpu_affine_weight *w,
+                            int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                            void *scratch) {
+    SGLC_ASSERT(sglc_mlx_affine_valid(w->bits, w->group) && k % w->group == 0);
+    SGLC_ASSERT(n_out >= 0 && n_tok >= 0);
+    if (n_out == 0 || n_tok == 0) return;
+    SGLC_ASSERT(scratch != NULL);
+    aff_ctx c = {
+        .w = w,
+        .fast = isa >= SGLC_CPU_ISA_AVX2 && sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2)
+                    ? sglc_cpu_affine_dot_avx2(w->bits)
+                    : NULL,
+        .n_out = n_out,
+        .k = k,
+        .n_tok = n_tok,
+        .ng = k / w->group,
+        .words = sglc_mlx_affine_row_words(k, w->bits),
+        .x = x,
+        .y = y,
+        .xs = scratch,
+        .es = w->dtype == SGLC_GGML_TYPE_F32 ? 4 : 2,
+    };
+    int serial = (double)n_out * (double)k * (double)n_tok < AFF_SERIAL_MACS;
+    if (serial || n_tok <= 4)
+        xsum_task(&c, 0, 1);
+    else
+        sglc_threadpool_run(tp, xsum_task, &c);
+    if (serial)
+        aff_dot_task(&c, 0, 1);
+    else
+        sglc_threadpool_run(tp, aff_dot_task, &c);
+}

@@ -1,0 +1,108 @@
+/* AVX2 row kernels for MLX affine weights of 4 and 8 bits. Codes of a group are widened to f32
+ * eight at a time (4-bit: one word shifted by 0..28; 8-bit: two words zero-extended) and
+ * multiplied into two accumulators per token (even and odd code octets); the group's sum is
+ * scaled into a per-token vector accumulator, the bias term sum_g b_g * sum(x_g) kept in a
+ * scalar. Every token runs the same sequence whatever nr is. */
+#include <immintrin.h>
+
+#include "backend/cpu/kernels_affine_impl.h"
+#include "backend/cpu/kernels_impl.h"
+#include "quant/ggml_types.h"
+
+static inline float param(const void *row, uint32_t dtype, int64_t i) {
+    if (dtype == SGLC_GGML_TYPE_F32) return ((const float *)row)[i];
+    uint16_t h = ((const uint16_t *)row)[i];
+    if (dtype == SGLC_GGML_TYPE_BF16) return sglc_bf16_to_f32(h);
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+/* codes 8*o .. 8*o+7 of a group starting at word pointer wg, as f32 */
+static inline __m256 codes8(const uint32_t *wg, int64_t o, const int bits) {
+    if (bits == 4) {
+        const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+        __m256i v = _mm256_srlv_epi32(_mm256_set1_epi32((int)wg[o]), shifts);
+        return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)));
+    }
+    __m128i b = _mm_loadl_epi64((const __m128i *)(wg + 2 * o));
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+}
+
+static inline __attribute__((always_inline)) void
+dot_body(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
+         const void *brow, const float *x, size_t x_stride, const float *xs, size_t xs_stride,
+         int nr, float *s, const int bits) {
+    const int64_t ng = k / group;
+    const int64_t octets = group / 8;
+    const int64_t gwords = group * bits / 32;
+    __m256 acc[SGLC_CPU_DOT_MAX_ROWS];
+    float bsum[SGLC_CPU_DOT_MAX_ROWS];
+    for (int r = 0; r < nr; r++) {
+        acc[r] = _mm256_setzero_ps();
+        bsum[r] = 0;
+    }
+    for (int64_t g = 0; g < ng; g++) {
+        const uint32_t *wg = wrow + g * gwords;
+        const float *xg = x + g * group;
+        __m256 d0[SGLC_CPU_DOT_MAX_ROWS], d1[SGLC_CPU_DOT_MAX_ROWS];
+        for (int r = 0; r < nr; r++) {
+            d0[r] = _mm256_setzero_ps();
+            d1[r] = _mm256_setzero_ps();
+        }
+        for (int64_t o = 0; o < octets; o += 2) {
+            __m256 q0 = codes8(wg, o, bits), q1 = codes8(wg, o + 1, bits);
+            for (int r = 0; r < nr; r++) {
+                const float *xr = xg + (size_t)r * x_stride + o * 8;
+                d0[r] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xr), d0[r]);
+                d1[r] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xr + 8), d1[r]);
+            }
+        }
+        const __m256 vs = _mm256_set1_ps(param(srow, dtype, g));
+        const float b = param(brow, dtype, g);
+        for (int r = 0; r < nr; r++) {
+            acc[r] = _mm256_fmadd_ps(vs, _mm256_add_ps(d0[r], d1[r]), acc[r]);
+            bsum[r] += b * xs[(size_t)r * xs_stride + (size_t)g];
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        s[r] = hsum(acc[r]) + bsum[r];
+}
+
+static void dot_q4(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
+                   const void *brow, const float *x, size_t x_stride, const float *xs,
+                   size_t xs_stride, int nr, float *s) {
+    /* nr as a constant lets each case keep its accumulators in registers */
+    switch (nr) {
+    case 1: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 1, s, 4); break;
+    case 2: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 4); break;
+    case 3: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 3, s, 4); break;
+    default: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 4, s, 4);
+    }
+}
+
+static void dot_q8(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
+                   const void *brow, const float *x, size_t x_stride, const float *xs,
+                   size_t xs_stride, int nr, float *s) {
+    /* nr as a constant lets each case keep its accumulators in registers */
+    switch (nr) {
+    case 1: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 1, s, 8); break;
+    case 2: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 8); break;
+    case 3: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 3, s, 8); break;
+    default: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 4, s, 8);
+    }
+}
+
+sglc_cpu_affine_dot_fn sglc_cpu_affine_dot_avx2(int bits) {
+    switch (bits) {
+    case 4: return dot_q4;
+    case 8: return dot_q8;
+    default: return NULL;
+    }
+}
