@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+int sglc_cmd_serve(int argc, char **argv);
 int sglc_cmd_generate(int argc, char **argv);
 int sglc_cmd_bench_offline_throughput(int argc, char **argv);
 

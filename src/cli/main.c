@@ -41,6 +41,7 @@ static void usage(FILE *f) {
             "sglc %s: an LLM serving engine in C\n"
             "usage: sglc <command> [options]\n"
             "commands:\n"
+            "  serve      the HTTP server, SGLang and OpenAI APIs (alias launch_server; --help)\n"
             "  generate   generate text from a prompt (sglc generate --help)\n"
             "  bench_offline_throughput  offline throughput through the engine (--help)\n"
             "  version    print the version\n",
@@ -53,6 +54,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "launch_server") == 0)
+        return sglc_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return sglc_cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "bench_offline_throughput") == 0)
         return sglc_cmd_bench_offline_throughput(argc - 1, argv + 1);

@@ -427,3 +427,45 @@ int sglc_engine_flush_cache(sglc_engine *e) {
     pthread_mutex_unlock(&e->qmu);
     return rc;
 }
+
+void sglc_engine_get_model_info(sglc_engine *e, sglc_model_info *o) {
+    const sglc_model_config *c = &e->model->cfg;
+    memset(o, 0, sizeof *o);
+    o->model_path = e->model_path;
+    o->arch = sglc_arch_name(c->arch);
+    o->chat_template = sglc_tokenizer_chat_template(e->tok);
+    o->n_layer = c->n_layer;
+    o->n_embd = c->n_embd;
+    o->n_head = c->n_head;
+    o->n_head_kv = c->n_head_kv;
+    o->vocab_size = c->n_vocab;
+    o->context_length = e->context_length;
+    o->context_length_train = c->n_ctx_train;
+    o->kv_pool_size = e->pool_size;
+    o->weight_bytes = e->model->weight_bytes;
+    o->bos_id = sglc_tokenizer_bos(e->tok);
+    o->eos_id = sglc_tokenizer_eos(e->tok);
+    o->add_bos = sglc_tokenizer_add_bos(e->tok);
+    o->max_running_requests = e->max_running;
+}
+
+int64_t sglc_engine_tokenize(sglc_engine *e, const char *text, size_t len, int parse_special,
+                             int add_bos, int32_t *ids, size_t cap) {
+    return sglc_tokenizer_encode(e->tok, text, len, parse_special, add_bos, ids, cap);
+}
+
+size_t sglc_engine_detokenize(sglc_engine *e, const int32_t *ids, size_t n, int skip_special,
+                              char *out, size_t cap) {
+    int32_t V = sglc_tokenizer_vocab_size(e->tok);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return 0;
+    return sglc_tokenizer_decode(e->tok, ids, n, skip_special, out, cap);
+}
+
+const char *sglc_engine_token_text(sglc_engine *e, int32_t id, size_t *len) {
+    return sglc_tokenizer_token_bytes(e->tok, id, len);
+}
+
+int sglc_engine_is_eog(sglc_engine *e, int32_t id) {
+    return sglc_tokenizer_is_eog(e->tok, id);
+}

@@ -1,0 +1,29 @@
+/* The HTTP server behind `sglc serve`: SGLang's native API and the OpenAI-compatible API on
+ * libmicrohttpd, over the engine API of include/sglc.h only. */
+#ifndef SGLC_SERVER_SERVER_H
+#define SGLC_SERVER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "sglc.h"
+
+typedef struct {
+    const char *host;              /* "127.0.0.1" */
+    int port;                      /* 30000 */
+    const char *api_key;           /* NULL: no authentication */
+    const char *served_model_name; /* NULL: the model path */
+    int32_t max_queued_requests;   /* <= 0: no cap */
+    size_t max_body_bytes;         /* 8 MB */
+    cJSON *server_args;            /* the command line as JSON for /get_server_info (owned) */
+} sglc_server_params;
+
+/* Listens, loads the engine (503 on /health meanwhile), serves until SIGTERM/SIGINT, then stops
+ * accepting, lets running requests finish and returns 0. Returns < 0 with one line in err when
+ * the socket or the model cannot be opened. Takes ownership of sp->server_args. */
+int sglc_server_run(const sglc_server_params *sp, const sglc_engine_params *ep, char *err,
+                    size_t errlen);
+
+#endif
