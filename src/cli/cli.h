@@ -6,6 +6,7 @@
 
 int sglc_cmd_serve(int argc, char **argv);
 int sglc_cmd_generate(int argc, char **argv);
+int sglc_cmd_quantize(int argc, char **argv);
 int sglc_cmd_bench_offline_throughput(int argc, char **argv);
 
 /* Path of the default model (SmolLM2-135M-Instruct Q4_1), looked up in $SGLC_MODEL_DIR, then

@@ -35,13 +35,16 @@ static void usage(FILE *f) {
            "  --ignore-eos                keep generating past end-of-sequence tokens\n"
            "  --context-length N          KV context (default: prompt + max-new-tokens)\n"
            "  --threads N                 CPU threads (default: all cores)\n"
+           "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
+           "group 64)\n"
            "  --log-level LEVEL           debug|info|warning|error (default warning)\n");
 }
 
 int sglc_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL;
     int64_t max_new = 128, threads = 0, ctx_len = 0;
-    int ignore_eos = 0;
+    int ignore_eos = 0, quant_bits = 0;
+    const char *quant_preset = NULL;
     sglc_sampling_params sp;
     sglc_sampling_params_default(&sp);
     sglc_log_set_level(SGLC_LOG_WARN);
@@ -87,6 +90,16 @@ int sglc_cmd_generate(int argc, char **argv) {
             if (sglc_arg_u64(a, v, &sp.seed)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
+        } else if (strcmp(a, "--quantization") == 0) {
+            if (strcmp(v, "mlx_q4") == 0)
+                quant_bits = 4;
+            else if (strcmp(v, "mlx_q8") == 0)
+                quant_bits = 8;
+            else {
+                fprintf(stderr, "sglc: --quantization: unknown method '%s' (mlx_q4, mlx_q8)\n", v);
+                return 2;
+            }
+            quant_preset = v;
         } else if (strcmp(a, "--context-length") == 0) {
             if (sglc_arg_int(a, v, 1, 1 << 24, &ctx_len)) return 2;
         } else if (strcmp(a, "--log-level") == 0) {
@@ -144,6 +157,27 @@ int sglc_cmd_generate(int argc, char **argv) {
                      : sglc_tokenizer_open_hf(&tok, model_path, &err)) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);
         goto cleanup;
+    }
+    if (quant_bits) {
+        sglc_model_quant_stats qs;
+        if (sglc_model_is_quantized(model)) {
+            fprintf(stderr, "--quantization %s ignored: %s is already quantized\n", quant_preset,
+                    model_path);
+        } else {
+            fprintf(stderr, "Quantizing model on-the-fly: bits=%d group_size=64 (preset=%s)\n",
+                    quant_bits, quant_preset);
+            if (sglc_model_quantize_mlx(model, quant_bits, 64, (int)threads, &qs, &err) != 0) {
+                fprintf(stderr, "sglc: %s\n", err.msg);
+                goto cleanup;
+            }
+            fprintf(stderr,
+                    "Quantization complete in %.2fs \xe2\x80\x94 weight memory: %.2f GB -> %.2f GB "
+                    "(%.1f%% reduction)\n",
+                    qs.seconds, (double)qs.bytes_before / 1e9, (double)qs.bytes_after / 1e9,
+                    qs.bytes_before
+                        ? 100.0 * (1.0 - (double)qs.bytes_after / (double)qs.bytes_before)
+                        : 0.0);
+        }
     }
     if (sglc_tokenizer_vocab_size(tok) > model->cfg.n_vocab) {
         fprintf(stderr, "sglc: %s: tokenizer has %d tokens but the model only %d\n", model_path,

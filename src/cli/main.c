@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "launch_server") == 0)
         return sglc_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return sglc_cmd_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "quantize") == 0) return sglc_cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench_offline_throughput") == 0)
         return sglc_cmd_bench_offline_throughput(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -65,6 +65,19 @@ int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc
  * folder holding config.json; anything else is refused with one line saying why. */
 int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
 void sglc_model_close(sglc_model *m);
+
+typedef struct {
+    double seconds;
+    size_t bytes_before, bytes_after; /* weight bytes (model->weight_bytes) */
+    int n_quantized;                  /* matrices quantized; 0: the model was already quantized */
+} sglc_model_quant_stats;
+/* Quantizes every F32/F16/BF16 matrix of m (linear layers, embeddings, lm_head) to MLX affine
+ * (bits, group_size) in place, on n_threads threads (0: all cores). A model that is already
+ * quantized is left as it is (stats->n_quantized == 0). */
+int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threads,
+                            sglc_model_quant_stats *stats, sglc_err *err);
+/* 1 when the model's matrices are stored quantized (MLX affine or a ggml integer type). */
+int sglc_model_is_quantized(const sglc_model *m);
 const char *sglc_arch_name(sglc_arch arch);
 
 /* Activations and KV cache for steps of up to max_tokens tokens and max_logits logit rows over

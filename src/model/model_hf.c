@@ -5,6 +5,11 @@
  * the row-major [n][k] layout the kernels read); the small vectors (norms, biases) the ops
  * read as F32 are converted into memory the model owns when the checkpoint stores them in
  * bf16/f16. HF keeps q/k in the "half split" rotary layout, so these models use NEOX rope.
+ * MLX-quantized folders (mlx-community style: config.json "quantization" / "quantization_config"
+ * {bits, group_size, mode "affine", per-module overrides}) store every quantized linear layer,
+ * embeddings and lm_head included, as NAME.weight (U32 packed codes), NAME.scales and
+ * NAME.biases; they bind zero-copy as SGLC_WTYPE_MLX_AFFINE weights after their shapes are
+ * checked against the declared bits and group size.
  * Also here: sglc_model_open, which picks GGUF or HF from the path. */
 #include <errno.h>
 #include <stdio.h>
@@ -12,15 +17,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cJSON.h>
+
 #include "formats/hf_config.h"
 #include "model/model.h"
 #include "quant/ggml_types.h"
+#include "quant/mlx_affine.h"
 
 typedef struct {
     sglc_model *m;
     const char *dir;
     sglc_err *err;
     size_t cap_owned;
+    cJSON *quant;        /* owned: config.json's quantization object, or NULL */
+    int q_bits, q_group; /* the quantization's defaults */
 } hf_loader;
 
 /* Takes ownership of p (freed at sglc_model_close). */
@@ -49,6 +59,180 @@ static int ggml_type_of(sglc_st_dtype t, uint32_t *out) {
     }
 }
 
+/* Element-aligned data of t: the mapped bytes, or a model-owned copy when misaligned. */
+static int aligned_data(hf_loader *L, const sglc_st_tensor *t, const void **out) {
+    size_t esize = sglc_st_dtype_size(t->dtype);
+    *out = t->data;
+    if (esize == 0 || (uintptr_t)t->data % esize == 0) return SGLC_OK;
+    void *copy = NULL;
+    if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 64))
+        return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
+    memcpy(copy, t->data, t->nbytes);
+    int rc = own(L, copy);
+    if (rc) return rc;
+    *out = copy;
+    return SGLC_OK;
+}
+
+/* Reads config.json's "quantization" (or "quantization_config") object, if any. */
+static int load_quant_config(hf_loader *L) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/config.json", L->dir) >= sizeof path)
+        return sglc_err_set(L->err, SGLC_ERR_ARG, "%s: path too long", L->dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return sglc_err_set(L->err, SGLC_ERR_IO, "%s: cannot open", path);
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n >= 0 && n < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)))
+        if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+    fclose(f);
+    if (!buf) return sglc_err_set(L->err, SGLC_ERR_IO, "%s: cannot read", path);
+    buf[n] = 0;
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    if (!root) return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: not valid JSON", path);
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
+    if (!q) q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    int rc = SGLC_OK;
+    if (q && !cJSON_IsNull(q)) {
+        cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits");
+        cJSON *gs = cJSON_GetObjectItemCaseSensitive(q, "group_size");
+        cJSON *mode = cJSON_GetObjectItemCaseSensitive(q, "mode");
+        if (!cJSON_IsObject(q) || !cJSON_IsNumber(bits) || !cJSON_IsNumber(gs)) {
+            rc = sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                              "%s: \"quantization\" needs numeric \"bits\" and \"group_size\"",
+                              path);
+        } else if (mode && (!cJSON_IsString(mode) || strcmp(mode->valuestring, "affine") != 0)) {
+            rc = sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                              "%s: quantization mode %s is not supported (only MLX affine)", path,
+                              cJSON_IsString(mode) ? mode->valuestring : "?");
+        } else if (!sglc_mlx_affine_valid(bits->valueint, gs->valueint) ||
+                   bits->valuedouble != (double)bits->valueint ||
+                   gs->valuedouble != (double)gs->valueint) {
+            rc = sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                              "%s: quantization bits=%g group_size=%g not supported (bits 2, 3, 4, "
+                              "5, 6, 8; group_size 32, 64, 128)",
+                              path, bits->valuedouble, gs->valuedouble);
+        } else {
+            L->q_bits = bits->valueint;
+            L->q_group = gs->valueint;
+            L->quant = cJSON_DetachItemViaPointer(root, q);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Quantization of module `base` (a tensor name less ".weight"): 0 and *bits, *group set when the
+ * config quantizes it, 1 when the config keeps it in float, or an error. */
+static int module_quant(hf_loader *L, const char *base, int *bits, int *group) {
+    *bits = L->q_bits;
+    *group = L->q_group;
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(L->quant, base);
+    if (!o) return 0;
+    if (cJSON_IsFalse(o)) return 1;
+    if (cJSON_IsTrue(o)) return 0;
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "bits");
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "group_size");
+    if (!cJSON_IsObject(o) || (b && !cJSON_IsNumber(b)) || (g && !cJSON_IsNumber(g)))
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: config.json quantization override for %s is not an object with "
+                            "numeric bits/group_size",
+                            L->dir, base);
+    if (b) *bits = b->valueint;
+    if (g) *group = g->valueint;
+    if (!sglc_mlx_affine_valid(*bits, *group))
+        return sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                            "%s: quantization override for %s: bits=%d group_size=%d not supported",
+                            L->dir, base, *bits, *group);
+    return 0;
+}
+
+static int bind_shape_err(hf_loader *L, const char *name, const sglc_st_tensor *t,
+                          const char *expect) {
+    char got[96];
+    int off = 0;
+    for (int32_t i = 0; i < t->n_dims && off < (int)sizeof got - 24; i++)
+        off += snprintf(got + off, sizeof got - (size_t)off, "%s%lld", i ? ", " : "",
+                        (long long)t->shape[i]);
+    return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: tensor %s has shape [%s], expected %s",
+                        L->dir, name, got, expect);
+}
+
+/* Binds an MLX affine matrix: name (.weight, U32), its .scales and .biases. */
+static int bind_affine(hf_loader *L, sglc_weight *w, const char *name, const sglc_st_tensor *t,
+                       int64_t k, int64_t n) {
+    sglc_model *m = L->m;
+    char base[256], sname[272], bname[272], expect[128];
+    size_t len = strlen(name);
+    if (len < 7 || len - 7 >= sizeof base || strcmp(name + len - 7, ".weight") != 0)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: packed tensor %s is not a .weight",
+                            L->dir, name);
+    memcpy(base, name, len - 7);
+    base[len - 7] = 0;
+    int bits, group;
+    int rc = module_quant(L, base, &bits, &group);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: tensor %s is packed (U32) but config.json keeps %s unquantized",
+                            L->dir, name, base);
+    if (k % group != 0)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: %s: input size %lld is not a multiple of group_size %d", L->dir,
+                            name, (long long)k, group);
+    int64_t words = sglc_mlx_affine_row_words(k, bits), ng = k / group;
+    if (t->n_dims != 2 || t->shape[0] != n || t->shape[1] != words) {
+        snprintf(expect, sizeof expect, "[%lld, %lld] (bits=%d from config.json)", (long long)n,
+                 (long long)words, bits);
+        return bind_shape_err(L, name, t, expect);
+    }
+    snprintf(sname, sizeof sname, "%s.scales", base);
+    snprintf(bname, sizeof bname, "%s.biases", base);
+    const sglc_st_tensor *ts = sglc_safetensors_find(m->st, sname);
+    const sglc_st_tensor *tb = sglc_safetensors_find(m->st, bname);
+    if (!ts || !tb)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: quantized %s has no %s (MLX affine needs .scales and .biases)",
+                            L->dir, name, ts ? bname : sname);
+    snprintf(expect, sizeof expect, "[%lld, %lld] (group_size=%d from config.json)", (long long)n,
+             (long long)ng, group);
+    if (ts->n_dims != 2 || ts->shape[0] != n || ts->shape[1] != ng)
+        return bind_shape_err(L, sname, ts, expect);
+    if (tb->n_dims != 2 || tb->shape[0] != n || tb->shape[1] != ng)
+        return bind_shape_err(L, bname, tb, expect);
+    uint32_t dtype, dtype_b;
+    if (!ggml_type_of(ts->dtype, &dtype) || !ggml_type_of(tb->dtype, &dtype_b) || dtype != dtype_b)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: %s and %s must share one dtype of F32, F16, BF16 (have %s, %s)",
+                            L->dir, sname, bname, sglc_st_dtype_name(ts->dtype),
+                            sglc_st_dtype_name(tb->dtype));
+    const void *wd, *sd, *bd;
+    if ((rc = aligned_data(L, t, &wd)) || (rc = aligned_data(L, ts, &sd)) ||
+        (rc = aligned_data(L, tb, &bd)))
+        return rc;
+    if (!m->be->ops->supports_weight(m->be, SGLC_WTYPE_MLX_AFFINE))
+        return sglc_err_set(L->err, SGLC_ERR_UNSUPPORTED,
+                            "%s: tensor %s: the %s backend cannot compute with MLX affine weights",
+                            L->dir, name, m->be->ops->name);
+    w->type = SGLC_WTYPE_MLX_AFFINE;
+    w->k = k;
+    w->n = n;
+    w->host = wd;
+    w->q_bits = bits;
+    w->q_group = group;
+    w->q_dtype = dtype;
+    w->q_scales = sd;
+    w->q_biases = bd;
+    if ((rc = m->be->ops->prepare_weight(m->be, w, L->err))) return rc;
+    m->weight_bytes += t->nbytes + ts->nbytes + tb->nbytes;
+    return SGLC_OK;
+}
+
 /* Binds HF tensor name to w: a matrix [n][k] (HF shape [n, k]) when n > 1... is_vec selects a
  * 1-d tensor of k elements, which the ops read as F32. */
 static int bind(hf_loader *L, sglc_weight *w, const char *name, int64_t k, int64_t n, int is_vec,
@@ -59,6 +243,14 @@ static int bind(hf_loader *L, sglc_weight *w, const char *name, int64_t k, int64
     if (!t) {
         if (!required) return SGLC_OK;
         return sglc_err_set(L->err, SGLC_ERR_FORMAT, "%s: missing tensor %s", L->dir, name);
+    }
+    if (t->dtype == SGLC_ST_U32 && !is_vec) {
+        if (!L->quant)
+            return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                                "%s: tensor %s is packed (U32) but config.json declares no "
+                                "quantization",
+                                L->dir, name);
+        return bind_affine(L, w, name, t, k, n);
     }
     int shape_ok = is_vec ? (t->n_dims == 1 && t->shape[0] == k)
                           : (t->n_dims == 2 && t->shape[0] == n && t->shape[1] == k);
@@ -206,14 +398,17 @@ int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc
     if (!m) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
     m->be = be;
     m->path = dir;
-    hf_loader L = {m, dir, err, 0};
+    hf_loader L = {m, dir, err, 0, NULL, 0, 0};
     config_from_hf(&m->cfg, &h);
+    if ((rc = load_quant_config(&L))) goto cleanup;
     if ((rc = sglc_safetensors_open(&m->st, dir, err))) goto cleanup;
     if ((rc = load_weights(&L, &h))) goto cleanup;
     if ((rc = load_rope_freqs(&L, &h))) goto cleanup;
+    cJSON_Delete(L.quant);
     *out = m;
     return SGLC_OK;
 cleanup:
+    cJSON_Delete(L.quant);
     sglc_model_close(m);
     return rc;
 }

@@ -1,0 +1,153 @@
+/* On-the-fly MLX affine quantization of a loaded model (--quantization mlx_q4|mlx_q8): every
+ * F32/F16/BF16 matrix (linear layers, embeddings, lm_head) is quantized, one tensor at a time
+ * with its rows split over a thread pool, into model-owned buffers (codes, and scales/biases in
+ * the tensor's own dtype, as mlx_lm.utils.quantize_model keeps them); the backend then computes
+ * with SGLC_WTYPE_MLX_AFFINE weights. The float source stays in the read-only file mapping and
+ * its pages are dropped once quantized, so no second full copy of the model is ever resident. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/threadpool.h"
+#include "model/model.h"
+#include "quant/ggml_types.h"
+#include "quant/mlx_affine.h"
+
+typedef struct {
+    const sglc_weight *src;
+    uint32_t *wq;
+    void *scales, *biases;
+    int bits, group;
+    size_t es;
+} quant_ctx;
+
+static void quant_task(void *vctx, int ith, int nth) {
+    quant_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->src->n, ith, nth, &lo, &hi);
+    if (hi <= lo) return;
+    const int64_t k = c->src->k, words = sglc_mlx_affine_row_words(k, c->bits), ng = k / c->group;
+    sglc_mlx_affine_quantize((const char *)c->src->host + (size_t)lo * (size_t)k * c->es,
+                             c->src->type, hi - lo, k, c->bits, c->group, c->wq + lo * words,
+                             (char *)c->scales + (size_t)(lo * ng) * c->es,
+                             (char *)c->biases + (size_t)(lo * ng) * c->es);
+}
+
+static int quantizable(const sglc_weight *w, int group) {
+    return (w->type == SGLC_GGML_TYPE_F32 || w->type == SGLC_GGML_TYPE_F16 ||
+            w->type == SGLC_GGML_TYPE_BF16) &&
+           w->host && w->n > 1 && w->k % group == 0;
+}
+
+/* Gives the page cache back the source's pages (the mapping is read-only and file-backed:
+ * dropping them loses nothing). */
+static void drop_pages(const void *p, size_t bytes) {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+    uintptr_t e = ((uintptr_t)p + bytes) & ~((uintptr_t)ps - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc_threadpool *tp,
+                        size_t *bytes_after, sglc_err *err) {
+    const size_t es = w->type == SGLC_GGML_TYPE_F32 ? 4 : 2;
+    const int64_t words = sglc_mlx_affine_row_words(w->k, bits), ng = w->k / group;
+    size_t qb = (size_t)w->n * (size_t)words * 4, sb = (size_t)w->n * (size_t)ng * es;
+    void *wq = NULL, *sc = NULL, *bi = NULL;
+    if (posix_memalign(&wq, 64, qb) || posix_memalign(&sc, 64, sb) || posix_memalign(&bi, 64, sb)) {
+        free(wq);
+        free(sc);
+        free(bi);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory quantizing the model");
+    }
+    m->host_owned[m->n_host_owned++] = wq;
+    m->host_owned[m->n_host_owned++] = sc;
+    m->host_owned[m->n_host_owned++] = bi;
+    quant_ctx c = {w, wq, sc, bi, bits, group, es};
+    sglc_threadpool_run(tp, quant_task, &c);
+    /* drop the source pages only when they came from the file mapping */
+    if (m->st || m->gguf) drop_pages(w->host, (size_t)w->n * (size_t)w->k * es);
+    sglc_weight q = *w;
+    q.type = SGLC_WTYPE_MLX_AFFINE;
+    q.host = wq;
+    q.dev = NULL;
+    q.q_bits = bits;
+    q.q_group = group;
+    q.q_dtype = w->type;
+    q.q_scales = sc;
+    q.q_biases = bi;
+    int rc = m->be->ops->prepare_weight(m->be, &q, err);
+    if (rc) return rc;
+    *w = q;
+    *bytes_after += qb + 2 * sb;
+    return SGLC_OK;
+}
+
+int sglc_model_is_quantized(const sglc_model *m) {
+    if (m->tok_embd.type == SGLC_WTYPE_MLX_AFFINE) return 1;
+    for (int32_t l = 0; l < m->cfg.n_layer; l++)
+        if (m->layers[l].wq.type == SGLC_WTYPE_MLX_AFFINE ||
+            m->layers[l].w_down.type == SGLC_WTYPE_MLX_AFFINE ||
+            !(m->layers[l].wq.type == SGLC_GGML_TYPE_F32 ||
+              m->layers[l].wq.type == SGLC_GGML_TYPE_F16 ||
+              m->layers[l].wq.type == SGLC_GGML_TYPE_BF16))
+            return 1;
+    return 0;
+}
+
+int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threads,
+                            sglc_model_quant_stats *stats, sglc_err *err) {
+    memset(stats, 0, sizeof *stats);
+    if (!sglc_mlx_affine_valid(bits, group_size))
+        return sglc_err_set(err, SGLC_ERR_ARG, "quantization bits=%d group_size=%d not supported",
+                            bits, group_size);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    stats->bytes_before = m->weight_bytes;
+    if (sglc_model_is_quantized(m)) {
+        stats->bytes_after = m->weight_bytes;
+        return SGLC_OK;
+    }
+    /* every matrix: 7 per layer, embeddings, lm_head; 3 buffers each */
+    size_t max_new = ((size_t)m->cfg.n_layer * 7 + 2) * 3;
+    void **a = realloc(m->host_owned, (m->n_host_owned + max_new) * sizeof *a);
+    if (!a) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    m->host_owned = a;
+    sglc_threadpool *tp = NULL;
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    int rc = sglc_threadpool_open(&tp, n_threads > 0 ? n_threads : (int)(nproc > 0 ? nproc : 1));
+    if (rc) return sglc_err_set(err, SGLC_ERR_NOMEM, "cannot start quantization threads");
+    size_t before = 0, after = 0;
+    int tied = m->output.host == m->tok_embd.host;
+    sglc_weight *list[2 + 7];
+    for (int32_t l = -1; l < m->cfg.n_layer && rc == 0; l++) {
+        int n = 0;
+        if (l < 0) {
+            list[n++] = &m->tok_embd;
+            if (!tied) list[n++] = &m->output;
+        } else {
+            sglc_layer_weights *L = &m->layers[l];
+            sglc_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            memcpy(list, ws, sizeof ws);
+            n = 7;
+        }
+        for (int i = 0; i < n && rc == 0; i++) {
+            sglc_weight *w = list[i];
+            if (!quantizable(w, group_size)) continue;
+            before += (size_t)w->n * (size_t)w->k * (w->type == SGLC_GGML_TYPE_F32 ? 4 : 2);
+            rc = quantize_one(m, w, bits, group_size, tp, &after, err);
+            stats->n_quantized++;
+        }
+    }
+    if (rc == 0 && tied) m->output = m->tok_embd;
+    sglc_threadpool_close(tp);
+    if (rc) return rc;
+    m->weight_bytes = m->weight_bytes - before + after;
+    stats->bytes_after = m->weight_bytes;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return SGLC_OK;
+}
