@@ -54,6 +54,15 @@ float sglc_mlx_affine_param(const void *row, uint32_t dtype, int64_t i) {
     return load_dtype(row, dtype, i);
 }
 
+/* rintf in the default rounding mode without a libm call on baseline x86-64: adding and
+ * subtracting 1.5 * 2^23 rounds |x| < 2^22 to an integer, ties to even, exactly as rintf. */
+static inline float round_even(float x) {
+    const float magic = 12582912.0f;
+    if (!(fabsf(x) < 4194304.0f)) return rintf(x);
+    volatile float t = x + magic; /* volatile: the sum must be rounded to float here */
+    return t - magic;
+}
+
 void sglc_mlx_affine_quantize(const void *w, uint32_t dtype, int64_t rows, int64_t k, int bits,
                               int group_size, uint32_t *wq, void *scales, void *biases) {
     SGLC_ASSERT(sglc_mlx_affine_valid(bits, group_size) && k % group_size == 0);
@@ -67,8 +76,10 @@ void sglc_mlx_affine_quantize(const void *w, uint32_t dtype, int64_t rows, int64
         for (int64_t g = 0; g < groups; g++) {
             const int64_t base = r * k + g * group_size;
             float w_min = INFINITY, w_max = -INFINITY;
+            float v32[128];
             for (int j = 0; j < group_size; j++) {
                 float v = load_dtype(w, dtype, base + j);
+                v32[j] = v;
                 /* std::max / std::min argument order: NaN inputs propagate as MLX's do */
                 w_max = w_max < v ? v : w_max;
                 w_min = v < w_min ? v : w_min;
@@ -86,9 +97,8 @@ void sglc_mlx_affine_quantize(const void *w, uint32_t dtype, int64_t rows, int64
                 bias = edge;
             }
             for (int j = 0; j < group_size; j++) {
-                float v = load_dtype(w, dtype, base + j);
-                float d = v - bias;
-                float q = rintf(d / scale);
+                float d = v32[j] - bias;
+                float q = round_even(d / scale);
                 q = q < 0.0f ? 0.0f : q;
                 q = q > n_bins ? n_bins : q;
                 uint64_t code = (uint64_t)q;

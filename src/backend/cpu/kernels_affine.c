@@ -40,16 +40,24 @@ int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa) {
     switch (isa) {
     case SGLC_CPU_ISA_REF: return sglc_mlx_affine_valid(bits, 64);
     case SGLC_CPU_ISA_AVX2:
-        return sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2) && sglc_cpu_affine_dot_avx2(bits) != NULL;
+        return sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2) &&
+               sglc_cpu_affine_dot_avx2(bits).dot != NULL;
     default: return 0;
     }
 }
 
+/* Scratch: per-group activation sums [n_tok][k / group], then (64-byte aligned) the
+ * activations de-interleaved for kernels with split_pairs [n_tok][k]. */
+static size_t perm_offset(int64_t k, int group, int64_t n_tok) {
+    return ((size_t)(k / group) * sizeof(float) * (size_t)n_tok + 63) & ~(size_t)63;
+}
+
 size_t sglc_cpu_matmul_affine_scratch_bytes(int64_t k, int group, int64_t n_tok) {
     if (group <= 0 || k <= 0 || n_tok < 0) return 0;
-    size_t per = (size_t)(k / group) * sizeof(float);
-    if (n_tok > 0 && per > SIZE_MAX / 2 / (size_t)n_tok) return 0;
-    return per * (size_t)(n_tok > 0 ? n_tok : 1);
+    if (n_tok == 0) n_tok = 1;
+    size_t per = ((size_t)(k / group) + (size_t)k) * sizeof(float) + 64;
+    if (per > SIZE_MAX / 2 / (size_t)n_tok) return 0;
+    return perm_offset(k, group, n_tok) + (size_t)k * sizeof(float) * (size_t)n_tok;
 }
 
 typedef struct {
@@ -59,6 +67,7 @@ typedef struct {
     const float *x;
     float *y;
     float *xs;
+    float *xp; /* de-interleaved activations (split_pairs kernels), or NULL */
     size_t es; /* bytes per scale/bias */
 } aff_ctx;
 
@@ -74,6 +83,16 @@ static void xsum_task(void *vctx, int ith, int nth) {
                 sum += xg[j];
             c->xs[t * c->ng + g] = sum;
         }
+    if (!c->xp) return;
+    for (long t = lo; t < hi; t++) {
+        const float *x = c->x + t * c->k;
+        float *xp = c->xp + t * c->k;
+        for (int64_t i = 0; i < c->k; i += 16)
+            for (int j = 0; j < 8; j++) {
+                xp[i + j] = x[i + 2 * j];
+                xp[i + 8 + j] = x[i + 2 * j + 1];
+            }
+    }
 }
 
 static void aff_dot_task(void *vctx, int ith, int nth) {
@@ -89,7 +108,7 @@ static void aff_dot_task(void *vctx, int ith, int nth) {
         for (int64_t t0 = 0; t0 < c->n_tok; t0 += SGLC_CPU_DOT_MAX_ROWS) {
             int nr = (int)(c->n_tok - t0 < SGLC_CPU_DOT_MAX_ROWS ? c->n_tok - t0
                                                                  : SGLC_CPU_DOT_MAX_ROWS);
-            const float *x = c->x + t0 * c->k;
+            const float *x = (c->xp ? c->xp : c->x) + t0 * c->k;
             const float *xs = c->xs + t0 * c->ng;
             for (int64_t o = o0; o < o1; o++) {
                 const uint32_t *wrow = w->wq + o * c->words;
@@ -115,11 +134,15 @@ void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cp
     SGLC_ASSERT(n_out >= 0 && n_tok >= 0);
     if (n_out == 0 || n_tok == 0) return;
     SGLC_ASSERT(scratch != NULL);
+    sglc_cpu_affine_kernel kern = {NULL, 0};
+    if (isa >= SGLC_CPU_ISA_AVX2 && sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2))
+        kern = sglc_cpu_affine_dot_avx2(w->bits);
     aff_ctx c = {
         .w = w,
-        .fast = isa >= SGLC_CPU_ISA_AVX2 && sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2)
-                    ? sglc_cpu_affine_dot_avx2(w->bits)
-                    : NULL,
+        .fast = kern.dot,
+        .xp = kern.dot && kern.split_pairs
+                  ? (float *)((char *)scratch + perm_offset(k, w->group, n_tok))
+                  : NULL,
         .n_out = n_out,
         .k = k,
         .n_tok = n_tok,

@@ -1,9 +1,11 @@
 /* AVX2 row kernels for MLX affine weights of 4 and 8 bits. Codes of a group are widened to f32
- * eight at a time (4-bit: one word shifted by 0..28; 8-bit: two words zero-extended) and
+ * eight at a time (4-bit: 8 bytes zero-extended, then their low and high nibbles, which pairs
+ * them with activations the matmul de-interleaved; 8-bit: two words zero-extended) and
  * multiplied into two accumulators per token (even and odd code octets); the group's sum is
  * scaled into a per-token vector accumulator, the bias term sum_g b_g * sum(x_g) kept in a
  * scalar. Every token runs the same sequence whatever nr is. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "backend/cpu/kernels_affine_impl.h"
 #include "backend/cpu/kernels_impl.h"
@@ -12,7 +14,13 @@
 static inline float param(const void *row, uint32_t dtype, int64_t i) {
     if (dtype == SGLC_GGML_TYPE_F32) return ((const float *)row)[i];
     uint16_t h = ((const uint16_t *)row)[i];
-    if (dtype == SGLC_GGML_TYPE_BF16) return sglc_bf16_to_f32(h);
+    if (dtype == SGLC_GGML_TYPE_BF16) {
+        /* inline: a call per group costs as much as the group's arithmetic */
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
     return _cvtsh_ss(h);
 }
 
@@ -27,8 +35,9 @@ static inline float hsum(__m256 v) {
 /* codes 8*o .. 8*o+7 of a group starting at word pointer wg, as f32 */
 static inline __m256 codes8(const uint32_t *wg, int64_t o, const int bits) {
     if (bits == 4) {
-        const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-        __m256i v = _mm256_srlv_epi32(_mm256_set1_epi32((int)wg[o]), shifts);
+        /* octet o: the low (even o) or high (odd o) nibbles of bytes 8 * (o / 2) .. + 7 */
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(wg + (o & ~1))));
+        if (o & 1) return _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
         return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)));
     }
     __m128i b = _mm_loadl_epi64((const __m128i *)(wg + 2 * o));
@@ -78,31 +87,45 @@ dot_body(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void 
 static void dot_q4(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
                    const void *brow, const float *x, size_t x_stride, const float *xs,
                    size_t xs_stride, int nr, float *s) {
-    /* nr as a constant lets each case keep its accumulators in registers */
+    /* nr as a constant keeps the accumulators in registers; more than 2 tokens would spill them,
+     * so 3 and 4 run as passes of 2 and 1 (each token's arithmetic is the same either way) */
     switch (nr) {
     case 1: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 1, s, 4); break;
     case 2: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 4); break;
-    case 3: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 3, s, 4); break;
-    default: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 4, s, 4);
+    case 3:
+        dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 4);
+        dot_body(k, group, dtype, wrow, srow, brow, x + 2 * x_stride, x_stride, xs + 2 * xs_stride,
+                 xs_stride, 1, s + 2, 4);
+        break;
+    default:
+        dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 4);
+        dot_body(k, group, dtype, wrow, srow, brow, x + 2 * x_stride, x_stride, xs + 2 * xs_stride,
+                 xs_stride, 2, s + 2, 4);
     }
 }
 
 static void dot_q8(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
                    const void *brow, const float *x, size_t x_stride, const float *xs,
                    size_t xs_stride, int nr, float *s) {
-    /* nr as a constant lets each case keep its accumulators in registers */
+    /* see dot_q4 */
     switch (nr) {
     case 1: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 1, s, 8); break;
     case 2: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 8); break;
-    case 3: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 3, s, 8); break;
-    default: dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 4, s, 8);
+    case 3:
+        dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 8);
+        dot_body(k, group, dtype, wrow, srow, brow, x + 2 * x_stride, x_stride, xs + 2 * xs_stride,
+                 xs_stride, 1, s + 2, 8);
+        break;
+    default:
+        dot_body(k, group, dtype, wrow, srow, brow, x, x_stride, xs, xs_stride, 2, s, 8);
+        dot_body(k, group, dtype, wrow, srow, brow, x + 2 * x_stride, x_stride, xs + 2 * xs_stride,
+                 xs_stride, 2, s + 2, 8);
     }
 }
 
-sglc_cpu_affine_dot_fn sglc_cpu_affine_dot_avx2(int bits) {
-    switch (bits) {
-    case 4: return dot_q4;
-    case 8: return dot_q8;
-    default: return NULL;
-    }
+sglc_cpu_affine_kernel sglc_cpu_affine_dot_avx2(int bits) {
+    sglc_cpu_affine_kernel k = {NULL, 0};
+    if (bits == 4) k = (sglc_cpu_affine_kernel){dot_q4, 1};
+    if (bits == 8) k = (sglc_cpu_affine_kernel){dot_q8, 0};
+    return k;
 }

@@ -16,7 +16,15 @@ typedef void (*sglc_cpu_affine_dot_fn)(int64_t k, int group, uint32_t dtype, con
                                        size_t x_stride, const float *xs, size_t xs_stride, int nr,
                                        float *s);
 
-/* Row kernel of an ISA for this many bits, or NULL. */
-sglc_cpu_affine_dot_fn sglc_cpu_affine_dot_avx2(int bits);
+typedef struct {
+    sglc_cpu_affine_dot_fn dot; /* NULL: no kernel for these bits */
+    /* 1: the kernel reads activations de-interleaved per 16 values (x0 x2 .. x14 x1 x3 .. x15),
+     * the order of the low and high nibbles of 8 packed bytes; the matmul permutes each
+     * activation row once into scratch */
+    int split_pairs;
+} sglc_cpu_affine_kernel;
+
+/* Row kernel of an ISA for this many bits. */
+sglc_cpu_affine_kernel sglc_cpu_affine_dot_avx2(int bits);
 
 #endif
