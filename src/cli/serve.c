@@ -45,7 +45,7 @@ int sglc_cmd_serve(int argc, char **argv) {
     sglc_engine_params_default(&ep);
     sglc_server_params sp = {
         .host = "127.0.0.1", .port = 30000, .max_body_bytes = 8u << 20, .max_queued_requests = 0};
-    const char *model = NULL, *log_level = "info", *policy = "fcfs";
+    const char *model = NULL, *log_level = "info", *policy = "fcfs", *chat_template_file = NULL;
     int64_t threads = 0;
     sglc_log_set_level(SGLC_LOG_INFO);
     for (int i = 1; i < argc; i++) {
@@ -85,6 +85,7 @@ int sglc_cmd_serve(int argc, char **argv) {
                                             "--max-body-bytes",
                                             "--threads",
                                             "--log-level",
+                                            "--chat-template",
                                             NULL};
         int ok = 0;
         for (int k = 0; known[k]; k++)
@@ -105,6 +106,8 @@ int sglc_cmd_serve(int argc, char **argv) {
             sp.served_model_name = v;
         } else if (strcmp(a, "--api-key") == 0) {
             sp.api_key = v;
+        } else if (strcmp(a, "--chat-template") == 0) {
+            chat_template_file = v;
         } else if (strcmp(a, "--mem-fraction-static") == 0) {
             if (sglc_arg_float(a, v, 0.01, 0.99, &d)) return 2;
             ep.mem_fraction_static = d;
@@ -180,6 +183,28 @@ int sglc_cmd_serve(int argc, char **argv) {
     ep.model_path = model;
     ep.n_threads = (int)threads;
 
+    char *chat_template = NULL;
+    if (chat_template_file) {
+        FILE *f = fopen(chat_template_file, "rb");
+        long n = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+        if (n < 0 || n > (1 << 20)) {
+            fprintf(stderr, "sglc: --chat-template %s: %s\n", chat_template_file,
+                    f ? "not readable or larger than 1 MB" : "cannot open");
+            if (f) fclose(f);
+            return 2;
+        }
+        rewind(f);
+        chat_template = calloc(1, (size_t)n + 1);
+        if (!chat_template || fread(chat_template, 1, (size_t)n, f) != (size_t)n) {
+            fprintf(stderr, "sglc: --chat-template %s: read error\n", chat_template_file);
+            free(chat_template);
+            fclose(f);
+            return 2;
+        }
+        fclose(f);
+        sp.chat_template = chat_template;
+    }
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "model_path", model);
     cJSON_AddStringToObject(args, "tokenizer_path", model);
@@ -214,11 +239,17 @@ int sglc_cmd_serve(int argc, char **argv) {
     cJSON_AddNumberToObject(args, "max_body_bytes", (double)sp.max_body_bytes);
     cJSON_AddNumberToObject(args, "threads", (double)threads);
     cJSON_AddStringToObject(args, "log_level", log_level);
+    if (chat_template_file)
+        cJSON_AddStringToObject(args, "chat_template", chat_template_file);
+    else
+        cJSON_AddNullToObject(args, "chat_template");
     cJSON_AddStringToObject(args, "device", ep.device ? ep.device : "cpu");
     sp.server_args = args;
 
     char err[1024] = {0};
-    if (sglc_server_run(&sp, &ep, err, sizeof err) != 0) {
+    int rc = sglc_server_run(&sp, &ep, err, sizeof err);
+    free(chat_template);
+    if (rc != 0) {
         fprintf(stderr, "sglc serve: %s\n", err);
         return 1;
     }

@@ -1641,6 +1641,7 @@ int sglc_server_run(const sglc_server_params *sp, const sglc_engine_params *ep, 
     double t0 = now_s();
     if (sglc_engine_open(&e, ep, err, errlen) != 0) goto done;
     sglc_engine_get_model_info(e, &s->info);
+    if (sp->chat_template) s->info.chat_template = sp->chat_template;
     snprintf(s->model_name, sizeof s->model_name, "%s",
              sp->served_model_name && sp->served_model_name[0] ? sp->served_model_name
                                                                : s->info.model_path);

@@ -515,3 +515,27 @@ def test_queue_cap_503():
         assert_idle(s)
     finally:
         assert s.stop() == 0
+
+
+def test_chat_template_override(tmp_path):
+    tpl = tmp_path / "t.jinja"
+    tpl.write_text("{% if messages[0].role == 'system' %}{{ raise_exception('no system "
+                   "messages, please') }}{% endif %}{% for m in messages %}[{{ m.role }}]"
+                   "{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]"
+                   "{% endif %}")
+    s = Server(["--chat-template", str(tpl)])
+    try:
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={
+            "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        want = requests.post(s.url + "/tokenize", timeout=30, json={
+            "prompt": "[user]hello\n[assistant]", "add_special_tokens": False}).json()["count"]
+        assert r.json()["usage"]["prompt_tokens"] == want
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={
+            "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]})
+        assert r.status_code == 400
+        assert "no system messages, please" in r.json()["error"]["message"]
+        assert requests.get(s.url + "/get_server_info", timeout=10).json()["chat_template"] == \
+            str(tpl)
+    finally:
+        assert s.stop() == 0
