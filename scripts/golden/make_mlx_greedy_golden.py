@@ -11,7 +11,7 @@ sampler produces, without the EOS stop.
 Usage (repo root, mlx venv from `pip install "mlx[cpu]" mlx-lm`):
   python -m mlx_lm convert --hf-path models/SmolLM2-135M-Instruct-hf \\
       --mlx-path models/SmolLM2-135M-Instruct-mlx-q4 -q --q-bits 4 --q-group-size 64
-  /tmp/mlxvenv/bin/python scripts/golden/make_mlx_greedy_golden.py 4
+  /tmp/mlxvenv/bin/python scripts/golden/make_mlx_greedy_golden.py 4 [N_PROMPTS]
 """
 import os
 import sys
@@ -27,6 +27,7 @@ N_GEN = 32
 
 def main():
     bits = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 50  # prompts to run (rows flush as written)
     model_dir = os.path.join(REPO, "models", f"SmolLM2-135M-Instruct-mlx-q{bits}")
     model, _ = load(model_dir)
     rows = []
@@ -36,6 +37,7 @@ def main():
                 continue
             cols = line.rstrip("\n").split("\t")
             rows.append((cols[0], [int(t) for t in cols[1].split()]))
+    rows = rows[:limit]
     out = os.path.join(REPO, "tests", "golden", f"greedy_mlx_q{bits}.tsv")
     with open(out, "w") as f:
         f.write(f"# greedy golden from mlx-lm {mlx_lm.__version__} / mlx {mx.__version__} (CPU); "
