@@ -16,9 +16,9 @@ run() { # name, args...
   "$bin" bench_offline_throughput "$@" --result-filename "$tmp/$name.jsonl" >/dev/null 2>&1
 }
 
-decode=(--num-prompts 32 --random-input-len 16 --random-output-len 64 --random-range-ratio 1.0)
-gsp=(--dataset-name generated-shared-prefix --gsp-num-groups 1 --gsp-prompts-per-group 32
-     --gsp-system-prompt-len 500 --gsp-question-len 16 --gsp-output-len 8)
+decode=(--num-prompts 32 --random-input-len 16 --random-output-len 32 --random-range-ratio 1.0)
+gsp=(--dataset-name generated-shared-prefix --gsp-num-groups 1 --gsp-prompts-per-group 16
+     --gsp-system-prompt-len 256 --gsp-question-len 16 --gsp-output-len 4)
 for i in $(seq "$repeat"); do
   run batch1 "${decode[@]}" --max-running-requests 1
   run batch32 "${decode[@]}" --max-running-requests 32
