@@ -240,7 +240,6 @@ static int grow_text(sglc_request *r, size_t extra);
 
 static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     if (r->state == REQ_FINISHED) return;
-    int was_running = r->state == REQ_RUNNING;
     r->state = REQ_FINISHED;
     size_t w = 0;
     if (grow_text(r, 16) == 0)
@@ -263,7 +262,6 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     r->e2e_s = sglc_engine_now() - r->t_submit;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    (void)was_running;
     list_remove(e->running, &e->n_running, r);
     list_remove(e->waiting, &e->n_waiting, r); /* also holds chunked prefills in progress */
     pthread_mutex_lock(&e->smu);
@@ -596,22 +594,22 @@ static void retract(sglc_engine *e, sglc_request *r) {
              (long long)r->id);
 }
 
-/* Returns NULL with *need_drain set when decode needs KV that only a drained pipeline can
- * give (retraction must not touch a request a launched step still uses). */
-static step *build_decode(sglc_engine *e, step *s, const step *inflight, int *need_drain) {
+/* A running request takes part in the next decode step once its prefill is scheduled and
+ * until its last output token is. */
+static int decodable(const sglc_request *r) {
+    return r->n_sched >= r->n_fill && r->n_out_sched < r->params.max_new_tokens;
+}
+
+/* Returns NULL when decode needs KV that only a drained pipeline can give: retraction must not
+ * touch a request a launched step still uses, so the caller first processes the step in
+ * flight and builds again. */
+static step *build_decode(sglc_engine *e, step *s, const step *inflight) {
     int32_t n = 0;
-    for (int32_t i = 0; i < e->n_running; i++) {
-        sglc_request *r = e->running[i];
-        if (r->n_sched < r->n_fill) continue; /* still in chunked prefill */
-        if (r->n_out_sched >= r->params.max_new_tokens) continue;
-        n++;
-    }
+    for (int32_t i = 0; i < e->n_running; i++)
+        n += decodable(e->running[i]);
     if (n == 0) return NULL;
     if (!ensure_slots(e, n)) {
-        if (inflight) {
-            *need_drain = 1;
-            return NULL;
-        }
+        if (inflight) return NULL;
         /* retract the requests with the least work done until the rest fit */
         while (!ensure_slots(e, n) && e->n_running > 1) {
             sglc_request *victim = NULL;
@@ -628,7 +626,7 @@ static step *build_decode(sglc_engine *e, step *s, const step *inflight, int *ne
     }
     for (int32_t i = 0; i < e->n_running; i++) {
         sglc_request *r = e->running[i];
-        if (r->n_sched < r->n_fill || r->n_out_sched >= r->params.max_new_tokens) continue;
+        if (!decodable(r)) continue;
         int32_t p = r->n_sched;
         SGLC_ASSERT(sglc_kv_pool_alloc(e->pool, 1, r->slots + p) == 0);
         int placeholder = inflight && r->last_sample_step == inflight->number;
@@ -666,7 +664,7 @@ static void log_step(sglc_engine *e, const step *s) {
              e->n_running, used, usage, tput, e->n_waiting);
 }
 
-static step *build_step(sglc_engine *e, const step *inflight, int *need_drain) {
+static step *build_step(sglc_engine *e, const step *inflight) {
     step *s = e->steps[e->next_step];
     s->number = ++e->step_counter;
     s->n_tokens = s->n_seqs = s->n_logits = 0;
@@ -674,7 +672,7 @@ static step *build_step(sglc_engine *e, const step *inflight, int *need_drain) {
     s->prev = inflight;
     s->ok = 0;
     step *out = build_prefill(e, s);
-    if (!out) out = build_decode(e, s, inflight, need_drain);
+    if (!out) out = build_decode(e, s, inflight);
     if (out) {
         e->next_step ^= 1;
         log_step(e, out);
@@ -759,8 +757,7 @@ void *sglc_scheduler_main(void *arg) {
     for (;;) {
         int running = intake(e, inflight != NULL);
         if (!running && !inflight) break;
-        int need_drain = 0;
-        step *s = running ? build_step(e, inflight, &need_drain) : NULL;
+        step *s = running ? build_step(e, inflight) : NULL;
         if (!overlap) {
             if (s) {
                 run_step(e, s);
@@ -778,7 +775,6 @@ void *sglc_scheduler_main(void *arg) {
             launch(e, s);
             inflight = s;
         }
-        (void)need_drain; /* a drained pipeline retries the build on the next iteration */
     }
     /* stopping: everything was aborted by intake; release what remains */
     while (e->n_running > 0) {

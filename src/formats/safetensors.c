@@ -28,6 +28,8 @@
  * (harmless, but ThreadSanitizer reports it). */
 #include "formats/safetensors.h"
 
+#include "base/utf8.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -204,29 +206,6 @@ static const char *first_duplicate(cJSON *const *members, size_t n, int *nomem) 
 
 /* ---- JSON --------------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), or 0: no overlong forms, no
- * surrogates, nothing past U+10FFFF. */
-static size_t utf8_seq_len(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c < 0xF0) {
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-        return n >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c < 0xF5) {
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-        return n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
 /* What cJSON does not check (see the top of the file). Returns NULL, or the problem with *at set
  * to its byte offset. */
 static const char *json_prescan(const uint8_t *p, size_t n, size_t *at) {
@@ -237,9 +216,9 @@ static const char *json_prescan(const uint8_t *p, size_t n, size_t *at) {
         *at = i;
         if (c == 0) return "NUL byte";
         if (c >= 0x80) {
-            size_t k = utf8_seq_len(p + i, n - i);
-            if (!k) return "invalid UTF-8";
-            i += k;
+            int k = sglc_utf8_scan(p + i, n - i);
+            if (k <= 0) return "invalid UTF-8";
+            i += (size_t)k;
             continue;
         }
         if (in_str) {

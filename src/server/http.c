@@ -24,6 +24,7 @@
 
 #include <microhttpd.h>
 
+#include "base/utf8.h"
 #include "tokenizer/chat_template.h"
 
 #define MAX_N 16
@@ -145,54 +146,19 @@ static char *utf8_sanitize(const char *s, size_t n) {
     size_t j = 0, i = 0;
     const unsigned char *u = (const unsigned char *)s;
     while (i < n) {
-        unsigned char b = u[i];
-        size_t need = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (b < 0x80) {
-            o[j++] = (char)b;
-            i++;
-            continue;
-        } else if (b >= 0xC2 && b <= 0xDF) {
-            need = 1;
-        } else if (b == 0xE0) {
-            need = 2, lo = 0xA0;
-        } else if (b == 0xED) {
-            need = 2, hi = 0x9F;
-        } else if (b >= 0xE1 && b <= 0xEF) {
-            need = 2;
-        } else if (b == 0xF0) {
-            need = 3, lo = 0x90;
-        } else if (b == 0xF4) {
-            need = 3, hi = 0x8F;
-        } else if (b >= 0xF1 && b <= 0xF3) {
-            need = 3;
-        }
-        int ok = need > 0 && i + need < n;
-        if (ok) {
-            if (u[i + 1] < lo || u[i + 1] > hi) ok = 0;
-            for (size_t k = 2; ok && k <= need; k++)
-                if (u[i + k] < 0x80 || u[i + k] > 0xBF) ok = 0;
-        }
-        if (ok) {
-            memcpy(o + j, s + i, need + 1);
-            j += need + 1;
-            i += need + 1;
+        int r = sglc_utf8_scan(u + i, n - i);
+        if (r > 0) {
+            memcpy(o + j, s + i, (size_t)r);
+            j += (size_t)r;
+            i += (size_t)r;
         } else {
             memcpy(o + j, "\xEF\xBF\xBD", 3);
             j += 3;
-            i++;
+            i++; /* one U+FFFD per ill-formed byte */
         }
     }
     o[j] = 0;
     return o;
-}
-
-static int utf8_valid(const char *s, size_t n) {
-    char *t = utf8_sanitize(s, n);
-    if (!t) return 0;
-    int ok = strlen(t) == n && memcmp(t, s, n) == 0;
-    free(t);
-    return ok;
 }
 
 /* ---------- request body and field validation ---------- */
@@ -213,7 +179,7 @@ static cJSON *parse_body(conn_ctx *c, char *err, size_t el) {
         snprintf(err, el, "the request body is empty (expected a JSON object)");
         return NULL;
     }
-    if (!utf8_valid(c->body, c->len)) {
+    if (!sglc_utf8_valid(c->body, c->len)) {
         snprintf(err, el, "the request body is not valid UTF-8");
         return NULL;
     }

@@ -224,10 +224,6 @@ int sglc_pretok_split(const sglc_pretok *p, const char *text, size_t len, sglc_t
 uint32_t sglc_utf8_decode_lenient(const unsigned char *s, size_t len, size_t *n);
 size_t sglc_utf8_encode(uint32_t cpt, unsigned char *out);
 
-/* --- detok_stream.c --- */
-/* Strict UTF-8 scan at s[0..len): returns > 0 for a complete valid sequence of that length,
- * 0 when s is a valid but unfinished prefix (more bytes may complete it), and -m when the
- * first m bytes are a maximal ill-formed subpart (one U+FFFD each, as WHATWG/Python do). */
-int sglc_utf8_scan(const unsigned char *s, size_t len);
+#include "base/utf8.h" /* sglc_utf8_scan */
 
 #endif

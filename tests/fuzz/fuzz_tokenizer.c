@@ -12,46 +12,11 @@
 
 #include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "../unit/utf8_oracle.h"
 
 static sglc_gguf *g_gguf;
 static sglc_tokenizer *g_tok;
 static int32_t g_byte_token[256];
-
-static int valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (b < 0x80) {
-            i++;
-            continue;
-        } else if (b >= 0xC2 && b <= 0xDF) {
-            need = 1;
-        } else if (b == 0xE0) {
-            need = 2, lo = 0xA0;
-        } else if (b == 0xED) {
-            need = 2, hi = 0x9F;
-        } else if (b >= 0xE1 && b <= 0xEF) {
-            need = 2;
-        } else if (b == 0xF0) {
-            need = 3, lo = 0x90;
-        } else if (b == 0xF4) {
-            need = 3, hi = 0x8F;
-        } else if (b >= 0xF1 && b <= 0xF3) {
-            need = 3;
-        } else {
-            return 0;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if (i + k >= n) return 0;
-            if (s[i + k] < lo || s[i + k] > hi) return 0;
-            lo = 0x80, hi = 0xBF;
-        }
-        i += need + 1;
-    }
-    return 1;
-}
 
 static void init(void) {
     char path[4096];
