@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the main job on the default model.
-# Extra arguments are passed to `sglc generate`.
+# Sets everything up (scripts/setup.sh) and serves the default model on http://127.0.0.1:30000
+# (OpenAI-compatible /v1/* and SGLang's /generate). Extra arguments go to `sglc serve`
+# (e.g. --host 0.0.0.0 --port 8000).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup.sh"
-if [[ $# -eq 0 ]]; then
-  set -- --prompt $'<|im_start|>user\nWhat is the capital of France? Answer in one sentence.<|im_end|>\n<|im_start|>assistant\n' --max-new-tokens 64
-fi
-exec "$root/build/sglc" generate "$@"
+exec "$root/build/sglc" serve "$@"
