@@ -1,14 +1,20 @@
 /* Thread pool for data-parallel kernels.
  *
- * Threading model: the caller of sglc_threadpool_run is thread 0; workers 1..n-1 wait for the
- * job generation counter to change. A run publishes (fn, ctx), bumps the generation with a
- * release store, does its own share, then spins until every worker has bumped the done counter.
- * A decode step issues hundreds of jobs of a few microseconds each, so workers spin first
- * (_mm_pause, then sched_yield so an oversubscribed machine still makes progress) and only after
- * SPIN_NS without work do they sleep on a condition variable. The caller takes the mutex to wake
- * sleepers only when the sleeper count says someone sleeps; both sides use seq_cst on the
- * generation/sleeper pair, so either the worker sees the new generation before sleeping or the
- * caller sees the sleeper and broadcasts under the mutex the worker holds until it waits. */
+ * Threading model: a job is split into n_threads shares (fn(ctx, share, n_threads)). The caller
+ * publishes (fn, ctx) and a new job word (generation << 32 | next share) with a seq_cst store;
+ * the caller and every worker then claim shares by compare-and-swap on that word until none are
+ * left, and the caller waits until all shares are done. Shares are claimed, not assigned: when
+ * the machine is oversubscribed and a worker is not running, the caller (or another worker) does
+ * that worker's share instead of waiting a scheduler time slice for it, which is what made a
+ * decode step hundreds of times slower on a loaded 2-core box with statically assigned shares.
+ * A share index runs on one thread at a time, so per-share scratch stays exclusive. A CAS that
+ * succeeds on (g, k) proves job g is unfinished, so fn/ctx read after it belong to job g.
+ * A decode step issues hundreds of jobs of a few microseconds each, so idle workers spin first
+ * (_mm_pause, then sched_yield) and only after SPIN_NS without work sleep on a condition
+ * variable. The caller takes the mutex to wake sleepers only when the sleeper count says someone
+ * sleeps; both sides use seq_cst on the job word / sleeper pair, so either the worker sees the
+ * new generation before sleeping or the caller sees the sleeper and broadcasts under the mutex
+ * the worker holds until it waits. */
 #include "base/threadpool.h"
 
 #include <pthread.h>
@@ -39,11 +45,12 @@ typedef struct {
 
 struct sglc_threadpool {
     int n_threads;
-    pthread_t *threads; /* n_threads - 1 workers */
-    worker_arg *args;   /* n_threads - 1 */
-    sglc_task_fn fn;    /* current job; written before generation is bumped */
-    void *ctx;          /* borrowed */
-    _Alignas(64) atomic_uint generation;
+    pthread_t *threads;             /* n_threads - 1 workers */
+    worker_arg *args;               /* n_threads - 1 */
+    sglc_task_fn fn;                /* current job; written before generation is bumped */
+    void *ctx;                      /* borrowed */
+    _Alignas(64) atomic_ullong job; /* generation << 32 | next unclaimed share */
+    unsigned generation;            /* the caller's copy of the current generation */
     _Alignas(64) atomic_int n_done;
     _Alignas(64) atomic_int n_sleeping;
     atomic_int stop;
@@ -58,10 +65,14 @@ static long long now_ns(void) {
 }
 
 /* Waits until the generation differs from seen; returns the new generation. */
+static unsigned job_generation(sglc_threadpool *tp, memory_order mo) {
+    return (unsigned)(atomic_load_explicit(&tp->job, mo) >> 32);
+}
+
 static unsigned worker_wait(sglc_threadpool *tp, unsigned seen) {
     long long t0 = 0;
     for (unsigned it = 0;; it++) {
-        unsigned g = atomic_load_explicit(&tp->generation, memory_order_acquire);
+        unsigned g = job_generation(tp, memory_order_acquire);
         if (g != seen) return g;
         if (it < PAUSE_ITERS) {
             CPU_RELAX();
@@ -74,11 +85,26 @@ static unsigned worker_wait(sglc_threadpool *tp, unsigned seen) {
     pthread_mutex_lock(&tp->mutex);
     atomic_fetch_add(&tp->n_sleeping, 1);
     unsigned g;
-    while ((g = atomic_load(&tp->generation)) == seen)
+    while ((g = job_generation(tp, memory_order_seq_cst)) == seen)
         pthread_cond_wait(&tp->cond, &tp->mutex);
     atomic_fetch_sub(&tp->n_sleeping, 1);
     pthread_mutex_unlock(&tp->mutex);
     return g;
+}
+
+/* Claims and runs shares of job gen until none is left (or the job is no longer current). */
+static void run_shares(sglc_threadpool *tp, unsigned gen) {
+    const unsigned long long n = (unsigned long long)tp->n_threads;
+    unsigned long long v = atomic_load_explicit(&tp->job, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(v >> 32) != gen || (v & 0xffffffffULL) >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&tp->job, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        tp->fn(tp->ctx, (int)(v & 0xffffffffULL), tp->n_threads);
+        atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_release);
+        v = atomic_load_explicit(&tp->job, memory_order_acquire);
+    }
 }
 
 static void *worker_main(void *p) {
@@ -88,8 +114,7 @@ static void *worker_main(void *p) {
     for (;;) {
         seen = worker_wait(tp, seen);
         if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
-        tp->fn(tp->ctx, a->ith, tp->n_threads);
-        atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_acq_rel);
+        run_shares(tp, seen);
     }
     return NULL;
 }
@@ -103,7 +128,7 @@ int sglc_threadpool_open(sglc_threadpool **out, int n_threads) {
     sglc_threadpool *tp = calloc(1, sizeof *tp);
     if (!tp) return SGLC_ERR_NOMEM;
     tp->n_threads = n_threads;
-    atomic_init(&tp->generation, 0);
+    atomic_init(&tp->job, 0);
     atomic_init(&tp->n_done, 0);
     atomic_init(&tp->n_sleeping, 0);
     atomic_init(&tp->stop, 0);
@@ -138,7 +163,9 @@ void sglc_threadpool_close(sglc_threadpool *tp) {
     if (tp->n_threads > 1) {
         atomic_store(&tp->stop, 1);
         pthread_mutex_lock(&tp->mutex);
-        atomic_fetch_add(&tp->generation, 1);
+        /* a new generation with no share left to claim */
+        atomic_store(&tp->job, ((unsigned long long)(tp->generation + 1) << 32) |
+                                   (unsigned long long)tp->n_threads);
         pthread_cond_broadcast(&tp->cond);
         pthread_mutex_unlock(&tp->mutex);
         for (int i = 0; i < tp->n_threads - 1; i++)
@@ -160,18 +187,20 @@ void sglc_threadpool_run(sglc_threadpool *tp, sglc_task_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    int nw = tp->n_threads - 1;
     tp->fn = fn;
     tp->ctx = ctx;
     atomic_store_explicit(&tp->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add(&tp->generation, 1); /* seq_cst: pairs with the sleeper count below */
+    unsigned gen = ++tp->generation;
+    /* seq_cst: pairs with the sleeper count below */
+    atomic_store(&tp->job, (unsigned long long)gen << 32);
     if (atomic_load(&tp->n_sleeping) > 0) {
         pthread_mutex_lock(&tp->mutex);
         pthread_cond_broadcast(&tp->cond);
         pthread_mutex_unlock(&tp->mutex);
     }
-    fn(ctx, 0, tp->n_threads);
-    for (unsigned it = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) != nw; it++) {
+    run_shares(tp, gen);
+    for (unsigned it = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) != tp->n_threads;
+         it++) {
         if (it < PAUSE_ITERS)
             CPU_RELAX();
         else
