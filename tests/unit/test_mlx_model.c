@@ -241,7 +241,9 @@ static void test_tiny_roundtrip(sglc_backend *be, const char *tmp) {
             double e = rel_err(lq, ld, (size_t)n * 128);
             fprintf(stderr, "tiny llama q%d%s: logits vs f32 affine values: rel error %.3g\n", bits,
                     flags ? " (+q8 override)" : "", e);
-            CHECKF(e < 1e-4, "q%d: relative error %.3g", bits, e);
+            /* q4 on AVX2 rounds activations to 16 bits per 64 values (2^-15 of the chunk's
+             * max, compounding over the layers: ~2e-4 here); q8 and the f32 path stay < 1e-5 */
+            CHECKF(e < (bits == 4 ? 1e-3 : 1e-4), "q%d: relative error %.3g", bits, e);
         }
         free(lq);
         free(ld);

@@ -3,6 +3,7 @@
  * per-group sums of each activation row go into scratch once, then output rows are split
  * over threads in 16-row units and each weight row is dotted with up to SGLC_CPU_DOT_MAX_ROWS
  * tokens per pass, so a weight row is read from memory once per call. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "backend/cpu/kernels_affine_impl.h"
@@ -36,6 +37,17 @@ static void affine_dot_ref(int64_t k, int group, uint32_t dtype, const uint32_t 
     }
 }
 
+/* SGLC_AFFINE_F32=1 keeps activations in f32 (MLX's own arithmetic) instead of the 16-bit
+ * kernels, for A/B comparisons of speed and agreement. Read once. */
+static int getenv_f32_affine(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("SGLC_AFFINE_F32");
+        v = e && e[0] == '1';
+    }
+    return v;
+}
+
 int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa) {
     switch (isa) {
     case SGLC_CPU_ISA_REF: return sglc_mlx_affine_valid(bits, 64);
@@ -46,8 +58,10 @@ int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa) {
     }
 }
 
-/* Scratch: per-group activation sums [n_tok][k / group], then (64-byte aligned) the
- * activations de-interleaved for kernels with split_pairs [n_tok][k]. */
+/* Scratch: per-group activation sums [n_tok][k / group], then (64-byte aligned) either the
+ * activations de-interleaved for kernels with split_pairs [n_tok][k] f32, or for 16-bit
+ * kernels the quantized activations [n_tok][k] int16 followed by their steps [n_tok][k / 64]
+ * f32 (k * 2 + k / 16 bytes per token, within the k * 4 reserved). */
 static size_t perm_offset(int64_t k, int group, int64_t n_tok) {
     return ((size_t)(k / group) * sizeof(float) * (size_t)n_tok + 63) & ~(size_t)63;
 }
@@ -68,7 +82,10 @@ typedef struct {
     float *y;
     float *xs;
     float *xp; /* de-interleaved activations (split_pairs kernels), or NULL */
-    size_t es; /* bytes per scale/bias */
+    sglc_cpu_affine_dot_i16_fn fast16; /* 16-bit-activation kernel, or NULL */
+    int16_t *xq;                       /* [n_tok][k] permuted int16 activations (fast16) */
+    float *xd;                         /* [n_tok][k / 64] their steps */
+    size_t es;                         /* bytes per scale/bias */
 } aff_ctx;
 
 static void xsum_task(void *vctx, int ith, int nth) {
@@ -83,6 +100,24 @@ static void xsum_task(void *vctx, int ith, int nth) {
                 sum += xg[j];
             c->xs[t * c->ng + g] = sum;
         }
+    if (c->xq) {
+        for (long t = lo; t < hi; t++)
+            for (int64_t ch = 0; ch < c->k / 64; ch++) {
+                const float *x = c->x + t * c->k + ch * 64;
+                int16_t *q = c->xq + t * c->k + ch * 64;
+                float amax = 0;
+                for (int j = 0; j < 64; j++)
+                    amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+                const float d = amax / 32767.0f, inv = amax > 0 ? 32767.0f / amax : 0.0f;
+                c->xd[t * (c->k / 64) + ch] = d;
+                for (int j = 0; j < 64; j++) {
+                    float v = x[j] * inv;
+                    v = v > 32767.0f ? 32767.0f : v < -32767.0f ? -32767.0f : v;
+                    q[sglc_cpu_affine_permute64(j)] = (int16_t)lrintf(v);
+                }
+            }
+        return;
+    }
     if (!c->xp) return;
     for (long t = lo; t < hi; t++) {
         const float *x = c->x + t * c->k;
@@ -114,7 +149,10 @@ static void aff_dot_task(void *vctx, int ith, int nth) {
                 const uint32_t *wrow = w->wq + o * c->words;
                 const char *srow = (const char *)w->scales + (size_t)(o * c->ng) * c->es;
                 const char *brow = (const char *)w->biases + (size_t)(o * c->ng) * c->es;
-                if (c->fast)
+                if (c->fast16)
+                    c->fast16(c->k, w->group, w->dtype, wrow, srow, brow, c->xq + t0 * c->k,
+                              c->xd + t0 * (c->k / 64), xs, (size_t)c->ng, nr, s);
+                else if (c->fast)
                     c->fast(c->k, w->group, w->dtype, wrow, srow, brow, x, (size_t)c->k, xs,
                             (size_t)c->ng, nr, s);
                 else
@@ -134,7 +172,7 @@ void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cp
     SGLC_ASSERT(n_out >= 0 && n_tok >= 0);
     if (n_out == 0 || n_tok == 0) return;
     SGLC_ASSERT(scratch != NULL);
-    sglc_cpu_affine_kernel kern = {NULL, 0};
+    sglc_cpu_affine_kernel kern = {NULL, NULL, 0};
     if (isa >= SGLC_CPU_ISA_AVX2 && sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2))
         kern = sglc_cpu_affine_dot_avx2(w->bits);
     aff_ctx c = {
@@ -153,6 +191,12 @@ void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cp
         .xs = scratch,
         .es = w->dtype == SGLC_GGML_TYPE_F32 ? 4 : 2,
     };
+    if (kern.dot_i16 && w->group % 64 == 0 && getenv_f32_affine() == 0) {
+        c.fast16 = kern.dot_i16;
+        c.xp = NULL;
+        c.xq = (int16_t *)((char *)scratch + perm_offset(k, w->group, n_tok));
+        c.xd = (float *)(c.xq + (size_t)n_tok * (size_t)k);
+    }
     int serial = (double)n_out * (double)k * (double)n_tok < AFF_SERIAL_MACS;
     if (serial || n_tok <= 4)
         xsum_task(&c, 0, 1);

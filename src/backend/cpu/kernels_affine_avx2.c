@@ -123,9 +123,63 @@ static void dot_q8(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, c
     }
 }
 
+/* 4-bit codes x 16-bit activations: a 64-value chunk is 32 packed bytes; its low and high
+ * nibbles widen to int16 with in-lane unpacks (the activation order of
+ * sglc_cpu_affine_permute64), four vpmaddwd give 8 int32 partial sums (|q x| < 2^19, 64 of them
+ * < 2^25: no overflow), scaled once per chunk by scale_g * xd_c into an f32 accumulator. */
+static inline __attribute__((always_inline)) void
+dot_q4_i16_body(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
+                const void *brow, const int16_t *xq, const float *xd, const float *xs,
+                size_t xs_stride, const int nr, float *s) {
+    const int64_t ng = k / group, cpg = group / 64, nch = k / 64;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
+    __m256 acc[SGLC_CPU_DOT_MAX_ROWS];
+    float bsum[SGLC_CPU_DOT_MAX_ROWS];
+    for (int r = 0; r < nr; r++) {
+        acc[r] = _mm256_setzero_ps();
+        bsum[r] = 0;
+    }
+    for (int64_t g = 0; g < ng; g++) {
+        const float sc = param(srow, dtype, g), b = param(brow, dtype, g);
+        for (int64_t c = g * cpg; c < (g + 1) * cpg; c++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(wrow + c * 8));
+            const __m256i lo = _mm256_and_si256(v, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            const __m256i e0 = _mm256_unpacklo_epi8(lo, z), e1 = _mm256_unpackhi_epi8(lo, z);
+            const __m256i o0 = _mm256_unpacklo_epi8(hi, z), o1 = _mm256_unpackhi_epi8(hi, z);
+            for (int r = 0; r < nr; r++) {
+                const __m256i *xr = (const __m256i *)(xq + (size_t)r * (size_t)k + c * 64);
+                const __m256i p01 =
+                    _mm256_add_epi32(_mm256_madd_epi16(e0, _mm256_loadu_si256(xr)),
+                                     _mm256_madd_epi16(e1, _mm256_loadu_si256(xr + 1)));
+                const __m256i p23 =
+                    _mm256_add_epi32(_mm256_madd_epi16(o0, _mm256_loadu_si256(xr + 2)),
+                                     _mm256_madd_epi16(o1, _mm256_loadu_si256(xr + 3)));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sc * xd[(size_t)r * (size_t)nch + c]),
+                                         _mm256_cvtepi32_ps(_mm256_add_epi32(p01, p23)), acc[r]);
+            }
+        }
+        for (int r = 0; r < nr; r++)
+            bsum[r] += b * xs[(size_t)r * xs_stride + (size_t)g];
+    }
+    for (int r = 0; r < nr; r++)
+        s[r] = hsum(acc[r]) + bsum[r];
+}
+
+static void dot_q4_i16(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
+                       const void *brow, const int16_t *xq, const float *xd, const float *xs,
+                       size_t xs_stride, int nr, float *s) {
+    switch (nr) {
+    case 1: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 1, s); break;
+    case 2: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 2, s); break;
+    case 3: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 3, s); break;
+    default: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 4, s);
+    }
+}
+
 sglc_cpu_affine_kernel sglc_cpu_affine_dot_avx2(int bits) {
-    sglc_cpu_affine_kernel k = {NULL, 0};
-    if (bits == 4) k = (sglc_cpu_affine_kernel){dot_q4, 1};
-    if (bits == 8) k = (sglc_cpu_affine_kernel){dot_q8, 0};
+    sglc_cpu_affine_kernel k = {NULL, NULL, 0};
+    if (bits == 4) k = (sglc_cpu_affine_kernel){dot_q4, dot_q4_i16, 1};
+    if (bits == 8) k = (sglc_cpu_affine_kernel){dot_q8, NULL, 0};
     return k;
 }
