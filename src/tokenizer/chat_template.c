@@ -3,8 +3,11 @@
  * live in a per-render arena, so every error path is a longjmp back to the entry point that
  * frees the arena. Supported: for (with loop.*), if/elif/else, set (names and namespace
  * attributes), {{ }} output, whitespace control, literals, and/or/not, comparisons, in, is
- * defined/none/string, + ~ concatenation, indexing and dict keys, slices, a few filters and
- * string methods, raise_exception and namespace(). Nothing else of Python is reachable. */
+ * defined/none/string/true/false, + ~ concatenation, indexing and dict keys, slices, a few
+ * filters and string methods, raise_exception, namespace() and strftime_now(). Nothing else of
+ * Python is reachable. Every string carries a taint mask (request data vs template text) that
+ * follows it through filters, methods, slicing and concatenation into the output, so the caller
+ * can tokenize request data as plain text (sglc_chat_template_render_spans). */
 #include "tokenizer/chat_template.h"
 
 #include <limits.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CT_MAX_DEPTH 64
 #define CT_MAX_ITERS 100000
@@ -34,6 +38,7 @@ typedef struct {
     char *err;
     size_t errlen;
     char *out;
+    unsigned char *out_m; /* per output byte: 1 = came from request data (taint) */
     size_t out_len, out_cap;
     long iters;
     int depth;
@@ -84,6 +89,7 @@ typedef struct {
     int n, cap;
     value **items;
     const char **keys; /* dicts only */
+    int tainted_keys;  /* dict keys came from request data */
 } coll;
 
 struct value {
@@ -91,6 +97,10 @@ struct value {
     long long i;
     const char *s;
     size_t n;
+    /* Taint (ROBUSTNESS.md §19): per byte of s, 1 when it came from request data (message
+     * fields, chat_template_kwargs), through any filters, slicing and concatenation; NULL when
+     * all of it is template text. Masks are never modified once made, so they are shared. */
+    const unsigned char *m;
     coll *c;
     const char *fname; /* V_FUNC */
     value *self;       /* bound method receiver */
@@ -112,6 +122,29 @@ static value *mk_str(ctx *c, const char *s, size_t n) {
     d[n] = 0;
     v->s = d;
     v->n = n;
+    return v;
+}
+/* a string whose bytes carry the taint mask m (may be NULL: template text) */
+static value *mk_str_m(ctx *c, const char *s, size_t n, const unsigned char *m) {
+    value *v = mk_str(c, s, n);
+    v->m = m && n ? m : NULL;
+    return v;
+}
+static const unsigned char *mask_all(ctx *c, size_t n) {
+    unsigned char *m = ct_alloc(c, n ? n : 1);
+    memset(m, 1, n);
+    return m;
+}
+static int any_taint(const value *v) {
+    if (v->t != V_STR || !v->m) return 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->m[i]) return 1;
+    return 0;
+}
+/* a global callable (self == NULL): strftime_now */
+static value *mk_builtin(ctx *c, const char *name) {
+    value *v = mk(c, V_FUNC);
+    v->fname = name;
     return v;
 }
 static value *mk_int(ctx *c, long long i) {
@@ -170,7 +203,10 @@ static value *from_json(ctx *c, const cJSON *j, int depth) {
     if (!j || cJSON_IsNull(j)) return &NONE_V;
     if (cJSON_IsBool(j)) return mk_bool(c, cJSON_IsTrue(j));
     if (cJSON_IsNumber(j)) return mk_int(c, (long long)j->valuedouble);
-    if (cJSON_IsString(j)) return mk_str(c, j->valuestring, strlen(j->valuestring));
+    if (cJSON_IsString(j)) {
+        size_t n = strlen(j->valuestring);
+        return mk_str_m(c, j->valuestring, n, mask_all(c, n));
+    }
     if (cJSON_IsArray(j)) {
         value *v = mk_coll(c, V_LIST);
         for (const cJSON *e = j->child; e; e = e->next)
@@ -179,6 +215,7 @@ static value *from_json(ctx *c, const cJSON *j, int depth) {
     }
     if (cJSON_IsObject(j)) {
         value *v = mk_coll(c, V_DICT);
+        v->c->tainted_keys = 1;
         for (const cJSON *e = j->child; e; e = e->next)
             dict_set(c, v, e->string ? e->string : "", from_json(c, e, depth + 1));
         return v;
@@ -206,7 +243,7 @@ static const char *type_name(vtype t) {
 
 /* ---------- output ---------- */
 
-static void out_append(ctx *c, const char *s, size_t n) {
+static void out_append(ctx *c, const char *s, size_t n, const unsigned char *m) {
     if (c->out_len + n > CT_MAX_OUTPUT)
         ct_fail(c, "chat template output exceeds %u bytes", CT_MAX_OUTPUT);
     if (c->out_len + n + 1 > c->out_cap) {
@@ -216,9 +253,16 @@ static void out_append(ctx *c, const char *s, size_t n) {
         char *o = realloc(c->out, cap);
         if (!o) ct_fail(c, "out of memory");
         c->out = o;
+        unsigned char *om = realloc(c->out_m, cap);
+        if (!om) ct_fail(c, "out of memory");
+        c->out_m = om;
         c->out_cap = cap;
     }
     memcpy(c->out + c->out_len, s, n);
+    if (m)
+        memcpy(c->out_m + c->out_len, m, n);
+    else
+        memset(c->out_m + c->out_len, 0, n);
     c->out_len += n;
     c->out[c->out_len] = 0;
 }
@@ -949,6 +993,18 @@ static value *concat(ctx *c, value *a, value *b) {
     buf[sa->n + sb->n] = 0;
     v->s = buf;
     v->n = sa->n + sb->n;
+    if ((sa->m || sb->m) && v->n) {
+        unsigned char *m = ct_alloc(c, v->n);
+        if (sa->m)
+            memcpy(m, sa->m, sa->n);
+        else
+            memset(m, 0, sa->n);
+        if (sb->m)
+            memcpy(m + sa->n, sb->m, sb->n);
+        else
+            memset(m + sa->n, 0, sb->n);
+        v->m = m;
+    }
     return v;
 }
 
@@ -962,7 +1018,7 @@ static value *get_item(ctx *c, value *o, value *key) {
         long long n = o->t == V_LIST ? o->c->n : (long long)o->n, i = key->i;
         if (i < 0) i += n;
         if (i < 0 || i >= n) return &UNDEF_V;
-        return o->t == V_LIST ? o->c->items[i] : mk_str(c, o->s + i, 1);
+        return o->t == V_LIST ? o->c->items[i] : mk_str_m(c, o->s + i, 1, o->m ? o->m + i : NULL);
     }
     if (o->t == V_UNDEF) ct_fail(c, "indexing an undefined value");
     return &UNDEF_V;
@@ -1015,7 +1071,8 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
         }
         value *l = mk_coll(c, V_LIST);
         for (int i = 0; i < o->c->n; i++) {
-            value *k = mk_str(c, o->c->keys[i], strlen(o->c->keys[i]));
+            size_t kl = strlen(o->c->keys[i]);
+            value *k = mk_str_m(c, o->c->keys[i], kl, o->c->tainted_keys ? mask_all(c, kl) : NULL);
             if (strcmp(m, "keys") == 0) {
                 coll_push(c, l, NULL, k);
             } else if (strcmp(m, "values") == 0) {
@@ -1040,7 +1097,7 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
         if (m[0] != 'l')
             while (e > b && is_strip_char(s[e - 1], chars))
                 e--;
-        return mk_str(c, s + b, e - b);
+        return mk_str_m(c, s + b, e - b, o->m ? o->m + b : NULL);
     }
     if (strcmp(m, "startswith") == 0 || strcmp(m, "endswith") == 0) {
         if (nargs != 1 || args[0]->t != V_STR) ct_fail(c, "%s() needs a string", m);
@@ -1050,7 +1107,7 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
     }
     if (strcmp(m, "upper") == 0 || strcmp(m, "lower") == 0 || strcmp(m, "capitalize") == 0 ||
         strcmp(m, "title") == 0) {
-        value *r = mk_str(c, s, n);
+        value *r = mk_str_m(c, s, n, o->m);
         char *d = (char *)r->s;
         int start = 1;
         for (size_t i = 0; i < n; i++) {
@@ -1071,7 +1128,7 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
                 size_t b = i;
                 while (i < n && !is_ws(s[i]))
                     i++;
-                if (i > b) coll_push(c, l, NULL, mk_str(c, s + b, i - b));
+                if (i > b) coll_push(c, l, NULL, mk_str_m(c, s + b, i - b, o->m ? o->m + b : NULL));
             }
             return l;
         }
@@ -1080,14 +1137,14 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
         for (size_t i = 0; i + k <= n;) {
             if (++c->iters > CT_MAX_ITERS) ct_fail(c, "chat template loop limit exceeded");
             if (memcmp(s + i, sep, k) == 0) {
-                coll_push(c, l, NULL, mk_str(c, s + b, i - b));
+                coll_push(c, l, NULL, mk_str_m(c, s + b, i - b, o->m ? o->m + b : NULL));
                 i += k;
                 b = i;
             } else {
                 i++;
             }
         }
-        coll_push(c, l, NULL, mk_str(c, s + b, n - b));
+        coll_push(c, l, NULL, mk_str_m(c, s + b, n - b, o->m ? o->m + b : NULL));
         return l;
     }
     if (strcmp(m, "replace") == 0) {
@@ -1097,7 +1154,7 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
         size_t i = 0, b = 0, k = args[0]->n;
         while (i + k <= n) {
             if (memcmp(s + i, args[0]->s, k) == 0) {
-                r = concat(c, r, mk_str(c, s + b, i - b));
+                r = concat(c, r, mk_str_m(c, s + b, i - b, o->m ? o->m + b : NULL));
                 r = concat(c, r, args[1]);
                 i += k;
                 b = i;
@@ -1105,7 +1162,7 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
                 i++;
             }
         }
-        return concat(c, r, mk_str(c, s + b, n - b));
+        return concat(c, r, mk_str_m(c, s + b, n - b, o->m ? o->m + b : NULL));
     }
     ct_fail(c, "unsupported method '%s'", m);
 }
@@ -1122,7 +1179,8 @@ static value *tojson(ctx *c, value *v, int depth) {
         char *p = j ? cJSON_PrintUnformatted(j) : NULL;
         cJSON_Delete(j);
         if (!p) ct_fail(c, "out of memory");
-        value *r = mk_str(c, p, strlen(p));
+        size_t pl = strlen(p);
+        value *r = mk_str_m(c, p, pl, any_taint(v) ? mask_all(c, pl) : NULL);
         free(p);
         return r;
     }
@@ -1133,8 +1191,10 @@ static value *tojson(ctx *c, value *v, int depth) {
         for (int i = 0; i < v->c->n; i++) {
             if (i) r = concat(c, r, mk_str(c, ", ", 2));
             if (!is_list) {
-                r = concat(c, r,
-                           tojson(c, mk_str(c, v->c->keys[i], strlen(v->c->keys[i])), depth + 1));
+                size_t kl = strlen(v->c->keys[i]);
+                value *k =
+                    mk_str_m(c, v->c->keys[i], kl, v->c->tainted_keys ? mask_all(c, kl) : NULL);
+                r = concat(c, r, tojson(c, k, depth + 1));
                 r = concat(c, r, mk_str(c, ": ", 2));
             }
             r = concat(c, r, tojson(c, v->c->items[i], depth + 1));
@@ -1233,6 +1293,18 @@ static value *eval_call(ctx *c, scope *s, node *nd) {
     }
     value *f = eval(c, s, nd->a);
     if (f->t != V_FUNC) ct_fail(c, "calling a %s", type_name(f->t));
+    if (!f->self && strcmp(f->fname, "strftime_now") == 0) {
+        /* transformers: datetime.now().strftime(format), local time */
+        if (nargs != 1 || args[0]->t != V_STR || args[0]->n > 64 ||
+            memchr(args[0]->s, 0, args[0]->n))
+            ct_fail(c, "strftime_now() needs a short format string");
+        char buf[256];
+        time_t now = time(NULL);
+        struct tm tmv;
+        size_t k = localtime_r(&now, &tmv) ? strftime(buf, sizeof buf, args[0]->s, &tmv) : 0;
+        return mk_str(c, buf, k);
+    }
+    if (!f->self) ct_fail(c, "unsupported function '%s'", f->fname);
     return call_method(c, f, args, nargs);
 }
 
@@ -1284,11 +1356,12 @@ static value *eval(ctx *c, scope *s, node *nd) {
         }
         if (o->t == V_STR) {
             if (step == 1) {
-                r = mk_str(c, o->s + (a < b ? a : 0), a < b ? (size_t)(b - a) : 0);
+                r = mk_str_m(c, o->s + (a < b ? a : 0), a < b ? (size_t)(b - a) : 0,
+                             o->m && a < b ? o->m + a : NULL);
             } else {
                 r = mk_str(c, "", 0);
                 for (long long i = a; i > b && i >= 0; i--)
-                    r = concat(c, r, mk_str(c, o->s + i, 1));
+                    r = concat(c, r, mk_str_m(c, o->s + i, 1, o->m ? o->m + i : NULL));
             }
         } else {
             r = mk_coll(c, V_LIST);
@@ -1322,6 +1395,8 @@ static value *eval(ctx *c, scope *s, node *nd) {
             res = v->t == V_INT;
         else if (strcmp(nd->s, "boolean") == 0)
             res = v->t == V_BOOL;
+        else if (strcmp(nd->s, "true") == 0 || strcmp(nd->s, "false") == 0)
+            res = v->t == V_BOOL && v->i == (nd->s[0] == 't'); /* Jinja: `is` True/False */
         else
             ct_fail(c, "unsupported test '%s'", nd->s);
         r = mk_bool(c, nd->negate ? !res : res);
@@ -1434,12 +1509,12 @@ static void exec_body(ctx *c, scope *s, node *body);
 
 static void exec_stmt(ctx *c, scope *s, node *nd) {
     switch (nd->k) {
-    case N_TEXT: out_append(c, nd->s, nd->n); break;
+    case N_TEXT: out_append(c, nd->s, nd->n, NULL); break;
     case N_OUTPUT: {
         value *v = eval(c, s, nd->a);
         if (v->t == V_LIST || v->t == V_DICT) v = tojson(c, v, 0);
         v = to_str(c, v);
-        out_append(c, v->s, v->n);
+        out_append(c, v->s, v->n, v->m);
         break;
     }
     case N_IF:
@@ -1518,9 +1593,12 @@ static void exec_body(ctx *c, scope *s, node *body) {
     c->depth--;
 }
 
-int sglc_chat_template_render(const char *tmpl, const sglc_chat_template_vars *vars, char **out,
-                              char *err, size_t errlen) {
+int sglc_chat_template_render_spans(const char *tmpl, const sglc_chat_template_vars *vars,
+                                    char **out, sglc_chat_template_span **spans, size_t *n_spans,
+                                    char *err, size_t errlen) {
     *out = NULL;
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
     ctx c;
     memset(&c, 0, sizeof c);
     c.err = err;
@@ -1534,6 +1612,10 @@ int sglc_chat_template_render(const char *tmpl, const sglc_chat_template_vars *v
         parser p = {.c = &c, .t = tv.v, .n = tv.n};
         node *body = parse_body(&p, NULL, NULL);
         scope global = {.up = NULL, .vars = mk_coll(&c, V_DICT)};
+        /* as transformers renders: tools and documents are None unless given */
+        dict_set(&c, global.vars, "tools", &NONE_V);
+        dict_set(&c, global.vars, "documents", &NONE_V);
+        dict_set(&c, global.vars, "strftime_now", mk_builtin(&c, "strftime_now"));
         if (vars->extra_vars && cJSON_IsObject(vars->extra_vars))
             for (const cJSON *e = vars->extra_vars->child; e; e = e->next)
                 if (e->string) dict_set(&c, global.vars, e->string, from_json(&c, e, 0));
@@ -1544,17 +1626,38 @@ int sglc_chat_template_render(const char *tmpl, const sglc_chat_template_vars *v
         const char *eos = vars->eos_token ? vars->eos_token : "";
         dict_set(&c, global.vars, "bos_token", mk_str(&c, bos, strlen(bos)));
         dict_set(&c, global.vars, "eos_token", mk_str(&c, eos, strlen(eos)));
-        out_append(&c, "", 0);
+        out_append(&c, "", 0, NULL);
         exec_body(&c, &global, body);
+        if (spans && n_spans) {
+            size_t n = 0;
+            for (size_t i = 0; i < c.out_len; i++)
+                n += c.out_m[i] && (i == 0 || !c.out_m[i - 1]);
+            sglc_chat_template_span *sp = malloc((n ? n : 1) * sizeof *sp);
+            if (!sp) ct_fail(&c, "out of memory");
+            n = 0;
+            for (size_t i = 0; i < c.out_len; i++) {
+                if (!c.out_m[i]) continue;
+                if (i == 0 || !c.out_m[i - 1]) sp[n++] = (sglc_chat_template_span){i, 0};
+                sp[n - 1].len++;
+            }
+            *spans = sp;
+            *n_spans = n;
+        }
         *out = c.out;
         c.out = NULL;
         rc = 0;
     }
     free(c.out);
+    free(c.out_m);
     while (c.blocks) {
         arena_block *b = c.blocks;
         c.blocks = b->next;
         free(b);
     }
     return rc;
+}
+
+int sglc_chat_template_render(const char *tmpl, const sglc_chat_template_vars *vars, char **out,
+                              char *err, size_t errlen) {
+    return sglc_chat_template_render_spans(tmpl, vars, out, NULL, NULL, err, errlen);
 }
