@@ -20,7 +20,8 @@ typedef enum {
 } sglc_schedule_policy;
 
 typedef struct {
-    const char *model_path;       /* GGUF file */
+    const char *model_path;       /* GGUF file, or a Hugging Face / MLX model folder */
+    const char *quantization;     /* NULL, "mlx_q4" or "mlx_q8": quantize at load (group 64) */
     const char *device;           /* "cpu" (default) */
     int n_threads;                /* <= 0: all cores */
     double mem_fraction_static;   /* share of available memory for the KV pool (0.2) */
@@ -64,7 +65,14 @@ typedef struct {
     int32_t n_stop;
     int return_logprob;
     int32_t top_logprobs_num; /* alternatives per token, <= 20 */
+    /* added to the logits of those ids before sampling (and before logprobs); finite values,
+     * ids in the vocabulary, at most SGLC_MAX_LOGIT_BIAS entries; copied at submit */
+    const int32_t *logit_bias_ids;
+    const float *logit_bias;
+    int32_t n_logit_bias;
 } sglc_request_params;
+
+#define SGLC_MAX_LOGIT_BIAS 1024
 
 void sglc_request_params_default(sglc_request_params *p);
 
@@ -123,6 +131,30 @@ typedef struct {
 } sglc_engine_stats;
 
 void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s);
+
+/* Latency histograms (SGLang's bucket bounds), observed by the scheduler as requests produce
+ * tokens and finish: time to first token (one per request that produced a token), inter-token
+ * latency (one per output token after the first) and end-to-end latency (one per finished
+ * request, aborted ones included, so its count equals requests_finished). */
+typedef enum {
+    SGLC_HIST_TTFT = 0,
+    SGLC_HIST_INTER_TOKEN,
+    SGLC_HIST_E2E,
+    SGLC_HIST_COUNT
+} sglc_hist_kind;
+
+#define SGLC_HIST_MAX_BOUNDS 24
+
+typedef struct {
+    int32_t n_bounds;
+    double bounds[SGLC_HIST_MAX_BOUNDS];           /* upper bounds (le), ascending */
+    uint64_t cumulative[SGLC_HIST_MAX_BOUNDS + 1]; /* observations <= bounds[i]; last: all */
+    uint64_t count;
+    double sum; /* seconds */
+} sglc_histogram;
+
+/* A consistent snapshot of one histogram (taken under the stats lock, like get_stats). */
+void sglc_engine_get_histogram(sglc_engine *e, sglc_hist_kind kind, sglc_histogram *out);
 /* Drops every cached prefix when nothing runs; returns 0, or -1 when requests are running. */
 int sglc_engine_flush_cache(sglc_engine *e);
 

@@ -16,8 +16,9 @@ venv="$root/.venv-test"
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import pytest, openai, requests' 2>/dev/null; then
-  "$venv/bin/pip" install -q pytest openai requests
+# playwright drives Debian's /usr/bin/chromium (scripts/setup.sh): no `playwright install`
+if ! "$venv/bin/python" -c 'import pytest, openai, requests, playwright' 2>/dev/null; then
+  "$venv/bin/pip" install -q pytest openai requests playwright
 fi
 echo "== Release end-to-end server tests" >&2
 SGLC_BINARY=build/sglc "$venv/bin/pytest" -q -p no:cacheprovider tests/e2e

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/engine_impl.h"
+#include "quant/ggml_types.h"
 
 void sglc_engine_params_default(sglc_engine_params *p) {
     memset(p, 0, sizeof *p);
@@ -27,6 +28,10 @@ void sglc_request_params_default(sglc_request_params *p) {
     p->repetition_penalty = 1.0f;
     p->max_new_tokens = 128;
     p->skip_special_tokens = 1;
+}
+
+static void say_info(const char *line) {
+    sglc_log(SGLC_LOG_INFO, "%s", line);
 }
 
 static long long mem_available_bytes(void) {
@@ -107,6 +112,14 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     }
     snprintf(e->model_path, sizeof e->model_path, "%s", p->model_path);
     p->model_path = e->model_path;
+    /* keep no pointer into the caller's memory past open */
+    int qbits = sglc_quant_preset_bits(p->quantization);
+    if (qbits < 0) {
+        snprintf(err, errlen, "--quantization: unknown method '%s' (mlx_q4, mlx_q8)",
+                 p->quantization);
+        goto fail;
+    }
+    p->quantization = qbits == 4 ? "mlx_q4" : qbits == 8 ? "mlx_q8" : NULL;
     if (p->max_running_requests <= 0 || p->max_running_requests > 4096) {
         snprintf(err, errlen, "--max-running-requests must be in [1, 4096]");
         goto fail;
@@ -124,9 +137,18 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     }
     sglc_backend_params bp = {.n_threads = p->n_threads};
     if ((rc = sglc_backend_open(&e->be, p->device, &bp, &se)) != 0 ||
-        (rc = sglc_model_open_gguf(&e->model, e->model_path, e->be, &se)) != 0 ||
-        (rc = sglc_tokenizer_open_gguf(&e->tok, e->model->gguf, &se)) != 0) {
+        (rc = sglc_model_open(&e->model, e->model_path, e->be, &se)) != 0 ||
+        (rc = sglc_model_apply_quant_preset(e->model, p->quantization, e->model_path, p->n_threads,
+                                            say_info, &se)) != 0 ||
+        (rc = e->model->gguf ? sglc_tokenizer_open_gguf(&e->tok, e->model->gguf, &se)
+                             : sglc_tokenizer_open_hf(&e->tok, e->model_path, &se)) != 0) {
         snprintf(err, errlen, "%s", se.msg);
+        goto fail;
+    }
+    if (sglc_tokenizer_vocab_size(e->tok) > e->model->cfg.n_vocab) {
+        snprintf(err, errlen, "%s: tokenizer has %d tokens but the model only %d", e->model_path,
+                 sglc_tokenizer_vocab_size(e->tok), e->model->cfg.n_vocab);
+        rc = SGLC_ERR_FORMAT;
         goto fail;
     }
     const sglc_model_config *c = &e->model->cfg;
@@ -134,7 +156,9 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     if (e->context_length > c->n_ctx_train)
         sglc_log(SGLC_LOG_WARN, "context length %d exceeds the model's trained %d",
                  e->context_length, c->n_ctx_train);
-    long long per_token = 2LL * c->n_layer * c->n_head_kv * c->head_dim * (long long)sizeof(float);
+    /* K and V per layer, in the cache's element type (f16 by default) */
+    long long per_token = 2LL * c->n_layer * c->n_head_kv * c->head_dim *
+                          (c->kv_type == SGLC_GGML_TYPE_F16 ? 2LL : 4LL);
     long long pool =
         p->max_total_tokens > 0
             ? p->max_total_tokens
@@ -170,7 +194,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     sglc_log(SGLC_LOG_INFO,
              "KV pool: %d tokens (%.1f MB), max running requests %d, context length %d, "
              "chunked prefill %d, radix cache %s, overlap schedule %s",
-             e->pool_size, (double)pool * (double)per_token / 1e6, e->max_running,
+             e->pool_size, (double)sglc_model_state_kv_bytes(e->st) / 1e6, e->max_running,
              e->context_length, p->chunked_prefill_size, e->radix ? "on" : "off",
              p->disable_overlap_schedule ? "off" : "on");
     if (!p->disable_overlap_schedule &&
@@ -197,6 +221,8 @@ static void request_free(sglc_request *r) {
             free(r->stop_strs[i]);
     free(r->stop_strs);
     free(r->stop_ids);
+    free(r->bias_ids);
+    free(r->bias_vals);
     free(r->tokens);
     free(r->slots);
     free(r->text);
@@ -261,6 +287,23 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
             snprintf(err, errlen, "stop[%d] is empty", i);
             return SGLC_ERR_ARG;
         }
+    if (p->n_logit_bias < 0 || p->n_logit_bias > SGLC_MAX_LOGIT_BIAS ||
+        (p->n_logit_bias > 0 && (!p->logit_bias_ids || !p->logit_bias))) {
+        snprintf(err, errlen, "logit_bias must have at most %d entries", SGLC_MAX_LOGIT_BIAS);
+        return SGLC_ERR_ARG;
+    }
+    for (int32_t i = 0; i < p->n_logit_bias; i++) {
+        if (p->logit_bias_ids[i] < 0 || p->logit_bias_ids[i] >= V) {
+            snprintf(err, errlen, "logit_bias: token id %d is outside the vocabulary [0, %d)",
+                     p->logit_bias_ids[i], V);
+            return SGLC_ERR_ARG;
+        }
+        if (!isfinite(p->logit_bias[i])) {
+            snprintf(err, errlen, "logit_bias[%d]: the bias must be a finite number",
+                     p->logit_bias_ids[i]);
+            return SGLC_ERR_ARG;
+        }
+    }
     sglc_request *r = calloc(1, sizeof *r);
     if (!r) goto nomem;
     pthread_mutex_init(&r->mu, NULL);
@@ -288,6 +331,15 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         memcpy(r->stop_ids, p->stop_token_ids, (size_t)p->n_stop_token_ids * sizeof(int32_t));
     }
     r->params.stop_token_ids = r->stop_ids;
+    if (p->n_logit_bias > 0) {
+        r->bias_ids = malloc((size_t)p->n_logit_bias * sizeof(int32_t));
+        r->bias_vals = malloc((size_t)p->n_logit_bias * sizeof(float));
+        if (!r->bias_ids || !r->bias_vals) goto nomem_r;
+        memcpy(r->bias_ids, p->logit_bias_ids, (size_t)p->n_logit_bias * sizeof(int32_t));
+        memcpy(r->bias_vals, p->logit_bias, (size_t)p->n_logit_bias * sizeof(float));
+    }
+    r->params.logit_bias_ids = r->bias_ids;
+    r->params.logit_bias = r->bias_vals;
     if (p->n_stop > 0) {
         r->stop_strs = calloc((size_t)p->n_stop, sizeof(char *));
         if (!r->stop_strs) goto nomem_r;

@@ -30,6 +30,8 @@ struct sglc_request {
     sglc_request_params params; /* stop arrays point to the copies below */
     int32_t *stop_ids;
     char **stop_strs;
+    int32_t *bias_ids; /* logit_bias copies */
+    float *bias_vals;
     size_t max_stop_len;
     int32_t n_prompt;
     sglc_request *leader; /* n > 1: wait for the leader's prompt to be cached */
@@ -55,6 +57,7 @@ struct sglc_request {
     size_t text_len, text_cap;
     int released; /* KV given back */
     double t_first_token;
+    double t_last_token; /* when the latest output token was accepted (inter-token latency) */
 
     /* ---- compute side (sampling state; touched only while sampling a step) ---- */
     sglc_rng rng;
@@ -85,6 +88,13 @@ struct sglc_request {
 };
 
 typedef struct step step;
+
+/* Accumulated latency observations of one kind; bounds come from metrics.c's tables. */
+typedef struct {
+    uint64_t counts[SGLC_HIST_MAX_BOUNDS + 1]; /* per bucket, not cumulative; last: > all */
+    uint64_t count;
+    double sum;
+} sglc_hist_acc;
 
 struct sglc_engine {
     sglc_engine_params params;
@@ -133,6 +143,7 @@ struct sglc_engine {
     /* stats (smu) */
     pthread_mutex_t smu;
     sglc_engine_stats stats;
+    sglc_hist_acc hist[SGLC_HIST_COUNT];
 };
 
 double sglc_engine_now(void);
@@ -141,5 +152,7 @@ void *sglc_compute_main(void *arg);
 int sglc_scheduler_init(sglc_engine *e, char *err, size_t errlen);
 void sglc_scheduler_free(sglc_engine *e);
 void sglc_request_unref(sglc_request *r);
+/* Records n observations of value v seconds (metrics.c); the caller holds smu. */
+void sglc_engine_observe_locked(sglc_engine *e, sglc_hist_kind kind, double v, uint64_t n);
 
 #endif

@@ -72,6 +72,12 @@ int32_t sglc_argmax(const float *logits, int32_t n) {
     return best;
 }
 
+void sglc_apply_logit_bias(float *logits, int32_t n_vocab, const int32_t *ids, const float *bias,
+                           int32_t n) {
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < n_vocab) logits[ids[i]] += bias[i];
+}
+
 /* Orders token ids by probability descending (prob indexed by token id), ids ascending on ties. */
 static int cmp_desc(const void *a, const void *b, void *vprob) {
     const float *prob = vprob;
@@ -100,10 +106,12 @@ int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_pa
     int32_t m = 0;
     for (int32_t i = 0; i < n; i++)
         if (s->prob[i] >= floor_p && s->prob[i] > 0.0f) s->idx[m++] = i;
-    /* A sort of the whole vocabulary is only needed for top-p/top-k; its cost (a few ms) is
-     * paid only by sampled, not greedy, requests. */
-    qsort_r(s->idx, (size_t)m, sizeof *s->idx, cmp_desc, s->prob);
-    if (p->top_k > 0 && p->top_k < m) m = p->top_k;
+    /* Only top-k and top-p need the candidates in probability order; without them the draw
+     * walks the candidates in id order (the same distribution), sparing a sort of up to the
+     * whole vocabulary (a few ms) on every sampled token. */
+    int cut_k = p->top_k > 0 && p->top_k < m;
+    if (cut_k || p->top_p < 1.0f) qsort_r(s->idx, (size_t)m, sizeof *s->idx, cmp_desc, s->prob);
+    if (cut_k) m = p->top_k;
     if (p->top_p < 1.0f) {
         double cum = 0.0;
         int32_t keep = 0;

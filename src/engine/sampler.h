@@ -1,6 +1,7 @@
 /* Token sampling from logits: greedy, temperature, top-k, top-p, min-p, with a seeded
  * per-request random generator so the same seed, prompt and parameters give the same output.
- * The engine (issue 5) adds penalties, logit bias and logprobs on top of this. */
+ * The engine (issue 5) adds penalties and logprobs on top of this; logit bias is applied here
+ * (sglc_apply_logit_bias) so that greedy and sampled requests, and logprobs, all see it. */
 #ifndef SGLC_ENGINE_SAMPLER_H
 #define SGLC_ENGINE_SAMPLER_H
 
@@ -37,6 +38,12 @@ void sglc_sampler_free(sglc_sampler *s);
 
 /* Index of the largest logit (the first one on ties, as llama.cpp's greedy sampler). */
 int32_t sglc_argmax(const float *logits, int32_t n);
+
+/* Adds bias[i] to logits[ids[i]] (OpenAI / SGLang logit_bias); the engine calls it after the
+ * penalties and before sampling or greedy, so logprobs reflect the bias as in SGLang. Ids
+ * outside [0, n_vocab) are skipped (the engine rejects them at submit); a repeated id adds up. */
+void sglc_apply_logit_bias(float *logits, int32_t n_vocab, const int32_t *ids, const float *bias,
+                           int32_t n);
 
 /* Draws the next token from logits[n_vocab] (not modified). */
 int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,

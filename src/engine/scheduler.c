@@ -89,8 +89,9 @@ static void step_free(step *s) {
 
 /* ------------------------------------------------------------------ compute side */
 
-/* Penalties, min-new-tokens suppression, then the sampling pipeline; logprobs from the
- * penalized logits. Runs on the compute thread (or inline without overlap). */
+/* Penalties, logit bias, min-new-tokens suppression, then the sampling pipeline; logprobs from
+ * the penalized and biased logits (as SGLang computes them). Runs on the compute thread (or
+ * inline without overlap). */
 static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
     sglc_request *r = s->row_req[row];
     const sglc_request_params *p = &r->params;
@@ -109,6 +110,8 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
                                               : logits[t] * p->repetition_penalty;
             }
     }
+    if (p->n_logit_bias > 0)
+        sglc_apply_logit_bias(logits, V, p->logit_bias_ids, p->logit_bias, p->n_logit_bias);
     if (r->n_sampled < p->min_new_tokens) {
         for (int32_t t = 0; t < V; t++)
             if (sglc_tokenizer_is_eog(e->tok, t)) logits[t] = -INFINITY;
@@ -267,6 +270,7 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     pthread_mutex_lock(&e->smu);
     e->stats.requests_finished++;
     e->stats.generation_tokens_total += r->pub_n_output;
+    sglc_engine_observe_locked(e, SGLC_HIST_E2E, r->e2e_s, 1);
     pthread_mutex_unlock(&e->smu);
 }
 
@@ -355,6 +359,13 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
         }
     }
     double now = sglc_engine_now();
+    pthread_mutex_lock(&e->smu);
+    if (k == 0)
+        sglc_engine_observe_locked(e, SGLC_HIST_TTFT, now - r->t_submit, 1);
+    else
+        sglc_engine_observe_locked(e, SGLC_HIST_INTER_TOKEN, now - r->t_last_token, 1);
+    pthread_mutex_unlock(&e->smu);
+    r->t_last_token = now;
     pthread_mutex_lock(&r->mu);
     if (k == 0) r->ttft_s = now - r->t_submit;
     r->pub_n_output = k + 1;

@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 
 #include "base/utf8.h"
+#include "server/chat_page.h"
 #include "tokenizer/chat_template.h"
 
 #define MAX_N 16
@@ -32,6 +33,8 @@
 #define MAX_STOP_LEN 1024
 #define MAX_STOP_IDS 256
 #define MAX_TOP_LOGPROBS 20
+#define MAX_BATCH 256           /* prompts in one /generate or /v1/completions request */
+#define MAX_CHOICES 256         /* prompts x n */
 #define ABSURD_BODY (64u << 20) /* beyond this, refuse without reading the body */
 #define WAIT_SLICE_MS 100
 
@@ -64,12 +67,19 @@ struct conn_ctx {
     /* generation */
     api_kind api;
     int stream, n, include_usage, return_logprob, top_logprobs;
-    sglc_request *reqs[MAX_N];
-    int32_t seen[MAX_N];
-    size_t sent_text[MAX_N];
-    int fin[MAX_N], first_sent[MAX_N];
-    int32_t completion_tokens[MAX_N];
+    /* choice i answers prompt i / n_per_prompt; n = prompts x n_per_prompt (alloc_choices) */
+    int n_per_prompt, batch; /* batch: the prompt was a list (results carry their index) */
+    sglc_request **reqs;
+    int32_t *seen;
+    size_t *sent_text;
+    int *fin, *first_sent;
+    int32_t *completion_tokens, *cached;
     int32_t prompt_tokens, cached_tokens;
+    /* per-prompt copies of stop lists, stop ids and logit bias (one when shared) */
+    struct item_args *args;
+    int n_args;
+    int32_t *bias_ids; /* logit_bias being parsed, [SGLC_MAX_LOGIT_BIAS] */
+    float *bias_vals;
     char rid[128];
     char id[64];
     long long created;
@@ -82,6 +92,16 @@ struct conn_ctx {
     int done_sent, stream_over;
     double t0;
 };
+
+/* What parse_sampling gathered for one prompt, detached from conn_ctx so that a list of
+ * sampling_params keeps each item's stop strings (native results name the matched one). */
+typedef struct item_args {
+    cJSON *stop_json; /* owns the strings stops[] points to */
+    const char *stops[MAX_STOP];
+    int32_t stop_ids[MAX_STOP_IDS];
+    int32_t *bias_ids;
+    float *bias_vals;
+} item_args;
 
 static double now_s(void) {
     struct timespec ts;
@@ -255,6 +275,61 @@ static int opt_bool(const cJSON *o, const char *key, int *out, char *err, size_t
         if ((x) < 0) return -1;                                                                    \
     } while (0)
 
+/* logit_bias: {"token id": bias} (OpenAI; SGLang's sampling_params use the same map). Keys are
+ * decimal token ids in the vocabulary, values finite numbers in [-100, 100] (OpenAI's range,
+ * applied to /generate too), at most SGLC_MAX_LOGIT_BIAS entries. */
+static int parse_logit_bias(conn_ctx *c, const cJSON *o, sglc_request_params *rp, char *err,
+                            size_t el) {
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "logit_bias");
+    if (!lb || cJSON_IsNull(lb)) return 0;
+    if (!cJSON_IsObject(lb)) {
+        snprintf(err, el, "'logit_bias' must be an object mapping token ids to biases");
+        return -1;
+    }
+    if (!c->bias_ids) {
+        c->bias_ids = malloc(SGLC_MAX_LOGIT_BIAS * sizeof(int32_t));
+        c->bias_vals = malloc(SGLC_MAX_LOGIT_BIAS * sizeof(float));
+        if (!c->bias_ids || !c->bias_vals) {
+            snprintf(err, el, "out of memory");
+            return -1;
+        }
+    }
+    int n = 0;
+    for (const cJSON *e = lb->child; e; e = e->next) {
+        const char *k = e->string ? e->string : "";
+        size_t kl = strlen(k);
+        int digits = kl > 0 && kl <= 10;
+        for (size_t i = 0; digits && i < kl; i++)
+            digits = k[i] >= '0' && k[i] <= '9';
+        if (!digits) {
+            snprintf(err, el, "'logit_bias' key '%.40s' is not an integer token id", k);
+            return -1;
+        }
+        long long id = strtoll(k, NULL, 10);
+        if (id >= c->srv->info.vocab_size) {
+            snprintf(err, el, "'logit_bias' key '%s' is outside the vocabulary [0, %d)", k,
+                     c->srv->info.vocab_size);
+            return -1;
+        }
+        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || e->valuedouble < -100.0 ||
+            e->valuedouble > 100.0) {
+            snprintf(err, el, "'logit_bias' value for token %s must be a number in [-100, 100]", k);
+            return -1;
+        }
+        if (n == SGLC_MAX_LOGIT_BIAS) {
+            snprintf(err, el, "'logit_bias' has more than %d entries", SGLC_MAX_LOGIT_BIAS);
+            return -1;
+        }
+        c->bias_ids[n] = (int32_t)id;
+        c->bias_vals[n] = (float)e->valuedouble;
+        n++;
+    }
+    rp->logit_bias_ids = c->bias_ids;
+    rp->logit_bias = c->bias_vals;
+    rp->n_logit_bias = n;
+    return 0;
+}
+
 /* Sampling parameters under the given names; the others are shared by both APIs. */
 static int parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, const char *max_key2,
                           const char *min_key, const char *seed_key, int32_t default_max,
@@ -387,11 +462,7 @@ static int parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, cons
         rp->stop_token_ids = c->stop_ids;
         rp->n_stop_token_ids = n;
     }
-    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "logit_bias");
-    if (lb && !cJSON_IsNull(lb) && !(cJSON_IsObject(lb) && !lb->child)) {
-        snprintf(err, el, "'logit_bias' is not supported");
-        return -1;
-    }
+    TRY(parse_logit_bias(c, o, rp, err, el));
     return 0;
 }
 
@@ -439,8 +510,10 @@ static int ids_from_json(const cJSON *a, const char *field, int32_t vocab, int32
     return 0;
 }
 
-/* messages -> normalized [{role, content}] + extra keys kept; renders the model's template. */
-static int render_chat(server *s, const cJSON *body, char **prompt, char *err, size_t el) {
+/* messages -> normalized [{role, content}] + extra keys kept; renders the model's template.
+ * *spans (malloc'd) are the prompt's byte ranges that came from the request (tokenize_chat). */
+static int render_chat(server *s, const cJSON *body, char **prompt, sglc_chat_template_span **spans,
+                       size_t *n_spans, char *err, size_t el) {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!cJSON_IsArray(msgs)) {
         snprintf(err, el, "'messages' must be a list of messages");
@@ -523,7 +596,8 @@ static int render_chat(server *s, const cJSON *body, char **prompt, char *err, s
                                  .eos_token = eos_s,
                                  .extra_vars = cJSON_IsObject(kw) ? kw : NULL};
     char terr[400];
-    if (sglc_chat_template_render(s->info.chat_template, &v, prompt, terr, sizeof terr) != 0) {
+    if (sglc_chat_template_render_spans(s->info.chat_template, &v, prompt, spans, n_spans, terr,
+                                        sizeof terr) != 0) {
         snprintf(err, el, "chat template: %s", terr);
         goto done;
     }
@@ -531,6 +605,71 @@ static int render_chat(server *s, const cJSON *body, char **prompt, char *err, s
 done:
     cJSON_Delete(norm);
     return rc;
+}
+
+/* Whether text from the request holds special-token markup that parse_special would turn into
+ * special tokens (its ids differ with and without special parsing). */
+static int has_special_markup(sglc_engine *e, const char *text, size_t len) {
+    int64_t n1 = sglc_engine_tokenize(e, text, len, 1, 0, NULL, 0);
+    int64_t n0 = sglc_engine_tokenize(e, text, len, 0, 0, NULL, 0);
+    if (n1 != n0 || n1 <= 0) return n1 != n0;
+    int32_t *a = malloc(2 * (size_t)n1 * sizeof *a);
+    if (!a) return 1; /* conservative: keep it plain */
+    sglc_engine_tokenize(e, text, len, 1, 0, a, (size_t)n1);
+    sglc_engine_tokenize(e, text, len, 0, 0, a + n1, (size_t)n1);
+    int diff = memcmp(a, a + n1, (size_t)n1 * sizeof *a) != 0;
+    free(a);
+    return diff;
+}
+
+/* Tokenizes a rendered chat prompt (ROBUSTNESS.md §19): special-token markup written by the
+ * template becomes special tokens, markup inside request data (spans) stays plain text. Spans
+ * without markup are tokenized together with the template text around them, so such prompts
+ * get exactly the ids of tokenizing the whole prompt (as transformers does); a span with markup
+ * is cut out and encoded with parse_special off. */
+static int tokenize_chat(sglc_engine *e, const char *prompt, const sglc_chat_template_span *spans,
+                         size_t n_spans, int32_t **ids, int32_t *n, char *err, size_t el) {
+    size_t len = strlen(prompt), start = 0, cap = 0;
+    int32_t *out = NULL;
+    int64_t total = 0;
+    for (size_t i = 0; i <= n_spans; i++) {
+        size_t cut = i < n_spans ? spans[i].off : len, clen = i < n_spans ? spans[i].len : 0;
+        if (i < n_spans && (cut < start || cut + clen > len)) continue;
+        if (i < n_spans && !has_special_markup(e, prompt + cut, clen)) continue;
+        /* template text (with unprotected spans) in [start, cut), then the span, plain */
+        for (int part = 0; part < 2; part++) {
+            const char *t = part ? prompt + cut : prompt + start;
+            size_t tl = part ? clen : cut - start;
+            if (!tl) continue;
+            int64_t need = sglc_engine_tokenize(e, t, tl, !part, 0, NULL, 0);
+            if (need < 0 || total + need > (1 << 24)) {
+                free(out);
+                snprintf(err, el, "cannot tokenize the prompt");
+                return -1;
+            }
+            if ((size_t)(total + need) + 1 > cap) {
+                size_t ncap = (size_t)(total + need) * 2 + 16;
+                int32_t *o = realloc(out, ncap * sizeof *o);
+                if (!o) {
+                    free(out);
+                    snprintf(err, el, "out of memory");
+                    return -1;
+                }
+                out = o;
+                cap = ncap;
+            }
+            sglc_engine_tokenize(e, t, tl, !part, 0, out + total, (size_t)need);
+            total += need;
+        }
+        start = cut + clen;
+    }
+    if (!out && !(out = malloc(sizeof *out))) {
+        snprintf(err, el, "out of memory");
+        return -1;
+    }
+    *ids = out;
+    *n = (int32_t)total;
+    return 0;
 }
 
 /* ---------- active requests (for /abort_request) ---------- */
@@ -559,11 +698,26 @@ static void unregister_active(server *s, conn_ctx *c) {
 static void ctx_free(conn_ctx *c) {
     server *s = c->srv;
     unregister_active(s, c);
-    for (int i = 0; i < c->n; i++)
+    for (int i = 0; c->reqs && i < c->n; i++)
         if (c->reqs[i]) {
             sglc_request_release(c->reqs[i]);
             c->reqs[i] = NULL;
         }
+    free(c->reqs);
+    free(c->seen);
+    free(c->sent_text);
+    free(c->fin);
+    free(c->first_sent);
+    free(c->completion_tokens);
+    free(c->cached);
+    for (int i = 0; i < c->n_args; i++) {
+        cJSON_Delete(c->args[i].stop_json);
+        free(c->args[i].bias_ids);
+        free(c->args[i].bias_vals);
+    }
+    free(c->args);
+    free(c->bias_ids);
+    free(c->bias_vals);
     cJSON_Delete(c->stop_json);
     free(c->body);
     free(c->pend);
@@ -574,6 +728,85 @@ static void ctx_free(conn_ctx *c) {
         pthread_mutex_unlock(&s->mu);
     }
     free(c);
+}
+
+/* Per-choice state for n choices; 0, or -1 when out of memory. */
+static int alloc_choices(conn_ctx *c, int n) {
+    size_t k = (size_t)(n > 0 ? n : 1);
+    c->reqs = calloc(k, sizeof *c->reqs);
+    c->seen = calloc(k, sizeof *c->seen);
+    c->sent_text = calloc(k, sizeof *c->sent_text);
+    c->fin = calloc(k, sizeof *c->fin);
+    c->first_sent = calloc(k, sizeof *c->first_sent);
+    c->completion_tokens = calloc(k, sizeof *c->completion_tokens);
+    c->cached = calloc(k, sizeof *c->cached);
+    if (!c->reqs || !c->seen || !c->sent_text || !c->fin || !c->first_sent ||
+        !c->completion_tokens || !c->cached)
+        return -1; /* ctx_free frees what was made */
+    c->n = n;
+    return 0;
+}
+
+/* Moves what parse_sampling left in c (stop strings, stop ids, logit bias) into a, and points
+ * rp at a's copies, so the next item can be parsed; 0, or -1 when out of memory. */
+static int detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp) {
+    a->stop_json = c->stop_json;
+    c->stop_json = NULL;
+    memcpy(a->stops, c->stops, sizeof a->stops);
+    if (rp->n_stop > 0) rp->stop = a->stops;
+    memcpy(a->stop_ids, c->stop_ids, sizeof a->stop_ids);
+    if (rp->n_stop_token_ids > 0) rp->stop_token_ids = a->stop_ids;
+    if (rp->n_logit_bias > 0) {
+        a->bias_ids = malloc((size_t)rp->n_logit_bias * sizeof(int32_t));
+        a->bias_vals = malloc((size_t)rp->n_logit_bias * sizeof(float));
+        if (!a->bias_ids || !a->bias_vals) return -1;
+        memcpy(a->bias_ids, rp->logit_bias_ids, (size_t)rp->n_logit_bias * sizeof(int32_t));
+        memcpy(a->bias_vals, rp->logit_bias, (size_t)rp->n_logit_bias * sizeof(float));
+        rp->logit_bias_ids = a->bias_ids;
+        rp->logit_bias = a->bias_vals;
+    }
+    return 0;
+}
+
+/* Prompts of one request: one, or a batch (the JSON field was a list). */
+typedef struct {
+    int n;
+    int32_t **ids;
+    int32_t *len;
+} prompt_list;
+
+static void prompts_free(prompt_list *pl) {
+    for (int i = 0; pl->ids && i < pl->n; i++)
+        free(pl->ids[i]);
+    free(pl->ids);
+    free(pl->len);
+    memset(pl, 0, sizeof *pl);
+}
+
+/* Room for n prompts; 0, or -1 with err. */
+static int prompts_alloc(prompt_list *pl, int n, char *err, size_t el) {
+    pl->ids = calloc((size_t)n, sizeof *pl->ids);
+    pl->len = calloc((size_t)n, sizeof *pl->len);
+    pl->n = n;
+    if (!pl->ids || !pl->len) {
+        snprintf(err, el, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A batch field (a list of prompts): its length, checked against MAX_BATCH; -1 with err. */
+static int batch_len(const cJSON *a, const char *field, char *err, size_t el) {
+    int n = cJSON_GetArraySize(a);
+    if (n < 1) {
+        snprintf(err, el, "'%s' is an empty list", field);
+        return -1;
+    }
+    if (n > MAX_BATCH) {
+        snprintf(err, el, "'%s' has %d prompts; the limit is %d", field, n, MAX_BATCH);
+        return -1;
+    }
+    return n;
 }
 
 /* ---------- result JSON ---------- */
@@ -681,7 +914,14 @@ static void native_logprobs(conn_ctx *c, cJSON *meta, const sglc_output *o) {
     }
 }
 
-static cJSON *native_result(conn_ctx *c, const sglc_output *o) {
+/* Choice i's per-prompt arguments (stop strings); NULL when none were kept. */
+static const item_args *args_of(const conn_ctx *c, int i) {
+    if (!c->args || c->n_args < 1) return NULL;
+    int p = c->n_per_prompt > 0 ? i / c->n_per_prompt : i;
+    return &c->args[c->n_args == 1 || p >= c->n_args ? 0 : p];
+}
+
+static cJSON *native_result(conn_ctx *c, int i, const sglc_output *o) {
     cJSON *j = cJSON_CreateObject();
     char *t = utf8_sanitize(o->text, o->text_len);
     cJSON_AddStringToObject(j, "text", t ? t : "");
@@ -690,15 +930,22 @@ static cJSON *native_result(conn_ctx *c, const sglc_output *o) {
     for (int32_t i = 0; i < o->n_output; i++)
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(o->output_ids[i]));
     cJSON *m = cJSON_AddObjectToObject(j, "meta_info");
-    cJSON_AddStringToObject(m, "id", c->rid);
+    if (c->batch) {
+        char id[160];
+        snprintf(id, sizeof id, "%s-%d", c->rid, i);
+        cJSON_AddStringToObject(m, "id", id);
+    } else {
+        cJSON_AddStringToObject(m, "id", c->rid);
+    }
+    const item_args *a = args_of(c, i);
     if (o->finished) {
         cJSON *fr = cJSON_AddObjectToObject(m, "finish_reason");
         cJSON_AddStringToObject(fr, "type", finish_str(o->finish_reason));
         if (o->finish_reason == SGLC_FINISH_LENGTH)
             cJSON_AddNumberToObject(fr, "length", o->n_output);
         else if (o->finish_reason == SGLC_FINISH_STOP) {
-            if (o->matched_stop_string >= 0 && o->matched_stop_string < MAX_STOP)
-                cJSON_AddStringToObject(fr, "matched", c->stops[o->matched_stop_string]);
+            if (a && o->matched_stop_string >= 0 && o->matched_stop_string < MAX_STOP)
+                cJSON_AddStringToObject(fr, "matched", a->stops[o->matched_stop_string]);
             else if (o->matched_stop_token >= 0)
                 cJSON_AddNumberToObject(fr, "matched", o->matched_stop_token);
             else
@@ -720,8 +967,11 @@ static cJSON *native_result(conn_ctx *c, const sglc_output *o) {
 static cJSON *usage_json(conn_ctx *c) {
     cJSON *u = cJSON_CreateObject();
     int32_t comp = 0;
-    for (int i = 0; i < c->n; i++)
+    c->cached_tokens = 0;
+    for (int i = 0; i < c->n; i++) {
         comp += c->completion_tokens[i];
+        if (c->n_per_prompt < 1 || i % c->n_per_prompt == 0) c->cached_tokens += c->cached[i];
+    }
     cJSON_AddNumberToObject(u, "prompt_tokens", c->prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", comp);
     cJSON_AddNumberToObject(u, "total_tokens", c->prompt_tokens + comp);
@@ -784,10 +1034,12 @@ static int stream_choice(conn_ctx *c, int i, const sglc_output *o) {
     int32_t tfrom = c->seen[i];
     int new_tokens = o->n_output > tfrom, new_text = o->text_len > from;
     c->completion_tokens[i] = o->n_output;
-    if (i == 0) c->cached_tokens = o->cached_tokens;
+    c->cached[i] = o->cached_tokens;
     if (c->api == API_NATIVE) {
         if (new_tokens || new_text || o->finished) {
-            if (pend_event(c, native_result(c, o))) return -1;
+            cJSON *j = native_result(c, i, o);
+            if (c->batch) cJSON_AddNumberToObject(j, "index", i); /* as SGLang streams batches */
+            if (pend_event(c, j)) return -1;
         }
     } else if (new_tokens || new_text || o->finished || !c->first_sent[i]) {
         cJSON *j = openai_envelope(c, 1);
@@ -892,10 +1144,15 @@ static enum MHD_Result finish_generation(conn_ctx *c) {
             }
         }
         c->completion_tokens[i] = o.n_output;
-        if (i == 0) c->cached_tokens = o.cached_tokens;
+        c->cached[i] = o.cached_tokens;
         if (c->api == API_NATIVE) {
-            native = native_result(c, &o);
-            break;
+            if (!c->batch) {
+                native = native_result(c, i, &o);
+                break;
+            }
+            if (!native) native = cJSON_CreateArray();
+            cJSON_AddItemToArray(native, native_result(c, i, &o));
+            continue;
         }
         cJSON *ch = cJSON_CreateObject();
         cJSON_AddNumberToObject(ch, "index", i);
@@ -926,26 +1183,47 @@ static enum MHD_Result finish_generation(conn_ctx *c) {
     return send_json(c->conn, MHD_HTTP_OK, j);
 }
 
-/* Submits n requests over ids (siblings share the leader's prompt KV); 0 or an HTTP status. */
-static unsigned submit_all(conn_ctx *c, const int32_t *ids, int32_t n_ids,
-                           const sglc_request_params *rp, char *err, size_t el) {
+/* Submits n_per_prompt choices for each prompt (siblings share their leader's prompt KV); rps
+ * holds one parameter set per prompt, or one shared (n_rps == 1). 0 or an HTTP status. */
+static unsigned submit_all(conn_ctx *c, int n_prompts, int32_t *const *ids, const int32_t *n_ids,
+                           const sglc_request_params *rps, int n_rps, char *err, size_t el) {
     server *s = c->srv;
     sglc_engine *e = atomic_load(&s->engine);
+    if (c->n_per_prompt < 1) c->n_per_prompt = 1;
+    if ((int64_t)n_prompts * c->n_per_prompt > MAX_CHOICES) {
+        snprintf(err, el, "%d prompts x n = %d is %d choices; the limit is %d", n_prompts,
+                 c->n_per_prompt, n_prompts * c->n_per_prompt, MAX_CHOICES);
+        return 400;
+    }
+    if (alloc_choices(c, n_prompts * c->n_per_prompt)) {
+        snprintf(err, el, "out of memory");
+        return 500;
+    }
     if (s->p.max_queued_requests > 0) {
         sglc_engine_stats st;
         sglc_engine_get_stats(e, &st);
-        if (st.num_queued >= s->p.max_queued_requests) {
+        /* a batch is admitted whole or not at all */
+        if (st.num_queued >= s->p.max_queued_requests ||
+            (c->batch && st.num_queued + c->n > s->p.max_queued_requests)) {
             snprintf(err, el, "too many queued requests (%d); retry later", st.num_queued);
             return 503;
         }
     }
-    c->prompt_tokens = n_ids;
-    for (int i = 0; i < c->n; i++) {
-        char serr[512];
-        if (sglc_engine_submit(e, ids, n_ids, rp, i ? c->reqs[0] : NULL, &c->reqs[i], serr,
-                               sizeof serr) != 0) {
-            snprintf(err, el, "%s", serr);
-            return strstr(serr, "shutting down") ? 503 : 400;
+    c->prompt_tokens = 0;
+    for (int p = 0; p < n_prompts; p++) {
+        c->prompt_tokens += n_ids[p];
+        for (int j = 0; j < c->n_per_prompt; j++) {
+            int i = p * c->n_per_prompt + j;
+            char serr[512];
+            if (sglc_engine_submit(e, ids[p], n_ids[p], &rps[n_rps > 1 ? p : 0],
+                                   j ? c->reqs[i - j] : NULL, &c->reqs[i], serr,
+                                   sizeof serr) != 0) {
+                if (c->batch)
+                    snprintf(err, el, "prompt %d: %s", p, serr);
+                else
+                    snprintf(err, el, "%s", serr);
+                return strstr(serr, "shutting down") ? 503 : 400;
+            }
         }
     }
     register_active(s, c);
@@ -969,12 +1247,11 @@ static enum MHD_Result handle_generate(conn_ctx *c, cJSON *body) {
     server *s = c->srv;
     sglc_engine *e = atomic_load(&s->engine);
     char err[1024];
-    int32_t *ids = NULL, n_ids = 0;
+    prompt_list pl = {0};
+    sglc_request_params *rps = NULL;
     unsigned status = 400;
-    sglc_request_params rp;
-    sglc_request_params_default(&rp);
     c->api = API_NATIVE;
-    c->n = 1;
+    c->n_per_prompt = 1;
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(body, "text");
     const cJSON *input_ids = cJSON_GetObjectItemCaseSensitive(body, "input_ids");
     if (text && cJSON_IsNull(text)) text = NULL;
@@ -989,55 +1266,83 @@ static enum MHD_Result handle_generate(conn_ctx *c, cJSON *body) {
         goto fail;
     }
     if (text) {
+        /* a string, or a batch: a list of strings (SGLang answers with a list of results) */
+        int n = 1;
         if (cJSON_IsArray(text)) {
-            snprintf(err, sizeof err, "'text': batch requests are not supported; send one prompt");
+            if ((n = batch_len(text, "text", err, sizeof err)) < 0) goto fail;
+            c->batch = 1;
+        } else if (!cJSON_IsString(text)) {
+            snprintf(err, sizeof err, "'text' must be a string or a list of strings");
             goto fail;
         }
-        if (!cJSON_IsString(text)) {
-            snprintf(err, sizeof err, "'text' must be a string");
-            goto fail;
+        if (prompts_alloc(&pl, n, err, sizeof err)) goto fail;
+        const cJSON *t = c->batch ? text->child : text;
+        for (int k = 0; k < n; k++, t = t->next) {
+            if (!cJSON_IsString(t)) {
+                snprintf(err, sizeof err, "'text'[%d] must be a string", k);
+                goto fail;
+            }
+            if (!t->valuestring[0]) {
+                if (c->batch)
+                    snprintf(err, sizeof err, "'text'[%d] is empty", k);
+                else
+                    snprintf(err, sizeof err, "'text' is empty");
+                goto fail;
+            }
+            if (tokenize_alloc(e, t->valuestring, strlen(t->valuestring), s->info.add_bos,
+                               &pl.ids[k], &pl.len[k], err, sizeof err))
+                goto fail;
         }
-        if (!text->valuestring[0]) {
-            snprintf(err, sizeof err, "'text' is empty");
-            goto fail;
-        }
-        if (tokenize_alloc(e, text->valuestring, strlen(text->valuestring), s->info.add_bos, &ids,
-                           &n_ids, err, sizeof err))
-            goto fail;
     } else {
+        /* a list of token ids, or a batch: a list of such lists */
         if (!cJSON_IsArray(input_ids)) {
             snprintf(err, sizeof err, "'input_ids' must be a list of token ids");
             goto fail;
         }
+        int n = 1;
         if (input_ids->child && cJSON_IsArray(input_ids->child)) {
-            snprintf(err, sizeof err,
-                     "'input_ids': batch requests are not supported; send one prompt");
+            if ((n = batch_len(input_ids, "input_ids", err, sizeof err)) < 0) goto fail;
+            c->batch = 1;
+        }
+        if (prompts_alloc(&pl, n, err, sizeof err)) goto fail;
+        const cJSON *t = c->batch ? input_ids->child : input_ids;
+        for (int k = 0; k < n; k++, t = t->next) {
+            char field[48];
+            if (c->batch)
+                snprintf(field, sizeof field, "input_ids[%d]", k);
+            else
+                snprintf(field, sizeof field, "input_ids");
+            if (!cJSON_IsArray(t)) {
+                snprintf(err, sizeof err, "'%s' must be a list of token ids", field);
+                goto fail;
+            }
+            if (ids_from_json(t, field, s->info.vocab_size, &pl.ids[k], &pl.len[k], err,
+                              sizeof err))
+                goto fail;
+            if (pl.len[k] == 0) {
+                snprintf(err, sizeof err, "'%s' is empty", field);
+                goto fail;
+            }
+        }
+    }
+    /* sampling_params: one object for every prompt, or (batch) a list of one per prompt */
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(body, "sampling_params");
+    if (sp && cJSON_IsNull(sp)) sp = NULL;
+    int n_rps = 1;
+    if (sp && cJSON_IsArray(sp)) {
+        if (!c->batch) {
+            snprintf(err, sizeof err, "'sampling_params' must be an object for a single prompt");
             goto fail;
         }
-        if (ids_from_json(input_ids, "input_ids", s->info.vocab_size, &ids, &n_ids, err,
-                          sizeof err))
+        if (cJSON_GetArraySize(sp) != pl.n) {
+            snprintf(err, sizeof err, "'sampling_params' has %d entries for %d prompts",
+                     cJSON_GetArraySize(sp), pl.n);
             goto fail;
-    }
-    if (n_ids == 0) {
-        snprintf(err, sizeof err, "the prompt is empty");
-        goto fail;
-    }
-    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(body, "sampling_params");
-    if (sp && !cJSON_IsNull(sp) && !cJSON_IsObject(sp)) {
+        }
+        n_rps = pl.n;
+    } else if (sp && !cJSON_IsObject(sp)) {
         snprintf(err, sizeof err, "'sampling_params' must be an object");
         goto fail;
-    }
-    int has_max = 0;
-    if (cJSON_IsObject(sp)) {
-        if (parse_sampling(c, sp, "max_new_tokens", NULL, "min_new_tokens", "sampling_seed", 128,
-                           &rp, &has_max, err, sizeof err))
-            goto fail;
-        int64_t nn;
-        int r = opt_int(sp, "n", 1, 1, &nn, err, sizeof err);
-        if (r < 0) {
-            snprintf(err, sizeof err, "'n' must be 1 for /generate (use /v1/completions)");
-            goto fail;
-        }
     }
     int b;
     int64_t k;
@@ -1048,15 +1353,56 @@ static enum MHD_Result handle_generate(conn_ctx *c, cJSON *body) {
     int r = opt_int(body, "top_logprobs_num", 0, MAX_TOP_LOGPROBS, &k, err, sizeof err);
     if (r < 0) goto fail;
     c->top_logprobs = r > 0 ? (int)k : 0;
-    rp.return_logprob = c->return_logprob;
-    rp.top_logprobs_num = c->return_logprob ? c->top_logprobs : 0;
     if (!c->return_logprob) c->top_logprobs = 0;
+    rps = calloc((size_t)n_rps, sizeof *rps);
+    c->args = calloc((size_t)n_rps, sizeof *c->args);
+    if (!rps || !c->args) {
+        snprintf(err, sizeof err, "out of memory");
+        status = 500;
+        goto fail;
+    }
+    c->n_args = n_rps;
+    for (int i = 0; i < n_rps; i++) {
+        const cJSON *item = n_rps > 1 ? cJSON_GetArrayItem(sp, i) : sp;
+        sglc_request_params *rp = &rps[i];
+        sglc_request_params_default(rp);
+        if (item && !cJSON_IsNull(item)) {
+            char ierr[900];
+            int has_max = 0;
+            if (!cJSON_IsObject(item)) {
+                snprintf(err, sizeof err, "'sampling_params'[%d] must be an object", i);
+                goto fail;
+            }
+            if (parse_sampling(c, item, "max_new_tokens", NULL, "min_new_tokens", "sampling_seed",
+                               128, rp, &has_max, ierr, sizeof ierr) ||
+                opt_int(item, "n", 1, 1, &k, ierr, sizeof ierr) < 0) {
+                if (strstr(ierr, "'n'"))
+                    snprintf(ierr, sizeof ierr,
+                             "'n' must be 1 for /generate (use /v1/completions)");
+                if (n_rps > 1)
+                    snprintf(err, sizeof err, "'sampling_params'[%d]: %s", i, ierr);
+                else
+                    snprintf(err, sizeof err, "%s", ierr);
+                goto fail;
+            }
+        }
+        rp->return_logprob = c->return_logprob;
+        rp->top_logprobs_num = c->return_logprob ? c->top_logprobs : 0;
+        if (detach_args(c, &c->args[i], rp)) {
+            snprintf(err, sizeof err, "out of memory");
+            status = 500;
+            goto fail;
+        }
+    }
     make_ids(c, "", body);
-    if ((status = submit_all(c, ids, n_ids, &rp, err, sizeof err)) != 0) goto fail;
-    free(ids);
+    status = submit_all(c, pl.n, pl.ids, pl.len, rps, n_rps, err, sizeof err);
+    if (status != 0) goto fail;
+    prompts_free(&pl);
+    free(rps);
     return finish_generation(c);
 fail:
-    free(ids);
+    prompts_free(&pl);
+    free(rps);
     return send_error(c->conn, status ? status : 400, err);
 }
 
@@ -1065,6 +1411,7 @@ static enum MHD_Result handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     sglc_engine *e = atomic_load(&s->engine);
     char err[1024];
     int32_t *ids = NULL, n_ids = 0;
+    prompt_list pl = {0}; /* /v1/completions with a list of prompts */
     char *prompt = NULL;
     unsigned status = 400;
     sglc_request_params rp;
@@ -1078,10 +1425,14 @@ static enum MHD_Result handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
         goto fail;
     }
     if ((r = opt_int(body, "n", 1, MAX_N, &k, err, sizeof err)) < 0) goto fail;
-    c->n = r ? (int)k : 1;
+    c->n_per_prompt = r ? (int)k : 1;
     if (api == API_CHAT) {
-        if (render_chat(s, body, &prompt, err, sizeof err)) goto fail;
-        if (tokenize_alloc(e, prompt, strlen(prompt), 0, &ids, &n_ids, err, sizeof err)) goto fail;
+        sglc_chat_template_span *spans = NULL;
+        size_t n_spans = 0;
+        int trc = render_chat(s, body, &prompt, &spans, &n_spans, err, sizeof err) ||
+                  tokenize_chat(e, prompt, spans, n_spans, &ids, &n_ids, err, sizeof err);
+        free(spans);
+        if (trc) goto fail;
     } else {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
         if (cJSON_IsArray(p) && p->child && cJSON_IsString(p->child) && !p->child->next)
@@ -1097,10 +1448,34 @@ static enum MHD_Result handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
         } else if (cJSON_IsArray(p) && (!p->child || cJSON_IsNumber(p->child))) {
             if (ids_from_json(p, "prompt", s->info.vocab_size, &ids, &n_ids, err, sizeof err))
                 goto fail;
-        } else if (cJSON_IsArray(p)) {
-            snprintf(err, sizeof err,
-                     "'prompt': batch requests are not supported; send one prompt");
-            goto fail;
+        } else if (cJSON_IsArray(p) && (cJSON_IsString(p->child) || cJSON_IsArray(p->child))) {
+            /* a batch: choices come back with index = prompt * n + j, as OpenAI numbers them */
+            int n = batch_len(p, "prompt", err, sizeof err);
+            if (n < 0 || prompts_alloc(&pl, n, err, sizeof err)) goto fail;
+            c->batch = 1;
+            const cJSON *t = p->child;
+            for (int q = 0; q < n; q++, t = t->next) {
+                char field[48];
+                snprintf(field, sizeof field, "prompt[%d]", q);
+                if (cJSON_IsString(t) && t->valuestring[0]) {
+                    if (tokenize_alloc(e, t->valuestring, strlen(t->valuestring), s->info.add_bos,
+                                       &pl.ids[q], &pl.len[q], err, sizeof err))
+                        goto fail;
+                } else if (cJSON_IsArray(t)) {
+                    if (ids_from_json(t, field, s->info.vocab_size, &pl.ids[q], &pl.len[q], err,
+                                      sizeof err))
+                        goto fail;
+                } else if (!cJSON_IsString(t)) {
+                    snprintf(err, sizeof err,
+                             "'prompt'[%d] must be a string or a list of token ids", q);
+                    goto fail;
+                }
+                if (pl.len[q] == 0) {
+                    snprintf(err, sizeof err, "'prompt'[%d] is empty", q);
+                    goto fail;
+                }
+            }
+            n_ids = pl.len[0];
         } else {
             snprintf(err, sizeof err, "'prompt' must be a string or a list of token ids");
             goto fail;
@@ -1128,6 +1503,14 @@ static enum MHD_Result handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
                  n_ids, rp.max_new_tokens, ctx);
         goto fail;
     }
+    for (int q = 1; q < pl.n; q++)
+        if ((int64_t)pl.len[q] + rp.max_new_tokens > ctx) {
+            snprintf(err, sizeof err,
+                     "'prompt'[%d] (%d tokens) plus max_tokens (%d) exceeds the context length "
+                     "(%d)",
+                     q, pl.len[q], rp.max_new_tokens, ctx);
+            goto fail;
+        }
     if ((r = opt_bool(body, "stream", &b, err, sizeof err)) < 0) goto fail;
     c->stream = r && b;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
@@ -1158,12 +1541,18 @@ static enum MHD_Result handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     rp.return_logprob = c->return_logprob;
     rp.top_logprobs_num = c->top_logprobs;
     make_ids(c, api == API_CHAT ? "chatcmpl-" : "cmpl-", NULL);
-    if ((status = submit_all(c, ids, n_ids, &rp, err, sizeof err)) != 0) goto fail;
+    if (pl.n > 0)
+        status = submit_all(c, pl.n, pl.ids, pl.len, &rp, 1, err, sizeof err);
+    else
+        status = submit_all(c, 1, &ids, &n_ids, &rp, 1, err, sizeof err);
+    if (status != 0) goto fail;
     free(ids);
+    prompts_free(&pl);
     free(prompt);
     return finish_generation(c);
 fail:
     free(ids);
+    prompts_free(&pl);
     free(prompt);
     return send_error(c->conn, status ? status : 400, err);
 }
@@ -1310,35 +1699,133 @@ static enum MHD_Result handle_abort(conn_ctx *c, cJSON *body) {
     return send_json(c->conn, MHD_HTTP_OK, j);
 }
 
+/* Appends printf output to a growing buffer; on failure the buffer is marked bad (len = -1). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int bad;
+} text_buf;
+
+static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *b, const char *fmt, ...) {
+    if (b->bad) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->bad = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 8192;
+        while (cap <= b->len + (size_t)n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->bad = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* Prometheus label value: backslash, double quote and newline escaped. */
+static void label_escape(const char *in, char *out, size_t cap) {
+    size_t w = 0;
+    for (; *in && w + 3 < cap; in++) {
+        if (*in == '\\' || *in == '"') out[w++] = '\\';
+        if (*in == '\n') {
+            out[w++] = '\\';
+            out[w++] = 'n';
+            continue;
+        }
+        out[w++] = *in;
+    }
+    out[w] = 0;
+}
+
+/* Bucket bounds written the way prometheus_client writes them ("1.0", "0.25", "+Inf"). */
+static void fmt_le(double v, char *out, size_t cap) {
+    char shortest[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(shortest, sizeof shortest, "%.*g", prec, v);
+        if (strtod(shortest, NULL) == v) break;
+    }
+    snprintf(out, cap, "%s%s", shortest, strpbrk(shortest, ".eE") ? "" : ".0");
+}
+
+static void metric_histogram(text_buf *b, sglc_engine *e, sglc_hist_kind kind, const char *name,
+                             const char *help, const char *model) {
+    sglc_histogram h;
+    sglc_engine_get_histogram(e, kind, &h);
+    tb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    tb_printf(b, "%s_sum{model_name=\"%s\"} %.9g\n", name, model, h.sum);
+    for (int32_t i = 0; i < h.n_bounds; i++) {
+        char le[48];
+        fmt_le(h.bounds[i], le, sizeof le);
+        tb_printf(b, "%s_bucket{le=\"%s\",model_name=\"%s\"} %llu\n", name, le, model,
+                  (unsigned long long)h.cumulative[i]);
+    }
+    tb_printf(b, "%s_bucket{le=\"+Inf\",model_name=\"%s\"} %llu\n", name, model,
+              (unsigned long long)h.cumulative[h.n_bounds]);
+    tb_printf(b, "%s_count{model_name=\"%s\"} %llu\n", name, model, (unsigned long long)h.count);
+}
+
+/* SGLang's metric names and model_name label (python/sglang/srt/metrics/collector.py). */
 static enum MHD_Result handle_metrics(conn_ctx *c) {
     server *s = c->srv;
+    sglc_engine *e = atomic_load(&s->engine);
     sglc_engine_stats st;
-    sglc_engine_get_stats(atomic_load(&s->engine), &st);
-    char buf[4096];
+    sglc_engine_get_stats(e, &st);
     double hit = st.prompt_tokens_total > 0
                      ? (double)st.cached_tokens_total / (double)st.prompt_tokens_total
                      : 0.0;
-    const char *m = s->model_name;
-    int n = snprintf(buf, sizeof buf,
-                     "# TYPE sglang:prompt_tokens_total counter\n"
-                     "sglang:prompt_tokens_total{model_name=\"%s\"} %lld\n"
-                     "# TYPE sglang:generation_tokens_total counter\n"
-                     "sglang:generation_tokens_total{model_name=\"%s\"} %lld\n"
-                     "# TYPE sglang:num_running_reqs gauge\n"
-                     "sglang:num_running_reqs{model_name=\"%s\"} %d\n"
-                     "# TYPE sglang:num_queue_reqs gauge\n"
-                     "sglang:num_queue_reqs{model_name=\"%s\"} %d\n"
-                     "# TYPE sglang:token_usage gauge\n"
-                     "sglang:token_usage{model_name=\"%s\"} %g\n"
-                     "# TYPE sglang:cache_hit_rate gauge\n"
-                     "sglang:cache_hit_rate{model_name=\"%s\"} %g\n"
-                     "# TYPE sglang:gen_throughput gauge\n"
-                     "sglang:gen_throughput{model_name=\"%s\"} %g\n",
-                     m, (long long)st.prompt_tokens_total, m, (long long)st.generation_tokens_total,
-                     m, st.num_running, m, st.num_queued, m, st.token_usage, m, hit, m,
-                     st.last_gen_throughput);
-    if (n < 0 || (size_t)n >= sizeof buf) n = 0;
-    return send_text(c->conn, 200, "text/plain; version=0.0.4", buf, (size_t)n, NULL);
+    char m[1100];
+    label_escape(s->model_name, m, sizeof m);
+    text_buf b = {0};
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } scalars[] = {
+        {"prompt_tokens_total", "counter", "Number of prefill tokens processed.",
+         (double)st.prompt_tokens_total},
+        {"generation_tokens_total", "counter", "Number of generation tokens processed.",
+         (double)st.generation_tokens_total},
+        {"cached_tokens_total", "counter", "Number of cached prompt tokens.",
+         (double)st.cached_tokens_total},
+        {"num_requests_total", "counter", "Number of requests processed.",
+         (double)st.requests_finished},
+        {"num_running_reqs", "gauge", "The number of running requests.", st.num_running},
+        {"num_queue_reqs", "gauge", "The number of requests in the waiting queue.", st.num_queued},
+        {"token_usage", "gauge", "The token usage.", st.token_usage},
+        {"cache_hit_rate", "gauge", "The prefix cache hit rate.", hit},
+        {"gen_throughput", "gauge", "The generation throughput (token/s).", st.last_gen_throughput},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
+        tb_printf(&b,
+                  "# HELP sglang:%s %s\n# TYPE sglang:%s %s\nsglang:%s{model_name=\"%s\"} %.17g\n",
+                  scalars[i].name, scalars[i].help, scalars[i].name, scalars[i].type,
+                  scalars[i].name, m, scalars[i].v);
+    metric_histogram(&b, e, SGLC_HIST_TTFT, "sglang:time_to_first_token_seconds",
+                     "Histogram of time to first token in seconds.", m);
+    metric_histogram(&b, e, SGLC_HIST_INTER_TOKEN, "sglang:inter_token_latency_seconds",
+                     "Histogram of inter-token latency in seconds.", m);
+    metric_histogram(&b, e, SGLC_HIST_E2E, "sglang:e2e_request_latency_seconds",
+                     "Histogram of End-to-end request latency in seconds", m);
+    if (b.bad) {
+        free(b.p);
+        return send_error(c->conn, 500, "out of memory");
+    }
+    enum MHD_Result r =
+        send_text(c->conn, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len, NULL);
+    free(b.p);
+    return r;
 }
 
 static enum MHD_Result handle_health_generate(conn_ctx *c) {
@@ -1348,10 +1835,11 @@ static enum MHD_Result handle_health_generate(conn_ctx *c) {
     rp.max_new_tokens = 1;
     rp.temperature = 0;
     int32_t id = s->info.bos_id >= 0 ? s->info.bos_id : 0;
-    c->n = 1;
+    c->n_per_prompt = 1;
     make_ids(c, "health-", NULL);
     char err[512];
-    unsigned st = submit_all(c, &id, 1, &rp, err, sizeof err);
+    int32_t *idp = &id, one = 1;
+    unsigned st = submit_all(c, 1, &idp, &one, &rp, 1, err, sizeof err);
     if (st) return send_error(c->conn, 503, err);
     sglc_output o;
     double until = now_s() + 20.0;
@@ -1413,9 +1901,31 @@ static int key_matches(const char *given, const char *want) {
     return diff == 0 && lw > 0;
 }
 
+/* The chat page is public (it holds no data; its API calls carry the key) and is served even
+ * while the model loads. Its CSP lets it reach this server only, so a page that some model text
+ * managed to inject into could not load or send anything elsewhere. */
+static enum MHD_Result send_chat_page(conn_ctx *c, const char *method) {
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_error(c->conn, 405, "/ accepts GET only");
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sglc_chat_page_len, (void *)sglc_chat_page, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; "
+                            "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    enum MHD_Result ret = MHD_queue_response(c->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
     server *s = c->srv;
     int rid = -1;
+    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) return send_chat_page(c, method);
     for (int i = 0; i < R_ROUTE_COUNT; i++)
         if (strcmp(url, ROUTES[i].path) == 0) rid = i;
     if (rid < 0) {
