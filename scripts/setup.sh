@@ -5,7 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-pkgs=(build-essential cmake ninja-build pkg-config libpcre2-dev libcjson-dev libmicrohttpd-dev libutf8proc-dev python3 python3-venv ca-certificates)
+# chromium: the headless browser that tests/e2e/test_chat_page.py drives through Playwright
+pkgs=(build-essential cmake ninja-build pkg-config libpcre2-dev libcjson-dev libmicrohttpd-dev libutf8proc-dev libcurl4-openssl-dev python3 python3-venv ca-certificates chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

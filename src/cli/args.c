@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int sglc_arg_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end = NULL;
@@ -62,4 +63,13 @@ const char *sglc_arg_value(int argc, char **argv, int *i) {
     }
     (*i)++;
     return argv[*i];
+}
+
+int sglc_arg_quantization(const char *flag, const char *s, const char **out) {
+    if (strcmp(s, "mlx_q4") != 0 && strcmp(s, "mlx_q8") != 0) {
+        fprintf(stderr, "sglc: %s: unknown method '%s' (mlx_q4, mlx_q8)\n", flag, s);
+        return -1;
+    }
+    *out = s;
+    return 0;
 }

@@ -8,6 +8,8 @@ int sglc_cmd_serve(int argc, char **argv);
 int sglc_cmd_generate(int argc, char **argv);
 int sglc_cmd_quantize(int argc, char **argv);
 int sglc_cmd_bench_offline_throughput(int argc, char **argv);
+int sglc_cmd_bench_one_batch(int argc, char **argv);
+int sglc_cmd_bench_serving(int argc, char **argv);
 
 /* Path of the default model (SmolLM2-135M-Instruct Q4_1), looked up in $SGLC_MODEL_DIR, then
  * models/ next to the source tree the binary was built in, then ./models. Writes the first

@@ -21,6 +21,10 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static void say_stderr(const char *line) {
+    fprintf(stderr, "%s\n", line);
+}
+
 static void usage(FILE *f) {
     fprintf(
         f, "usage: sglc generate [options]\n"
@@ -43,7 +47,7 @@ static void usage(FILE *f) {
 int sglc_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL;
     int64_t max_new = 128, threads = 0, ctx_len = 0;
-    int ignore_eos = 0, quant_bits = 0;
+    int ignore_eos = 0;
     const char *quant_preset = NULL;
     sglc_sampling_params sp;
     sglc_sampling_params_default(&sp);
@@ -91,15 +95,7 @@ int sglc_cmd_generate(int argc, char **argv) {
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
-            if (strcmp(v, "mlx_q4") == 0)
-                quant_bits = 4;
-            else if (strcmp(v, "mlx_q8") == 0)
-                quant_bits = 8;
-            else {
-                fprintf(stderr, "sglc: --quantization: unknown method '%s' (mlx_q4, mlx_q8)\n", v);
-                return 2;
-            }
-            quant_preset = v;
+            if (sglc_arg_quantization(a, v, &quant_preset)) return 2;
         } else if (strcmp(a, "--context-length") == 0) {
             if (sglc_arg_int(a, v, 1, 1 << 24, &ctx_len)) return 2;
         } else if (strcmp(a, "--log-level") == 0) {
@@ -158,26 +154,10 @@ int sglc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sglc: %s\n", err.msg);
         goto cleanup;
     }
-    if (quant_bits) {
-        sglc_model_quant_stats qs;
-        if (sglc_model_is_quantized(model)) {
-            fprintf(stderr, "--quantization %s ignored: %s is already quantized\n", quant_preset,
-                    model_path);
-        } else {
-            fprintf(stderr, "Quantizing model on-the-fly: bits=%d group_size=64 (preset=%s)\n",
-                    quant_bits, quant_preset);
-            if (sglc_model_quantize_mlx(model, quant_bits, 64, (int)threads, &qs, &err) != 0) {
-                fprintf(stderr, "sglc: %s\n", err.msg);
-                goto cleanup;
-            }
-            fprintf(stderr,
-                    "Quantization complete in %.2fs \xe2\x80\x94 weight memory: %.2f GB -> %.2f GB "
-                    "(%.1f%% reduction)\n",
-                    qs.seconds, (double)qs.bytes_before / 1e9, (double)qs.bytes_after / 1e9,
-                    qs.bytes_before
-                        ? 100.0 * (1.0 - (double)qs.bytes_after / (double)qs.bytes_before)
-                        : 0.0);
-        }
+    if (sglc_model_apply_quant_preset(model, quant_preset, model_path, (int)threads, say_stderr,
+                                      &err) != 0) {
+        fprintf(stderr, "sglc: %s\n", err.msg);
+        goto cleanup;
     }
     if (sglc_tokenizer_vocab_size(tok) > model->cfg.n_vocab) {
         fprintf(stderr, "sglc: %s: tokenizer has %d tokens but the model only %d\n", model_path,

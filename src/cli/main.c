@@ -43,7 +43,10 @@ static void usage(FILE *f) {
             "commands:\n"
             "  serve      the HTTP server, SGLang and OpenAI APIs (alias launch_server; --help)\n"
             "  generate   generate text from a prompt (sglc generate --help)\n"
+            "  quantize   write an MLX-quantized copy of a Hugging Face folder (--help)\n"
+            "  bench_one_batch  static-batch prefill/decode latency, no scheduler (--help)\n"
             "  bench_offline_throughput  offline throughput through the engine (--help)\n"
+            "  bench_serving  online serving benchmark against a running server (--help)\n"
             "  version    print the version\n",
             SGLC_VERSION);
 }
@@ -60,6 +63,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "quantize") == 0) return sglc_cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench_offline_throughput") == 0)
         return sglc_cmd_bench_offline_throughput(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench_one_batch") == 0) return sglc_cmd_bench_one_batch(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench_serving") == 0) return sglc_cmd_bench_serving(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sglc %s\n", SGLC_VERSION);
         return 0;

@@ -14,30 +14,32 @@
 #include "sglc.h"
 
 static void usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: sglc serve [options]   (alias: sglc launch_server)\n"
-        "  --model-path, --model PATH    GGUF model (default: the bundled SmolLM2-135M-Instruct)\n"
-        "  --host HOST                   address to listen on (default 127.0.0.1)\n"
-        "  --port PORT                   port (default 30000)\n"
-        "  --served-model-name NAME      model name in the OpenAI API (default: the path)\n"
-        "  --api-key KEY                 require 'Authorization: Bearer KEY' (not on /health)\n"
-        "  --mem-fraction-static F       share of free memory for the KV pool (default 0.2)\n"
-        "  --max-total-tokens N          KV pool size in tokens (overrides the fraction)\n"
-        "  --max-running-requests N      requests decoded together (default 64)\n"
-        "  --max-queued-requests N       queue cap; beyond it 503 with Retry-After (default: "
-        "none)\n"
-        "  --chunked-prefill-size N      prefill chunk in tokens, -1 disables (default 2048)\n"
-        "  --max-prefill-tokens N        tokens per prefill batch (default 16384)\n"
-        "  --context-length N            context length (default: the model's)\n"
-        "  --schedule-policy fcfs|lpm    scheduling policy (default fcfs)\n"
-        "  --disable-radix-cache         no prefix reuse across requests\n"
-        "  --disable-overlap-schedule    run the scheduler synchronously\n"
-        "  --decode-log-interval N       decode log line every N steps, 0 = off (default 40)\n"
-        "  --random-seed S               seed for requests without one (default 0)\n"
-        "  --max-body-bytes N            request body limit (default 8388608)\n"
-        "  --threads N                   CPU threads (default: all cores)\n"
-        "  --log-level LEVEL             debug|info|warning|error (default info)\n");
+    fprintf(f,
+            "usage: sglc serve [options]   (alias: sglc launch_server)\n"
+            "  --model-path, --model PATH    GGUF file or Hugging Face / MLX folder (default: the\n"
+            "                                bundled SmolLM2-135M-Instruct)\n"
+            "  --host HOST                   address to listen on (default 127.0.0.1)\n"
+            "  --port PORT                   port (default 30000)\n"
+            "  --served-model-name NAME      model name in the OpenAI API (default: the path)\n"
+            "  --api-key KEY                 require 'Authorization: Bearer KEY' (not on /health)\n"
+            "  --mem-fraction-static F       share of free memory for the KV pool (default 0.2)\n"
+            "  --max-total-tokens N          KV pool size in tokens (overrides the fraction)\n"
+            "  --max-running-requests N      requests decoded together (default 64)\n"
+            "  --max-queued-requests N       queue cap; beyond it 503 with Retry-After (default: "
+            "none)\n"
+            "  --chunked-prefill-size N      prefill chunk in tokens, -1 disables (default 2048)\n"
+            "  --max-prefill-tokens N        tokens per prefill batch (default 16384)\n"
+            "  --context-length N            context length (default: the model's)\n"
+            "  --schedule-policy fcfs|lpm    scheduling policy (default fcfs)\n"
+            "  --disable-radix-cache         no prefix reuse across requests\n"
+            "  --disable-overlap-schedule    run the scheduler synchronously\n"
+            "  --decode-log-interval N       decode log line every N steps, 0 = off (default 40)\n"
+            "  --random-seed S               seed for requests without one (default 0)\n"
+            "  --max-body-bytes N            request body limit (default 8388608)\n"
+            "  --threads N                   CPU threads (default: all cores)\n"
+            "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
+            "group 64)\n"
+            "  --log-level LEVEL             debug|info|warning|error (default info)\n");
 }
 
 int sglc_cmd_serve(int argc, char **argv) {
@@ -86,6 +88,7 @@ int sglc_cmd_serve(int argc, char **argv) {
                                             "--threads",
                                             "--log-level",
                                             "--chat-template",
+                                            "--quantization",
                                             NULL};
         int ok = 0;
         for (int k = 0; known[k]; k++)
@@ -108,6 +111,8 @@ int sglc_cmd_serve(int argc, char **argv) {
             sp.api_key = v;
         } else if (strcmp(a, "--chat-template") == 0) {
             chat_template_file = v;
+        } else if (strcmp(a, "--quantization") == 0) {
+            if (sglc_arg_quantization(a, v, &ep.quantization)) return 2;
         } else if (strcmp(a, "--mem-fraction-static") == 0) {
             if (sglc_arg_float(a, v, 0.01, 0.99, &d)) return 2;
             ep.mem_fraction_static = d;
@@ -232,6 +237,10 @@ int sglc_cmd_serve(int argc, char **argv) {
     else
         cJSON_AddNullToObject(args, "context_length");
     cJSON_AddStringToObject(args, "schedule_policy", policy);
+    if (ep.quantization)
+        cJSON_AddStringToObject(args, "quantization", ep.quantization);
+    else
+        cJSON_AddNullToObject(args, "quantization");
     cJSON_AddBoolToObject(args, "disable_radix_cache", ep.disable_radix_cache);
     cJSON_AddBoolToObject(args, "disable_overlap_schedule", ep.disable_overlap_schedule);
     cJSON_AddNumberToObject(args, "decode_log_interval", ep.decode_log_interval);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "quant/ggml_types.h"
 
@@ -198,6 +200,14 @@ static int load_weights(loader *L) {
 #undef BIND
     }
     return SGLC_OK;
+}
+
+void sglc_drop_mapped_pages(const void *p, size_t bytes) {
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+    uintptr_t e = ((uintptr_t)p + bytes) & ~((uintptr_t)ps - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 int sglc_model_open_gguf(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err) {

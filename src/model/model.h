@@ -65,6 +65,10 @@ int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc
  * folder holding config.json; anything else is refused with one line saying why. */
 int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
 void sglc_model_close(sglc_model *m);
+/* Gives the page cache back the whole pages of [p, p + bytes) in a read-only file mapping once
+ * their content has been copied or converted (nothing is lost: a later read faults them back in),
+ * so the resident set does not hold both the copy and its source. */
+void sglc_drop_mapped_pages(const void *p, size_t bytes);
 
 typedef struct {
     double seconds;
@@ -76,6 +80,13 @@ typedef struct {
  * quantized is left as it is (stats->n_quantized == 0). */
 int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threads,
                             sglc_model_quant_stats *stats, sglc_err *err);
+/* --quantization presets: "mlx_q4" -> 4, "mlx_q8" -> 8, NULL -> 0, anything else -> -1. */
+int sglc_quant_preset_bits(const char *preset);
+/* Applies a --quantization preset (NULL: nothing) at group size 64, passing SGLang's two log
+ * lines ("Quantizing model on-the-fly: ...", "Quantization complete in ...") or the "ignored"
+ * line for an already quantized model to say(). */
+int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char *model_path,
+                                  int n_threads, void (*say)(const char *line), sglc_err *err);
 /* 1 when the model's matrices are stored quantized (MLX affine or a ggml integer type). */
 int sglc_model_is_quantized(const sglc_model *m);
 const char *sglc_arch_name(sglc_arch arch);

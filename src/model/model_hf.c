@@ -68,6 +68,7 @@ static int aligned_data(hf_loader *L, const sglc_st_tensor *t, const void **out)
     if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 64))
         return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
     memcpy(copy, t->data, t->nbytes);
+    sglc_drop_mapped_pages(t->data, t->nbytes);
     int rc = own(L, copy);
     if (rc) return rc;
     *out = copy;
@@ -291,6 +292,7 @@ static int bind(hf_loader *L, sglc_weight *w, const char *name, int64_t k, int64
         if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 64))
             return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
         memcpy(copy, data, t->nbytes);
+        sglc_drop_mapped_pages(data, t->nbytes);
         int rc = own(L, copy);
         if (rc) return rc;
         data = copy;

@@ -4,6 +4,7 @@
  * the tensor's own dtype, as mlx_lm.utils.quantize_model keeps them); the backend then computes
  * with SGLC_WTYPE_MLX_AFFINE weights. The float source stays in the read-only file mapping and
  * its pages are dropped once quantized, so no second full copy of the model is ever resident. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,16 +42,6 @@ static int quantizable(const sglc_weight *w, int group) {
            w->host && w->n > 1 && w->k % group == 0;
 }
 
-/* Gives the page cache back the source's pages (the mapping is read-only and file-backed:
- * dropping them loses nothing). */
-static void drop_pages(const void *p, size_t bytes) {
-    long ps = sysconf(_SC_PAGESIZE);
-    if (ps <= 0) return;
-    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
-    uintptr_t e = ((uintptr_t)p + bytes) & ~((uintptr_t)ps - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
-}
-
 static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc_threadpool *tp,
                         size_t *bytes_after, sglc_err *err) {
     const size_t es = w->type == SGLC_GGML_TYPE_F32 ? 4 : 2;
@@ -69,7 +60,7 @@ static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc
     quant_ctx c = {w, wq, sc, bi, bits, group, es};
     sglc_threadpool_run(tp, quant_task, &c);
     /* drop the source pages only when they came from the file mapping */
-    if (m->st || m->gguf) drop_pages(w->host, (size_t)w->n * (size_t)w->k * es);
+    if (m->st || m->gguf) sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
     sglc_weight q = *w;
     q.type = SGLC_WTYPE_MLX_AFFINE;
     q.host = wq;
@@ -149,5 +140,42 @@ int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threa
     stats->bytes_after = m->weight_bytes;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return SGLC_OK;
+}
+
+int sglc_quant_preset_bits(const char *preset) {
+    if (!preset) return 0;
+    if (strcmp(preset, "mlx_q4") == 0) return 4;
+    if (strcmp(preset, "mlx_q8") == 0) return 8;
+    return -1;
+}
+
+int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char *model_path,
+                                  int n_threads, void (*say)(const char *line), sglc_err *err) {
+    int bits = sglc_quant_preset_bits(preset);
+    if (bits == 0) return SGLC_OK;
+    if (bits < 0)
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "--quantization: unknown method '%s' (mlx_q4, mlx_q8)", preset);
+    char line[256];
+    if (sglc_model_is_quantized(m)) {
+        snprintf(line, sizeof line, "--quantization %s ignored: %s is already quantized", preset,
+                 model_path);
+        say(line);
+        return SGLC_OK;
+    }
+    snprintf(line, sizeof line, "Quantizing model on-the-fly: bits=%d group_size=64 (preset=%s)",
+             bits, preset);
+    say(line);
+    sglc_model_quant_stats qs;
+    int rc = sglc_model_quantize_mlx(m, bits, 64, n_threads, &qs, err);
+    if (rc) return rc;
+    snprintf(line, sizeof line,
+             "Quantization complete in %.2fs \xe2\x80\x94 weight memory: %.2f GB -> %.2f GB "
+             "(%.1f%% reduction)",
+             qs.seconds, (double)qs.bytes_before / 1e9, (double)qs.bytes_after / 1e9,
+             qs.bytes_before ? 100.0 * (1.0 - (double)qs.bytes_after / (double)qs.bytes_before)
+                             : 0.0);
+    say(line);
     return SGLC_OK;
 }

@@ -1,0 +1,343 @@
+/* `sglc bench_one_batch`: SGLang's static-batch latency benchmark. It calls the model's prefill
+ * and decode directly (no scheduler, no radix cache): one prefill of batch_size random prompts of
+ * input_len tokens, then output_len - 1 greedy decode steps of the whole batch. Every value of
+ * --batch-size x --input-len x --output-len is swept; each case runs a short warmup first. Prints
+ * SGLang's lines and appends one JSON object per case to --result-filename. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "base/log.h"
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "model/model.h"
+
+#define MAX_SWEEP 16
+
+typedef struct {
+    int64_t v[MAX_SWEEP];
+    int n;
+} int_list;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *s >> 33;
+}
+
+/* SGLang takes each sweep flag with one or more values (`--batch-size 1 8 32`); a comma list is
+ * accepted too. Consumes argv values until the next flag. */
+static int parse_list(const char *flag, int argc, char **argv, int *i, int64_t hi, int_list *out) {
+    out->n = 0;
+    while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", argv[++*i]);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (out->n == MAX_SWEEP) {
+                fprintf(stderr, "sglc: %s: at most %d values\n", flag, MAX_SWEEP);
+                return -1;
+            }
+            if (sglc_arg_int(flag, tok, 1, hi, &out->v[out->n])) return -1;
+            out->n++;
+        }
+    }
+    if (out->n == 0) {
+        fprintf(stderr, "sglc: %s needs a value\n", flag);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    sglc_model *model;
+    sglc_model_state *st;
+    int32_t bs, il, ol;
+    int32_t *tokens, *pos, *seq, *slot, *seq_start, *table, *logit_rows, *next;
+} bench_case;
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* One step: n_tok tokens per sequence starting at position p0; next[] gets each sequence's
+ * greedy token. */
+static int step(bench_case *c, const int32_t *ids, int32_t n_tok, int32_t p0, sglc_err *err) {
+    const int32_t per_seq = c->il + c->ol, vocab = c->model->cfg.n_vocab;
+    int32_t t = 0;
+    for (int32_t s = 0; s < c->bs; s++) {
+        for (int32_t j = 0; j < n_tok; j++, t++) {
+            c->tokens[t] = ids[s * n_tok + j];
+            c->pos[t] = p0 + j;
+            c->seq[t] = s;
+            c->slot[t] = s * per_seq + p0 + j;
+        }
+        c->logit_rows[s] = t - 1;
+    }
+    sglc_batch b = {.n_tokens = t,
+                    .n_seqs = c->bs,
+                    .n_logits = c->bs,
+                    .tokens = c->tokens,
+                    .pos = c->pos,
+                    .seq = c->seq,
+                    .out_slot = c->slot,
+                    .seq_slot_start = c->seq_start,
+                    .slot_table = c->table,
+                    .logit_rows = c->logit_rows};
+    const float *logits;
+    int rc = sglc_model_forward(c->st, &b, &logits, err);
+    if (rc) return rc;
+    for (int32_t s = 0; s < c->bs; s++)
+        c->next[s] = argmax(logits + (size_t)s * (size_t)vocab, vocab);
+    return SGLC_OK;
+}
+
+typedef struct {
+    double prefill, median_decode, total;
+} case_result;
+
+static int run_once(bench_case *c, int32_t ol, int verbose, case_result *r, sglc_err *err) {
+    uint64_t rng = 42;
+    int32_t *ids = malloc((size_t)c->bs * (size_t)c->il * sizeof *ids);
+    double *lat = malloc((size_t)(ol > 1 ? ol : 1) * sizeof *lat);
+    if (!ids || !lat) {
+        free(ids);
+        free(lat);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    /* SGLang's random prompts: ids uniform in [0, 10000) */
+    int32_t hi = c->model->cfg.n_vocab < 10000 ? c->model->cfg.n_vocab : 10000;
+    for (int64_t i = 0; i < (int64_t)c->bs * c->il; i++)
+        ids[i] = (int32_t)(rng_next(&rng) % (uint64_t)hi);
+    double t0 = now_s();
+    int rc = step(c, ids, c->il, 0, err);
+    r->prefill = now_s() - t0;
+    r->total = r->prefill;
+    if (verbose && !rc)
+        printf("Prefill. latency: %.5f s, throughput: %9.2f token/s\n", r->prefill,
+               (double)c->il * c->bs / r->prefill);
+    int32_t n_dec = 0;
+    for (int32_t i = 0; i < ol - 1 && !rc; i++) {
+        memcpy(ids, c->next, (size_t)c->bs * sizeof *ids);
+        t0 = now_s();
+        rc = step(c, ids, 1, c->il + i, err);
+        lat[n_dec] = now_s() - t0;
+        r->total += lat[n_dec];
+        if (verbose && !rc && i < 5)
+            printf("Decode %d. Batch size: %d, latency: %.5f s, throughput: %9.2f token/s\n", i,
+                   c->bs, lat[n_dec], c->bs / lat[n_dec]);
+        n_dec++;
+    }
+    r->median_decode = 0;
+    if (n_dec > 0) {
+        qsort(lat, (size_t)n_dec, sizeof *lat, cmp_double);
+        r->median_decode = n_dec % 2 ? lat[n_dec / 2] : 0.5 * (lat[n_dec / 2 - 1] + lat[n_dec / 2]);
+    }
+    free(ids);
+    free(lat);
+    return rc;
+}
+
+static int run_case(sglc_model *m, int32_t bs, int32_t il, int32_t ol, const char *run_name,
+                    FILE *jsonl, sglc_err *err) {
+    bench_case c = {.model = m, .bs = bs, .il = il, .ol = ol};
+    const int32_t per_seq = il + ol;
+    const int64_t slots = (int64_t)bs * per_seq, max_tok = (int64_t)bs * il;
+    if (per_seq > m->cfg.n_ctx_train)
+        sglc_log(SGLC_LOG_WARN, "input_len + output_len = %d exceeds the model's context %d",
+                 per_seq, m->cfg.n_ctx_train);
+    if (slots > (1 << 24) || max_tok > (1 << 22))
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "batch_size %d x (input_len %d + output_len %d) is too large", bs, il,
+                            ol);
+    int rc = sglc_model_state_open(&c.st, m, (int32_t)max_tok, bs, (int32_t)slots, err);
+    if (rc) return rc;
+    c.tokens = malloc((size_t)max_tok * sizeof(int32_t));
+    c.pos = malloc((size_t)max_tok * sizeof(int32_t));
+    c.seq = malloc((size_t)max_tok * sizeof(int32_t));
+    c.slot = malloc((size_t)max_tok * sizeof(int32_t));
+    c.seq_start = malloc((size_t)bs * sizeof(int32_t));
+    c.table = malloc((size_t)slots * sizeof(int32_t));
+    c.logit_rows = malloc((size_t)bs * sizeof(int32_t));
+    c.next = malloc((size_t)bs * sizeof(int32_t));
+    if (!c.tokens || !c.pos || !c.seq || !c.slot || !c.seq_start || !c.table || !c.logit_rows ||
+        !c.next) {
+        rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    /* each sequence owns a contiguous run of slots */
+    for (int64_t i = 0; i < slots; i++)
+        c.table[i] = (int32_t)i;
+    for (int32_t s = 0; s < bs; s++)
+        c.seq_start[s] = s * per_seq;
+    case_result r;
+    /* warmup: SGLang warms up with a short decode */
+    if ((rc = run_once(&c, ol < 8 ? ol : 8, 0, &r, err)) != 0) goto done;
+    printf("Benchmark ...\n");
+    if ((rc = run_once(&c, ol, 1, &r, err)) != 0) goto done;
+    if (ol > 1)
+        printf("Decode.  median latency: %.5f s, median throughput: %9.2f token/s\n",
+               r.median_decode, bs / r.median_decode);
+    printf("Total. latency: %6.3f s, throughput: %9.2f token/s\n", r.total,
+           (double)(il + ol) * bs / r.total);
+    if (jsonl) {
+        fprintf(jsonl,
+                "{\"run_name\": \"%s\", \"batch_size\": %d, \"input_len\": %d, "
+                "\"output_len\": %d, \"prefill_latency\": %.6f, \"prefill_throughput\": %.4f, "
+                "\"median_decode_latency\": %.6f, \"median_decode_throughput\": %.4f, "
+                "\"total_latency\": %.6f, \"overall_throughput\": %.4f}\n",
+                run_name, bs, il, ol, r.prefill, (double)il * bs / r.prefill, r.median_decode,
+                r.median_decode > 0 ? bs / r.median_decode : 0.0, r.total,
+                (double)(il + ol) * bs / r.total);
+        fflush(jsonl);
+    }
+done:
+    free(c.tokens);
+    free(c.pos);
+    free(c.seq);
+    free(c.slot);
+    free(c.seq_start);
+    free(c.table);
+    free(c.logit_rows);
+    free(c.next);
+    sglc_model_state_close(c.st);
+    return rc;
+}
+
+static void say_stdout(const char *line) {
+    printf("%s\n", line);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: sglc bench_one_batch [options]\n"
+               "  --model-path, --model PATH   model (default: the bundled SmolLM2-135M-Instruct)\n"
+               "  --batch-size N [N ...]       batch sizes to sweep (default 1)\n"
+               "  --input-len N [N ...]        prompt lengths (default 1024)\n"
+               "  --output-len N [N ...]       generated tokens (default 16)\n"
+               "  --run-name NAME              name in the result file (default before)\n"
+               "  --result-filename FILE       append one JSON line per case\n"
+               "  --threads N                  CPU threads (default: all cores)\n"
+               "  --quantization mlx_q4|mlx_q8 quantize F32/F16/BF16 weights at load\n"
+               "  --log-level LEVEL            debug|info|warning|error (default warning)\n");
+}
+
+int sglc_cmd_bench_one_batch(int argc, char **argv) {
+    int_list bsz = {{1}, 1}, ilen = {{1024}, 1}, olen = {{16}, 1};
+    const char *model_path = NULL, *run_name = "before", *result_file = NULL, *quant = NULL;
+    int64_t threads = 0;
+    sglc_log_set_level(SGLC_LOG_WARN);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--batch-size") == 0) {
+            if (parse_list(a, argc, argv, &i, 4096, &bsz)) return 2;
+            continue;
+        } else if (strcmp(a, "--input-len") == 0) {
+            if (parse_list(a, argc, argv, &i, 1 << 20, &ilen)) return 2;
+            continue;
+        } else if (strcmp(a, "--output-len") == 0) {
+            if (parse_list(a, argc, argv, &i, 1 << 20, &olen)) return 2;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "sglc bench_one_batch: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--model-path") != 0 && strcmp(a, "--model") != 0 &&
+            strcmp(a, "--run-name") != 0 && strcmp(a, "--result-filename") != 0 &&
+            strcmp(a, "--threads") != 0 && strcmp(a, "--quantization") != 0 &&
+            strcmp(a, "--log-level") != 0) {
+            fprintf(stderr, "sglc bench_one_batch: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (!(v = sglc_arg_value(argc, argv, &i))) return 2;
+        if (strcmp(a, "--model-path") == 0 || strcmp(a, "--model") == 0) {
+            model_path = v;
+        } else if (strcmp(a, "--run-name") == 0) {
+            run_name = v;
+            for (const char *p = v; *p; p++)
+                if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+                    fprintf(stderr, "sglc: --run-name: quotes, backslashes and control "
+                                    "characters are not allowed\n");
+                    return 2;
+                }
+        } else if (strcmp(a, "--result-filename") == 0) {
+            result_file = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
+        } else if (strcmp(a, "--quantization") == 0) {
+            if (sglc_arg_quantization(a, v, &quant)) return 2;
+        } else {
+            static const char *const names[] = {"debug", "info", "warning", "error"};
+            int lv = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(v, names[k]) == 0) lv = k;
+            if (lv < 0) {
+                fprintf(stderr, "sglc: --log-level: unknown level '%s'\n", v);
+                return 2;
+            }
+            sglc_log_set_level((sglc_log_level)lv);
+        }
+    }
+    char default_path[4096];
+    if (!model_path) {
+        if (sglc_default_model_path(default_path, sizeof default_path) != 0) {
+            fprintf(stderr,
+                    "sglc: default model not found at %s; run scripts/fetch_model.sh or pass "
+                    "--model-path\n",
+                    default_path);
+            return 1;
+        }
+        model_path = default_path;
+    }
+    FILE *jsonl = NULL;
+    if (result_file && !(jsonl = fopen(result_file, "a"))) {
+        fprintf(stderr, "sglc: --result-filename %s: cannot open for appending\n", result_file);
+        return 1;
+    }
+    sglc_err err = {{0}};
+    sglc_backend *be = NULL;
+    sglc_model *model = NULL;
+    int ret = 1;
+    sglc_backend_params bp = {.n_threads = (int)threads};
+    if (sglc_backend_open(&be, "cpu", &bp, &err) != 0 ||
+        sglc_model_open(&model, model_path, be, &err) != 0 ||
+        sglc_model_apply_quant_preset(model, quant, model_path, (int)threads, say_stdout, &err) !=
+            0) {
+        fprintf(stderr, "sglc: %s\n", err.msg);
+        goto cleanup;
+    }
+    for (int a = 0; a < bsz.n; a++)
+        for (int b = 0; b < ilen.n; b++)
+            for (int c = 0; c < olen.n; c++) {
+                printf("Run: batch_size=%lld, input_len=%lld, output_len=%lld\n",
+                       (long long)bsz.v[a], (long long)ilen.v[b], (long long)olen.v[c]);
+                if (run_case(model, (int32_t)bsz.v[a], (int32_t)ilen.v[b], (int32_t)olen.v[c],
+                             run_name, jsonl, &err) != 0) {
+                    fprintf(stderr, "sglc: %s\n", err.msg);
+                    goto cleanup;
+                }
+            }
+    ret = 0;
+cleanup:
+    if (jsonl) fclose(jsonl);
+    sglc_model_close(model);
+    sglc_backend_close(be);
+    return ret;
+}
