@@ -36,6 +36,8 @@ static void usage(FILE *f) {
             "  --decode-log-interval N       decode log line every N steps, 0 = off (default 40)\n"
             "  --random-seed S               seed for requests without one (default 0)\n"
             "  --max-body-bytes N            request body limit (default 8388608)\n"
+            "  --connection-timeout S        close connections idle or stalled for S seconds "
+            "(default 120)\n"
             "  --threads N                   CPU threads (default: all cores)\n"
             "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
             "group 64)\n"
@@ -89,6 +91,7 @@ int sglc_cmd_serve(int argc, char **argv) {
                                             "--log-level",
                                             "--chat-template",
                                             "--quantization",
+                                            "--connection-timeout",
                                             NULL};
         int ok = 0;
         for (int k = 0; known[k]; k++)
@@ -113,6 +116,9 @@ int sglc_cmd_serve(int argc, char **argv) {
             chat_template_file = v;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &ep.quantization)) return 2;
+        } else if (strcmp(a, "--connection-timeout") == 0) {
+            if (sglc_arg_int(a, v, 1, 86400, &n)) return 2;
+            sp.connection_timeout_s = (unsigned)n;
         } else if (strcmp(a, "--mem-fraction-static") == 0) {
             if (sglc_arg_float(a, v, 0.01, 0.99, &d)) return 2;
             ep.mem_fraction_static = d;
@@ -246,6 +252,8 @@ int sglc_cmd_serve(int argc, char **argv) {
     cJSON_AddNumberToObject(args, "decode_log_interval", ep.decode_log_interval);
     cJSON_AddNumberToObject(args, "random_seed", (double)ep.random_seed);
     cJSON_AddNumberToObject(args, "max_body_bytes", (double)sp.max_body_bytes);
+    cJSON_AddNumberToObject(args, "connection_timeout",
+                            sp.connection_timeout_s ? sp.connection_timeout_s : 120);
     cJSON_AddNumberToObject(args, "threads", (double)threads);
     cJSON_AddStringToObject(args, "log_level", log_level);
     if (chat_template_file)

@@ -394,13 +394,16 @@ static int parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, cons
     if (sv && !cJSON_IsNull(sv)) {
         if (!cJSON_IsNumber(sv) || !isfinite(sv->valuedouble) ||
             floor(sv->valuedouble) != sv->valuedouble || sv->valuedouble < -9223372036854775808.0 ||
-            sv->valuedouble >= 18446744073709551616.0) {
+            sv->valuedouble > 18446744073709551616.0) {
             snprintf(err, el, "'%s' must be an integer in [-2^63, 2^64)", seed_key);
             return -1;
         }
+        /* JSON numbers arrive as doubles: seeds beyond 2^53 are taken at double precision
+         * (deterministically), and 2^64 - 1 rounds up to 2^64, which maps to UINT64_MAX */
         rp->has_seed = 1;
-        rp->seed =
-            sv->valuedouble < 0 ? (uint64_t)(int64_t)sv->valuedouble : (uint64_t)sv->valuedouble;
+        rp->seed = sv->valuedouble < 0                         ? (uint64_t)(int64_t)sv->valuedouble
+                   : sv->valuedouble >= 18446744073709551615.0 ? UINT64_MAX
+                                                               : (uint64_t)sv->valuedouble;
     }
     /* stop: a string or a list of strings */
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stop");
@@ -2104,9 +2107,9 @@ int sglc_server_run(const sglc_server_params *sp, const sglc_engine_params *ep, 
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)sp->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(256 * 1024), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        sp->connection_timeout_s ? sp->connection_timeout_s : 120u, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", sp->host, sp->port,

@@ -17,6 +17,7 @@ typedef struct {
     const char *served_model_name; /* NULL: the model path */
     int32_t max_queued_requests;   /* <= 0: no cap */
     size_t max_body_bytes;         /* 8 MB */
+    unsigned connection_timeout_s; /* idle/slow connections are closed after this (0: 120) */
     const char *chat_template;     /* Jinja source overriding the model's (--chat-template) */
     cJSON *server_args;            /* the command line as JSON for /get_server_info (owned) */
 } sglc_server_params;

@@ -618,3 +618,58 @@ def test_chat_template_override(tmp_path):
             str(tpl)
     finally:
         assert s.stop() == 0
+
+
+def test_huge_headers_and_slow_senders():
+    """ROBUSTNESS 2: a huge header or too many headers get 431 (or 400); a client that stalls
+    mid-request is disconnected after --connection-timeout and frees its connection; the server
+    keeps answering and leaks nothing."""
+    s = Server(["--connection-timeout", "2"])
+    try:
+        for hdr in (b"X-Big: " + b"a" * 300000 + b"\r\n",
+                    b"".join(b"X-H%d: v\r\n" % i for i in range(20000))):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            try:
+                c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + hdr + b"\r\n")
+            except OSError:
+                pass  # the server may close before reading it all
+            status = c.recv(4096).split(b"\r\n")[0]
+            c.close()
+            assert b" 431 " in status or b" 400 " in status, status
+        slow = []
+        for _ in range(8):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                      b'{"prompt": "hi"')
+            slow.append(c)
+        t0 = time.time()
+        for c in slow:
+            data = b""
+            while True:  # the server closes the stalled connection (with or without a 408)
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert data == b"" or b" 408 " in data.split(b"\r\n")[0], data[:100]
+            c.close()
+        assert time.time() - t0 < 15
+        r = requests.post(s.url + "/v1/completions", json={"prompt": PROMPT, "max_tokens": 4},
+                          timeout=60)
+        assert r.status_code == 200
+        info = assert_idle(s)
+        assert info["internal_states"][0]["http_inflight_requests"] <= 1
+    finally:
+        assert s.stop() == 0
+
+
+def test_seed_any_64_bit_value(server):
+    """ROBUSTNESS 16: any 64-bit seed is defined behaviour (same seed, same output); beyond the
+    range it is a 400 naming the field."""
+    for seed in (0, -1, -(2 ** 63), 2 ** 63 - 1, 2 ** 64 - 1):
+        body = {"prompt": PROMPT, "max_tokens": 8, "temperature": 1.0, "seed": seed}
+        a, b = post(server, "/v1/completions", body), post(server, "/v1/completions", body)
+        assert a.status_code == 200 and b.status_code == 200, (seed, a.text)
+        assert a.json()["choices"][0]["text"] == b.json()["choices"][0]["text"]
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "seed": 2 ** 65})
+    assert r.status_code == 400 and "seed" in r.json()["error"]["message"]
+    assert_idle(server)
