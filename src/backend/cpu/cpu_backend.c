@@ -276,6 +276,7 @@ typedef struct {
     const sglc_attn_params *p;
     float *scratch;
     int64_t stride;
+    int avx2; /* F16C/FMA helpers for the f16 cache */
 } attn_ctx;
 
 static float dot_f32(const float *a, const float *b, int32_t n) {
@@ -313,8 +314,9 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
     float mx = -INFINITY;
     for (int32_t s = 0; s < n_ctx; s++) {
         size_t off = (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
-        float v = f16 ? dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd)
-                      : dot_f32(q, (const float *)c->kc + off, hd);
+        float v = !f16      ? dot_f32(q, (const float *)c->kc + off, hd)
+                  : c->avx2 ? sglc_avx2_dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd)
+                            : dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd);
         v *= p->scale;
         sc[s] = v;
         if (v > mx) mx = v;
@@ -332,6 +334,10 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
         if (f16) {
             float w = g_f16_table[sglc_f32_to_fp16(sc[s] * inv)];
             const uint16_t *vv = (const uint16_t *)c->vc + off;
+            if (c->avx2) {
+                sglc_avx2_axpy_f16(o, w, vv, hd);
+                continue;
+            }
             for (int32_t d = 0; d < hd; d++)
                 o[d] += w * g_f16_table[vv[d]];
         } else {
@@ -366,7 +372,15 @@ static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
                                    (size_t)nth * (size_t)p->kv_slots * sizeof(float)) == 0);
         im->att_stride = p->kv_slots;
     }
-    attn_ctx c = {b, q, k_cache, v_cache, out, p, im->att_scratch, im->att_stride};
+    attn_ctx c = {b,
+                  q,
+                  k_cache,
+                  v_cache,
+                  out,
+                  p,
+                  im->att_scratch,
+                  im->att_stride,
+                  im->isa >= SGLC_CPU_ISA_AVX2};
     sglc_threadpool_run(im->tp, attn_task, &c);
 }
 

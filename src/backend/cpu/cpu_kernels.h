@@ -65,4 +65,9 @@ void sglc_cpu_matmul_affine(sglc_threadpool *tp, sglc_cpu_isa isa, const sglc_cp
 /* 1 when isa has its own kernel for affine weights of this many bits (tests). */
 int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa);
 
+/* Attention over an f16 KV cache (AVX2 + F16C; callers check the ISA): dot of an f32 vector
+ * with f16 values, and o += w * v for f16 v. n is any length (a scalar tail finishes it). */
+float sglc_avx2_dot_f32_f16(const float *a, const uint16_t *b, int32_t n);
+void sglc_avx2_axpy_f16(float *o, float w, const uint16_t *v, int32_t n);
+
 #endif
