@@ -406,6 +406,15 @@ int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc
     if ((rc = sglc_safetensors_open(&m->st, dir, err))) goto cleanup;
     if ((rc = load_weights(&L, &h))) goto cleanup;
     if ((rc = load_rope_freqs(&L, &h))) goto cleanup;
+    {
+        /* KV cache in the model's float type, as SGLang's kv_cache_dtype "auto": an F32
+         * checkpoint keeps an f32 cache (exact comparisons with transformers), F16/BF16 ones
+         * and MLX folders with half-precision scales get an f16 cache (half the memory and
+         * attention bandwidth; f16 carries more mantissa than the bf16 MLX computes in) */
+        const sglc_weight *w0 = &m->layers[0].wq;
+        uint32_t ft = w0->type == SGLC_WTYPE_MLX_AFFINE ? w0->q_dtype : w0->type;
+        m->cfg.kv_type = ft == SGLC_GGML_TYPE_F32 ? SGLC_GGML_TYPE_F32 : SGLC_GGML_TYPE_F16;
+    }
     cJSON_Delete(L.quant);
     *out = m;
     return SGLC_OK;

@@ -314,9 +314,13 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
     float mx = -INFINITY;
     for (int32_t s = 0; s < n_ctx; s++) {
         size_t off = (size_t)slots[s] * kvd + (size_t)kvh * (size_t)hd;
-        float v = !f16      ? dot_f32(q, (const float *)c->kc + off, hd)
-                  : c->avx2 ? sglc_avx2_dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd)
-                            : dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd);
+        float v;
+        if (f16)
+            v = c->avx2 ? sglc_avx2_dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd)
+                        : dot_f32_f16(qh, (const uint16_t *)c->kc + off, hd);
+        else
+            v = c->avx2 ? sglc_avx2_dot_f32_f32(q, (const float *)c->kc + off, hd)
+                        : dot_f32(q, (const float *)c->kc + off, hd);
         v *= p->scale;
         sc[s] = v;
         if (v > mx) mx = v;
@@ -343,6 +347,10 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
         } else {
             float w = sc[s] * inv;
             const float *vv = (const float *)c->vc + off;
+            if (c->avx2) {
+                sglc_avx2_axpy_f32(o, w, vv, hd);
+                continue;
+            }
             for (int32_t d = 0; d < hd; d++)
                 o[d] += w * vv[d];
         }

@@ -69,5 +69,8 @@ int sglc_cpu_affine_isa_has(int bits, sglc_cpu_isa isa);
  * with f16 values, and o += w * v for f16 v. n is any length (a scalar tail finishes it). */
 float sglc_avx2_dot_f32_f16(const float *a, const uint16_t *b, int32_t n);
 void sglc_avx2_axpy_f16(float *o, float w, const uint16_t *v, int32_t n);
+/* The same over an f32 cache. */
+float sglc_avx2_dot_f32_f32(const float *a, const float *b, int32_t n);
+void sglc_avx2_axpy_f32(float *o, float w, const float *v, int32_t n);
 
 #endif

@@ -640,3 +640,26 @@ void sglc_avx2_axpy_f16(float *o, float w, const uint16_t *v, int32_t n) {
     for (; i < n; i++)
         o[i] += w * _cvtsh_ss(v[i]);
 }
+
+float sglc_avx2_dot_f32_f32(const float *a, const float *b, int32_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void sglc_avx2_axpy_f32(float *o, float w, const float *v, int32_t n) {
+    const __m256 vw = _mm256_set1_ps(w);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i,
+                         _mm256_fmadd_ps(vw, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+    for (; i < n; i++)
+        o[i] += w * v[i];
+}
