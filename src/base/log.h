@@ -20,12 +20,12 @@ typedef enum {
 /* Status codes: 0 is success, negatives are failures. */
 typedef enum {
     SGLC_OK = 0,
-    SGLC_ERR_IO = -1,      /* file missing, unreadable, mmap failed */
-    SGLC_ERR_FORMAT = -2,  /* file content violates its format */
+    SGLC_ERR_IO = -1,     /* file missing, unreadable, mmap failed */
+    SGLC_ERR_FORMAT = -2, /* file content violates its format */
     SGLC_ERR_UNSUPPORTED = -3,
     SGLC_ERR_NOMEM = -4,
-    SGLC_ERR_ARG = -5,     /* bad argument from a user */
-    SGLC_ERR_RANGE = -6,   /* a size or index out of range */
+    SGLC_ERR_ARG = -5,   /* bad argument from a user */
+    SGLC_ERR_RANGE = -6, /* a size or index out of range */
 } sglc_status;
 
 /* A message buffer that travels with a status code. */
@@ -43,6 +43,10 @@ int sglc_err_set(sglc_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 const char *sglc_status_str(int code);
+
+/* A progress bar on stderr for long work ("Loading weights [####....] 45% (12/30)"), drawn only
+ * when stderr is a terminal and the log level is info or below; done == total ends the line. */
+void sglc_progress(const char *label, long done, long total);
 
 void sglc_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 

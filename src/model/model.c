@@ -175,6 +175,7 @@ static int load_weights(loader *L) {
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
     for (int32_t l = 0; l < c->n_layer; l++) {
+        sglc_progress("Loading weights", l + 1, c->n_layer);
         sglc_layer_weights *w = &m->layers[l];
         char name[96];
 #define BIND(field, suffix, k, n, req)                                                             \

@@ -350,6 +350,7 @@ static int load_weights(hf_loader *L, const sglc_hf_config *h) {
     int o_bias = h->attention_bias && h->arch != SGLC_HF_ARCH_QWEN2;
     int qk_norm = h->arch == SGLC_HF_ARCH_QWEN3;
     for (int32_t l = 0; l < c->n_layer; l++) {
+        sglc_progress("Loading weights", l + 1, c->n_layer);
         sglc_layer_weights *w = &m->layers[l];
         char name[128];
 #define BIND(field, suffix, k, n, vec, req)                                                        \

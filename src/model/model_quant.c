@@ -115,6 +115,7 @@ int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threa
     int tied = m->output.host == m->tok_embd.host;
     sglc_weight *list[2 + 7];
     for (int32_t l = -1; l < m->cfg.n_layer && rc == 0; l++) {
+        sglc_progress("Quantizing", l + 1, m->cfg.n_layer + 1);
         int n = 0;
         if (l < 0) {
             list[n++] = &m->tok_embd;
@@ -134,6 +135,7 @@ int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threa
         }
     }
     if (rc == 0 && tied) m->output = m->tok_embd;
+    if (rc == 0) sglc_progress("Quantizing", m->cfg.n_layer + 1, m->cfg.n_layer + 1);
     sglc_threadpool_close(tp);
     if (rc) return rc;
     m->weight_bytes = m->weight_bytes - before + after;
