@@ -3,13 +3,15 @@
 # KV pool + 64 MB). Starts the server on MODEL with the given extra flags and a fixed KV pool,
 # sends 16 concurrent completions of 64 tokens, then reads VmHWM (peak RSS) from /proc and prints
 # it next to the model's file size and the KV pool size the server logged.
-# Usage: bench/rss_serve.sh [build-dir] MODEL [sglc serve flags...]
+# Usage: [POOL=8192] [MAXTOK=64] bench/rss_serve.sh build-dir MODEL [sglc serve flags...]
+# With a small POOL and a large MAXTOK (e.g. POOL=2048 MAXTOK=128) the 16 requests overfill the
+# KV pool, so every slot is touched and the peak includes the whole pool.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${1}/sglc"; model="$2"; shift 2
 port=$((31000 + RANDOM % 1000))
 log="$(mktemp)"
-"$bin" serve --model-path "$model" --port "$port" --max-total-tokens 8192 "$@" >"$log" 2>&1 &
+"$bin" serve --model-path "$model" --port "$port" --max-total-tokens "${POOL:-8192}" "$@" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 600); do
@@ -19,7 +21,7 @@ for _ in $(seq 600); do
 done
 for i in $(seq 16); do
   curl -sf "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
-    -d "{\"prompt\": \"Once upon a time, number $i,\", \"max_tokens\": 64, \"ignore_eos\": true}" \
+    -d "{\"prompt\": \"Once upon a time, number $i,\", \"max_tokens\": ${MAXTOK:-64}, \"ignore_eos\": true}" \
     >/dev/null &
 done
 wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
