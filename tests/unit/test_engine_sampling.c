@@ -156,19 +156,33 @@ int main(void) {
     CHECK(b.n == 7 && b.why == SGLC_FINISH_LENGTH &&
           memcmp(a.ids, b.ids, 7 * sizeof(int32_t)) == 0);
 
-    /* eos ends the answer unless ignored; min_new_tokens suppresses it */
-    p.ignore_eos = 0;
-    p.max_new_tokens = 200;
-    run(&p, &b);
-    CHECKF(b.why == SGLC_FINISH_STOP && b.stop_tok == 2 && b.n < 200, "eos: %d tokens", b.n);
-    int eos_at = b.n;
-    p.min_new_tokens = eos_at + 5;
-    run(&p, &c);
-    CHECK(c.n >= eos_at + 5);
-    for (int i = 0; i < eos_at + 4 && i < c.n; i++)
-        CHECK(c.ids[i] != 2);
-    p.min_new_tokens = 0;
-    p.ignore_eos = 1;
+    /* eos ends the answer unless ignored; min_new_tokens suppresses it. Where the model's own
+     * greedy answer ends moves with any change of arithmetic, so a +100 logit bias makes eos
+     * (id 2) the greedy choice at every step. */
+    {
+        p.ignore_eos = 0;
+        p.max_new_tokens = 200;
+        const int32_t eos_id = 2;
+        const float eos_bias = 100.0f;
+        p.logit_bias_ids = &eos_id;
+        p.logit_bias = &eos_bias;
+        p.n_logit_bias = 1;
+        run(&p, &b);
+        CHECKF(b.why == SGLC_FINISH_STOP && b.stop_tok == 2 && b.n == 1, "eos: %d tokens", b.n);
+        p.min_new_tokens = 6;
+        run(&p, &c);
+        /* suppressed for 6 tokens, then the bias makes it the 7th */
+        CHECKF(c.n == 7 && c.why == SGLC_FINISH_STOP && c.stop_tok == 2, "min_new_tokens: %d", c.n);
+        for (int i = 0; i < 6 && i < c.n; i++)
+            CHECK(c.ids[i] != 2);
+        p.ignore_eos = 1;
+        run(&p, &c);
+        CHECK(c.n == 200 && c.why == SGLC_FINISH_LENGTH);
+        p.min_new_tokens = 0;
+        p.logit_bias_ids = NULL;
+        p.logit_bias = NULL;
+        p.n_logit_bias = 0;
+    }
 
     /* logprobs: greedy token is the top alternative; values are log-probabilities */
     p.max_new_tokens = 8;
