@@ -1,6 +1,8 @@
 /* Strict numeric flag parsing (see args.h). */
 #include "cli/args.h"
 
+#include "base/log.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,4 +74,22 @@ int sglc_arg_quantization(const char *flag, const char *s, const char **out) {
     }
     *out = s;
     return 0;
+}
+
+int sglc_arg_log_level(const char *flag, const char *s) {
+    static const struct {
+        const char *name;
+        sglc_log_level level;
+    } k_levels[] = {{"debug", SGLC_LOG_DEBUG},
+                    {"info", SGLC_LOG_INFO},
+                    {"warning", SGLC_LOG_WARN},
+                    {"warn", SGLC_LOG_WARN},
+                    {"error", SGLC_LOG_ERROR}};
+    for (size_t i = 0; i < sizeof k_levels / sizeof k_levels[0]; i++)
+        if (strcmp(s, k_levels[i].name) == 0) {
+            sglc_log_set_level(k_levels[i].level);
+            return 0;
+        }
+    fprintf(stderr, "sglc: %s: unknown level '%s'\n", flag, s);
+    return -1;
 }

@@ -11,6 +11,9 @@ int sglc_arg_u64(const char *flag, const char *s, uint64_t *out);
 int sglc_arg_float(const char *flag, const char *s, double lo, double hi, double *out);
 /* argv[*i] is a flag that needs a value: returns argv[*i+1] and advances, or NULL with an
  * error message when the value is missing. */
+/* --log-level: debug|info|warning (or warn)|error sets the log level; anything else is an
+ * error. */
+int sglc_arg_log_level(const char *flag, const char *s);
 /* --quantization: "mlx_q4" or "mlx_q8" (stored in *out), anything else is an error. */
 int sglc_arg_quantization(const char *flag, const char *s, const char **out);
 const char *sglc_arg_value(int argc, char **argv, int *i);

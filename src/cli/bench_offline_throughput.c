@@ -85,14 +85,7 @@ int sglc_cmd_bench_offline_throughput(int argc, char **argv) {
         }
     }
     char default_path[4096];
-    if (!model) {
-        if (sglc_default_model_path(default_path, sizeof default_path) != 0) {
-            fprintf(stderr,
-                    "sglc: the default model is not installed; run scripts/fetch_model.sh\n");
-            return 1;
-        }
-        model = default_path;
-    }
+    if (!(model = sglc_model_path_or_default(model, default_path, sizeof default_path))) return 1;
     ep.model_path = model;
     ep.n_threads = (int)threads;
     sglc_log_set_level(SGLC_LOG_INFO);

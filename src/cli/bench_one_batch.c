@@ -283,29 +283,13 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &quant)) return 2;
-        } else {
-            static const char *const names[] = {"debug", "info", "warning", "error"};
-            int lv = -1;
-            for (int k = 0; k < 4; k++)
-                if (strcmp(v, names[k]) == 0) lv = k;
-            if (lv < 0) {
-                fprintf(stderr, "sglc: --log-level: unknown level '%s'\n", v);
-                return 2;
-            }
-            sglc_log_set_level((sglc_log_level)lv);
+        } else if (sglc_arg_log_level(a, v)) {
+            return 2;
         }
     }
     char default_path[4096];
-    if (!model_path) {
-        if (sglc_default_model_path(default_path, sizeof default_path) != 0) {
-            fprintf(stderr,
-                    "sglc: default model not found at %s; run scripts/fetch_model.sh or pass "
-                    "--model-path\n",
-                    default_path);
-            return 1;
-        }
-        model_path = default_path;
-    }
+    if (!(model_path = sglc_model_path_or_default(model_path, default_path, sizeof default_path)))
+        return 1;
     FILE *jsonl = NULL;
     if (result_file && !(jsonl = fopen(result_file, "a"))) {
         fprintf(stderr, "sglc: --result-filename %s: cannot open for appending\n", result_file);

@@ -15,5 +15,8 @@ int sglc_cmd_bench_serving(int argc, char **argv);
  * models/ next to the source tree the binary was built in, then ./models. Writes the first
  * candidate that exists (or the last tried) into buf; returns 0 if it exists. */
 int sglc_default_model_path(char *buf, size_t cap);
+/* given when non-NULL; else the default model's path in buf; else prints the one line that says
+ * how to install it and returns NULL. */
+const char *sglc_model_path_or_default(const char *given, char *buf, size_t cap);
 
 #endif

@@ -99,18 +99,7 @@ int sglc_cmd_generate(int argc, char **argv) {
         } else if (strcmp(a, "--context-length") == 0) {
             if (sglc_arg_int(a, v, 1, 1 << 24, &ctx_len)) return 2;
         } else if (strcmp(a, "--log-level") == 0) {
-            if (strcmp(v, "debug") == 0)
-                sglc_log_set_level(SGLC_LOG_DEBUG);
-            else if (strcmp(v, "info") == 0)
-                sglc_log_set_level(SGLC_LOG_INFO);
-            else if (strcmp(v, "warning") == 0 || strcmp(v, "warn") == 0)
-                sglc_log_set_level(SGLC_LOG_WARN);
-            else if (strcmp(v, "error") == 0)
-                sglc_log_set_level(SGLC_LOG_ERROR);
-            else {
-                fprintf(stderr, "sglc: --log-level: unknown level '%s'\n", v);
-                return 2;
-            }
+            if (sglc_arg_log_level(a, v)) return 2;
         } else {
             fprintf(stderr, "sglc generate: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -125,16 +114,8 @@ int sglc_cmd_generate(int argc, char **argv) {
         return 2;
     }
     char default_path[4096];
-    if (!model_path) {
-        if (sglc_default_model_path(default_path, sizeof default_path) != 0) {
-            fprintf(stderr,
-                    "sglc: the default model is not installed (looked for %s); run "
-                    "scripts/fetch_model.sh or pass --model-path\n",
-                    default_path);
-            return 1;
-        }
-        model_path = default_path;
-    }
+    if (!(model_path = sglc_model_path_or_default(model_path, default_path, sizeof default_path)))
+        return 1;
 
     int ret = 1;
     sglc_err err = {{0}};

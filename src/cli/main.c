@@ -36,6 +36,16 @@ int sglc_default_model_path(char *buf, size_t cap) {
     return file_exists(buf) ? 0 : -1;
 }
 
+const char *sglc_model_path_or_default(const char *given, char *buf, size_t cap) {
+    if (given) return given;
+    if (sglc_default_model_path(buf, cap) == 0) return buf;
+    fprintf(stderr,
+            "sglc: the default model is not installed (looked for %s); run "
+            "scripts/fetch_model.sh or pass --model-path\n",
+            buf);
+    return NULL;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "sglc %s: an LLM serving engine in C\n"

@@ -165,32 +165,12 @@ int sglc_cmd_serve(int argc, char **argv) {
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
         } else if (strcmp(a, "--log-level") == 0) {
-            if (strcmp(v, "debug") == 0)
-                sglc_log_set_level(SGLC_LOG_DEBUG);
-            else if (strcmp(v, "info") == 0)
-                sglc_log_set_level(SGLC_LOG_INFO);
-            else if (strcmp(v, "warning") == 0 || strcmp(v, "warn") == 0)
-                sglc_log_set_level(SGLC_LOG_WARN);
-            else if (strcmp(v, "error") == 0)
-                sglc_log_set_level(SGLC_LOG_ERROR);
-            else {
-                fprintf(stderr, "sglc: --log-level: unknown level '%s'\n", v);
-                return 2;
-            }
+            if (sglc_arg_log_level(a, v)) return 2;
             log_level = v;
         }
     }
     char default_path[4096];
-    if (!model) {
-        if (sglc_default_model_path(default_path, sizeof default_path) != 0) {
-            fprintf(stderr,
-                    "sglc: the default model is not installed (looked for %s); run "
-                    "scripts/fetch_model.sh or pass --model-path\n",
-                    default_path);
-            return 1;
-        }
-        model = default_path;
-    }
+    if (!(model = sglc_model_path_or_default(model, default_path, sizeof default_path))) return 1;
     ep.model_path = model;
     ep.n_threads = (int)threads;
 

@@ -89,7 +89,9 @@ typedef struct {
     size_t es;                         /* bytes per scale/bias */
 } aff_ctx;
 
-/* sglc_cpu_affine_permute64 as a table */
+/* Position in a permuted 64-value chunk of value j: the codes of bytes 0-7 and 16-23 (low
+ * nibbles: even values), 8-15 and 24-31, then the high nibbles (odd values) likewise — the
+ * order in which in-lane unpacks of 32 packed bytes widen them. */
 static const uint8_t k_perm64[64] = {
 #define P(j) (uint8_t)(((j)&1) * 32 + (((j) >> 4) & 1) * 16 + ((j) >> 5) * 8 + (((j) >> 1) & 7))
     P(0),  P(1),  P(2),  P(3),  P(4),  P(5),  P(6),  P(7),  P(8),  P(9),  P(10), P(11), P(12),

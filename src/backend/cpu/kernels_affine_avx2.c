@@ -125,7 +125,7 @@ static void dot_q8(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, c
 
 /* 4-bit codes x 16-bit activations: a 64-value chunk is 32 packed bytes; its low and high
  * nibbles widen to int16 with in-lane unpacks (the activation order of
- * sglc_cpu_affine_permute64), four vpmaddwd give 8 int32 partial sums (|q x| < 2^19, 64 of them
+ * k_perm64 in kernels_affine.c), four vpmaddwd give 8 int32 partial sums (|q x| < 2^19, 64 of them
  * < 2^25: no overflow), scaled once per chunk by scale_g * xd_c into an f32 accumulator. */
 static inline __attribute__((always_inline)) void
 dot_q4_i16_body(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,

@@ -18,20 +18,12 @@ typedef void (*sglc_cpu_affine_dot_fn)(int64_t k, int group, uint32_t dtype, con
 
 /* The 16-bit-activation form (4-bit codes, groups a multiple of 64): each activation row is
  * quantized per 64 values to int16 (xd: the chunk's step, max|x| / 32767) and permuted into the
- * order sglc_cpu_affine_permute64 gives, so that codes widened with in-lane unpacks meet their
+ * order of k_perm64 in kernels_affine.c, so that codes widened with in-lane unpacks meet their
  * activations; s[r] = sum_g scale_g sum_c xd_c (q . xq)_c + bias_g xs_g. */
 typedef void (*sglc_cpu_affine_dot_i16_fn)(int64_t k, int group, uint32_t dtype,
                                            const uint32_t *wrow, const void *srow, const void *brow,
                                            const int16_t *xq, const float *xd, const float *xs,
                                            size_t xs_stride, int nr, float *s);
-
-/* Position in a permuted 64-value chunk of value j: the codes of bytes 0-7 and 16-23 (low
- * nibbles: even values), 8-15 and 24-31, then the high nibbles (odd values) likewise. */
-static inline int sglc_cpu_affine_permute64(int j) {
-    int odd = j & 1, b = j >> 1; /* byte b of the 32, nibble odd */
-    int lane = b >> 4, half = (b >> 3) & 1, e = b & 7;
-    return odd * 32 + half * 16 + lane * 8 + e;
-}
 
 typedef struct {
     sglc_cpu_affine_dot_fn dot;         /* NULL: no kernel for these bits */
