@@ -196,6 +196,10 @@ int main(void) {
     test_case(4, 64, SGLC_GGML_TYPE_BF16, 1536, 576, 1, pools);
     test_case(4, 64, SGLC_GGML_TYPE_F16, 576, 1536, 9, pools);
     test_case(8, 64, SGLC_GGML_TYPE_BF16, 577, 576, 6, pools);
+    /* 4-bit, group 64: 8-chunk vector steps plus scalar remainders, every parameter type */
+    test_case(4, 64, SGLC_GGML_TYPE_F32, 33, 64 * 11, 5, pools);
+    test_case(4, 64, SGLC_GGML_TYPE_F16, 7, 64 * 17, 2, pools);
+    test_case(4, 128, SGLC_GGML_TYPE_BF16, 9, 128 * 9, 4, pools);
     printf("affine AVX2 kernels: q4 %s, q8 %s\n",
            sglc_cpu_affine_isa_has(4, SGLC_CPU_ISA_AVX2) ? "yes" : "no",
            sglc_cpu_affine_isa_has(8, SGLC_CPU_ISA_AVX2) ? "yes" : "no");

@@ -5,7 +5,7 @@
  * sglc_cpu_matmul on the thread pool in two phases: the n_tok activation rows are quantized
  * once into the caller's scratch (in parallel when there are many), then output rows are split
  * over threads in 16-row units. A thread walks its rows in tiles of MM_ROW_TILE weight rows and,
- * for each tile, over the tokens in groups of SGLC_CPU_DOT_MAX_ROWS, so every weight row is read
+ * for each tile, over the tokens in groups of the entry's max_rows, so every weight row is read
  * from memory once per call and then served from L1/L2 to all tokens. */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -128,7 +128,10 @@ static void quantize_task(void *vctx, int ith, int nth) {
     const size_t bb = sglc_ggml_block_bytes(c->e->pub.act_type);
     for (long t = lo; t < hi; t++) {
         char *row = c->xq_out + (size_t)t * c->x_row_bytes;
-        c->e->pub.quantize_act(c->x + t * c->k, row, c->k);
+        if (c->e->quantize_mm)
+            c->e->quantize_mm(c->x + t * c->k, row, c->k);
+        else
+            c->e->pub.quantize_act(c->x + t * c->k, row, c->k);
         if (!c->xs) continue;
         /* the f16 fields (d, then s for Q8_1) open each block */
         float *xs = c->xs + (size_t)t * c->xs_stride;
@@ -147,12 +150,12 @@ static void dot_task(void *vctx, int ith, int nth) {
     sglc_split_range(units, ith, nth, &ulo, &uhi);
     int64_t lo = ulo * MM_ROW_UNIT, hi = uhi * MM_ROW_UNIT;
     if (hi > c->n_out) hi = c->n_out;
-    float s[SGLC_CPU_DOT_MAX_ROWS];
+    const int mr = c->e->max_rows;
+    float s[SGLC_CPU_DOT_MAX_ROWS_WIDE];
     for (int64_t o0 = lo; o0 < hi; o0 += MM_ROW_TILE) {
         int64_t o1 = o0 + MM_ROW_TILE < hi ? o0 + MM_ROW_TILE : hi;
-        for (int64_t t0 = 0; t0 < c->n_tok; t0 += SGLC_CPU_DOT_MAX_ROWS) {
-            int nr = (int)(c->n_tok - t0 < SGLC_CPU_DOT_MAX_ROWS ? c->n_tok - t0
-                                                                 : SGLC_CPU_DOT_MAX_ROWS);
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += mr) {
+            int nr = (int)(c->n_tok - t0 < mr ? c->n_tok - t0 : mr);
             const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
             const float *xs = c->xs ? c->xs + (size_t)t0 * c->xs_stride : NULL;
             for (int64_t o = o0; o < o1; o++) {
@@ -170,6 +173,7 @@ void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, cons
                      void *scratch) {
     const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
     SGLC_ASSERT(e != NULL);
+    SGLC_ASSERT(e->max_rows >= 1 && e->max_rows <= SGLC_CPU_DOT_MAX_ROWS_WIDE);
     SGLC_ASSERT(n_out >= 0 && k > 0 && n_tok >= 0);
     if (n_out == 0 || n_tok == 0) return;
     matmul_ctx c = {

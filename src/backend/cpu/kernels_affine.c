@@ -89,11 +89,11 @@ typedef struct {
     size_t es;                         /* bytes per scale/bias */
 } aff_ctx;
 
-/* Position in a permuted 64-value chunk of value j: the codes of bytes 0-7 and 16-23 (low
- * nibbles: even values), 8-15 and 24-31, then the high nibbles (odd values) likewise — the
- * order in which in-lane unpacks of 32 packed bytes widen them. */
+/* Position in a permuted 64-value chunk of value j: the 32 packed bytes are 16 words whose
+ * nibble m holds value 4i + m; the kernel widens nibble m of all words into one vector, so value
+ * 4i + m goes to 16m + i. */
 static const uint8_t k_perm64[64] = {
-#define P(j) (uint8_t)(((j)&1) * 32 + (((j) >> 4) & 1) * 16 + ((j) >> 5) * 8 + (((j) >> 1) & 7))
+#define P(j) (uint8_t)(((j)&3) * 16 + ((j) >> 2))
     P(0),  P(1),  P(2),  P(3),  P(4),  P(5),  P(6),  P(7),  P(8),  P(9),  P(10), P(11), P(12),
     P(13), P(14), P(15), P(16), P(17), P(18), P(19), P(20), P(21), P(22), P(23), P(24), P(25),
     P(26), P(27), P(28), P(29), P(30), P(31), P(32), P(33), P(34), P(35), P(36), P(37), P(38),
@@ -169,14 +169,20 @@ static void aff_dot_task(void *vctx, int ith, int nth) {
                                                                  : SGLC_CPU_DOT_MAX_ROWS);
             const float *x = (c->xp ? c->xp : c->x) + t0 * c->k;
             const float *xs = c->xs + t0 * c->ng;
+            if (c->fast16) {
+                c->fast16(c->k, w->group, w->dtype, w->wq + o0 * c->words, (size_t)c->words,
+                          (const char *)w->scales + (size_t)(o0 * c->ng) * c->es,
+                          (const char *)w->biases + (size_t)(o0 * c->ng) * c->es,
+                          (size_t)c->ng * c->es, o1 - o0, c->xq + t0 * c->k,
+                          c->xd + t0 * (c->k / 64), xs, (size_t)c->ng, nr,
+                          c->y + t0 * c->n_out + o0, (size_t)c->n_out);
+                continue;
+            }
             for (int64_t o = o0; o < o1; o++) {
                 const uint32_t *wrow = w->wq + o * c->words;
                 const char *srow = (const char *)w->scales + (size_t)(o * c->ng) * c->es;
                 const char *brow = (const char *)w->biases + (size_t)(o * c->ng) * c->es;
-                if (c->fast16)
-                    c->fast16(c->k, w->group, w->dtype, wrow, srow, brow, c->xq + t0 * c->k,
-                              c->xd + t0 * (c->k / 64), xs, (size_t)c->ng, nr, s);
-                else if (c->fast)
+                if (c->fast)
                     c->fast(c->k, w->group, w->dtype, wrow, srow, brow, x, (size_t)c->k, xs,
                             (size_t)c->ng, nr, s);
                 else

@@ -11,6 +11,8 @@
 #include "backend/cpu/kernels_impl.h"
 #include "quant/ggml_types.h"
 
+#define INLINE_AFF static inline __attribute__((always_inline))
+
 static inline float param(const void *row, uint32_t dtype, int64_t i) {
     if (dtype == SGLC_GGML_TYPE_F32) return ((const float *)row)[i];
     uint16_t h = ((const uint16_t *)row)[i];
@@ -123,58 +125,154 @@ static void dot_q8(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, c
     }
 }
 
-/* 4-bit codes x 16-bit activations: a 64-value chunk is 32 packed bytes; its low and high
- * nibbles widen to int16 with in-lane unpacks (the activation order of
- * k_perm64 in kernels_affine.c), four vpmaddwd give 8 int32 partial sums (|q x| < 2^19, 64 of them
- * < 2^25: no overflow), scaled once per chunk by scale_g * xd_c into an f32 accumulator. */
+/* 4-bit codes x 16-bit activations: a 64-value chunk is 32 packed bytes, i.e. 16 words whose
+ * four nibbles are codes 4i .. 4i+3; shifts and masks widen them to int16 in four vectors
+ * (nibble m of every word: the activation order of k_perm64 in kernels_affine.c), four vpmaddwd
+ * give 8 int32 partial sums (|q x| < 2^19, 64 of them < 2^25: no overflow), scaled once per
+ * chunk by scale_g * xd_c into one of two f32 accumulators (even and odd chunks, so a single
+ * token is not bound by the FMA latency chain). */
+INLINE_AFF void q4_chunk_codes(const uint32_t *wc, __m256i c[4]) {
+    const __m256i m = _mm256_set1_epi16(0x000F);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)wc);
+    c[0] = _mm256_and_si256(v, m);
+    c[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(v, 8), m);
+    c[3] = _mm256_srli_epi16(v, 12);
+}
+
+INLINE_AFF __m256 q4_chunk_dot(const __m256i c[4], const int16_t *xq) {
+    const __m256i *x = (const __m256i *)xq;
+    const __m256i p01 = _mm256_add_epi32(_mm256_madd_epi16(c[0], _mm256_loadu_si256(x)),
+                                         _mm256_madd_epi16(c[1], _mm256_loadu_si256(x + 1)));
+    const __m256i p23 = _mm256_add_epi32(_mm256_madd_epi16(c[2], _mm256_loadu_si256(x + 2)),
+                                         _mm256_madd_epi16(c[3], _mm256_loadu_si256(x + 3)));
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(p01, p23));
+}
+
+/* 8 consecutive scales or biases of a row as f32 */
+INLINE_AFF __m256 param8(const void *row, uint32_t dtype, int64_t i) {
+    if (dtype == SGLC_GGML_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+    if (dtype == SGLC_GGML_TYPE_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+
+/* Group 64 (a chunk is a group): per 8 chunks the scales and biases of the row convert in one
+ * vector each, the per-token chunk factors scale_c * xd_c are stored once and broadcast from
+ * memory, and the bias terms sum_c b_c * xs_c accumulate in a vector. Chunks past the last
+ * multiple of 8 take the scalar parameters. */
+static inline __attribute__((always_inline)) void
+dot_q4_i16_g64(int64_t k, uint32_t dtype, const uint32_t *wrow, const void *srow, const void *brow,
+               const int16_t *xq, const float *xd, const float *xs, size_t xs_stride, const int nr,
+               float *s) {
+    const int64_t nch = k / 64;
+    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS], bacc[SGLC_CPU_DOT_MAX_ROWS];
+    float bsum[SGLC_CPU_DOT_MAX_ROWS];
+    __attribute__((aligned(32))) float f[SGLC_CPU_DOT_MAX_ROWS][8];
+    for (int r = 0; r < nr; r++) {
+        acc[0][r] = acc[1][r] = bacc[r] = _mm256_setzero_ps();
+        bsum[r] = 0;
+    }
+    int64_t c0 = 0;
+    for (; c0 + 8 <= nch; c0 += 8) {
+        const __m256 vs = param8(srow, dtype, c0), vb = param8(brow, dtype, c0);
+        for (int r = 0; r < nr; r++) {
+            _mm256_store_ps(f[r], _mm256_mul_ps(vs, _mm256_loadu_ps(xd + (size_t)r * nch + c0)));
+            bacc[r] =
+                _mm256_fmadd_ps(vb, _mm256_loadu_ps(xs + (size_t)r * xs_stride + c0), bacc[r]);
+        }
+        for (int cc = 0; cc < 8; cc += 2) {
+            const int64_t c = c0 + cc;
+            __m256i q0[4], q1[4];
+            q4_chunk_codes(wrow + c * 8, q0);
+            q4_chunk_codes(wrow + c * 8 + 8, q1);
+            for (int r = 0; r < nr; r++) {
+                const int16_t *xr = xq + (size_t)r * (size_t)k + c * 64;
+                acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&f[r][cc]), q4_chunk_dot(q0, xr),
+                                            acc[0][r]);
+                acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&f[r][cc + 1]),
+                                            q4_chunk_dot(q1, xr + 64), acc[1][r]);
+            }
+        }
+    }
+    for (int64_t c = c0; c < nch; c++) {
+        const float sc = param(srow, dtype, c), b = param(brow, dtype, c);
+        __m256i q0[4];
+        q4_chunk_codes(wrow + c * 8, q0);
+        for (int r = 0; r < nr; r++) {
+            acc[(c - c0) & 1][r] = _mm256_fmadd_ps(
+                _mm256_set1_ps(sc * xd[(size_t)r * (size_t)nch + c]),
+                q4_chunk_dot(q0, xq + (size_t)r * (size_t)k + c * 64), acc[(c - c0) & 1][r]);
+            bsum[r] += b * xs[(size_t)r * xs_stride + (size_t)c];
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        s[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + (hsum(bacc[r]) + bsum[r]);
+}
+
+/* Other group sizes (128, ...): scalar parameters per chunk. */
 static inline __attribute__((always_inline)) void
 dot_q4_i16_body(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
                 const void *brow, const int16_t *xq, const float *xd, const float *xs,
                 size_t xs_stride, const int nr, float *s) {
+    if (group == 64) {
+        dot_q4_i16_g64(k, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, nr, s);
+        return;
+    }
     const int64_t ng = k / group, cpg = group / 64, nch = k / 64;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
-    __m256 acc[SGLC_CPU_DOT_MAX_ROWS];
+    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS];
     float bsum[SGLC_CPU_DOT_MAX_ROWS];
     for (int r = 0; r < nr; r++) {
-        acc[r] = _mm256_setzero_ps();
+        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
         bsum[r] = 0;
     }
     for (int64_t g = 0; g < ng; g++) {
-        const float sc = param(srow, dtype, g), b = param(brow, dtype, g);
-        for (int64_t c = g * cpg; c < (g + 1) * cpg; c++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(wrow + c * 8));
-            const __m256i lo = _mm256_and_si256(v, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            const __m256i e0 = _mm256_unpacklo_epi8(lo, z), e1 = _mm256_unpackhi_epi8(lo, z);
-            const __m256i o0 = _mm256_unpacklo_epi8(hi, z), o1 = _mm256_unpackhi_epi8(hi, z);
-            for (int r = 0; r < nr; r++) {
-                const __m256i *xr = (const __m256i *)(xq + (size_t)r * (size_t)k + c * 64);
-                const __m256i p01 =
-                    _mm256_add_epi32(_mm256_madd_epi16(e0, _mm256_loadu_si256(xr)),
-                                     _mm256_madd_epi16(e1, _mm256_loadu_si256(xr + 1)));
-                const __m256i p23 =
-                    _mm256_add_epi32(_mm256_madd_epi16(o0, _mm256_loadu_si256(xr + 2)),
-                                     _mm256_madd_epi16(o1, _mm256_loadu_si256(xr + 3)));
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sc * xd[(size_t)r * (size_t)nch + c]),
-                                         _mm256_cvtepi32_ps(_mm256_add_epi32(p01, p23)), acc[r]);
-            }
-        }
+        const float b = param(brow, dtype, g);
         for (int r = 0; r < nr; r++)
             bsum[r] += b * xs[(size_t)r * xs_stride + (size_t)g];
     }
+    for (int64_t c = 0; c < nch; c++) {
+        const float sc = param(srow, dtype, c / cpg);
+        __m256i q0[4];
+        q4_chunk_codes(wrow + c * 8, q0);
+        for (int r = 0; r < nr; r++)
+            acc[c & 1][r] = _mm256_fmadd_ps(_mm256_set1_ps(sc * xd[(size_t)r * (size_t)nch + c]),
+                                            q4_chunk_dot(q0, xq + (size_t)r * (size_t)k + c * 64),
+                                            acc[c & 1][r]);
+    }
     for (int r = 0; r < nr; r++)
-        s[r] = hsum(acc[r]) + bsum[r];
+        s[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + bsum[r];
 }
 
-static void dot_q4_i16(int64_t k, int group, uint32_t dtype, const uint32_t *wrow, const void *srow,
-                       const void *brow, const int16_t *xq, const float *xd, const float *xs,
-                       size_t xs_stride, int nr, float *s) {
-    switch (nr) {
-    case 1: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 1, s); break;
-    case 2: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 2, s); break;
-    case 3: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 3, s); break;
-    default: dot_q4_i16_body(k, group, dtype, wrow, srow, brow, xq, xd, xs, xs_stride, 4, s);
+INLINE_AFF void dot_q4_i16_rows(int64_t k, int group, uint32_t dtype, const uint32_t *w,
+                                size_t w_row_words, const char *scales, const char *biases,
+                                size_t sbb, int64_t n_rows, const int16_t *xq, const float *xd,
+                                const float *xs, size_t xs_stride, const int nr, float *y,
+                                size_t y_stride) {
+    float s[SGLC_CPU_DOT_MAX_ROWS];
+    for (int64_t o = 0; o < n_rows; o++) {
+        dot_q4_i16_body(k, group, dtype, w + (size_t)o * w_row_words, scales + (size_t)o * sbb,
+                        biases + (size_t)o * sbb, xq, xd, xs, xs_stride, nr, s);
+        for (int r = 0; r < nr; r++)
+            y[(size_t)r * y_stride + (size_t)o] = s[r];
     }
+}
+
+static void dot_q4_i16(int64_t k, int group, uint32_t dtype, const uint32_t *w, size_t w_row_words,
+                       const void *scales, const void *biases, size_t sbb, int64_t n_rows,
+                       const int16_t *xq, const float *xd, const float *xs, size_t xs_stride,
+                       int nr, float *y, size_t y_stride) {
+#define DOT_Q4_I16_ROWS(NR)                                                                        \
+    dot_q4_i16_rows(k, group, dtype, w, w_row_words, scales, biases, sbb, n_rows, xq, xd, xs,      \
+                    xs_stride, NR, y, y_stride)
+    switch (nr) {
+    case 1: DOT_Q4_I16_ROWS(1); break;
+    case 2: DOT_Q4_I16_ROWS(2); break;
+    case 3: DOT_Q4_I16_ROWS(3); break;
+    default: DOT_Q4_I16_ROWS(4);
+    }
+#undef DOT_Q4_I16_ROWS
 }
 
 sglc_cpu_affine_kernel sglc_cpu_affine_dot_avx2(int bits) {

@@ -18,12 +18,15 @@ typedef void (*sglc_cpu_affine_dot_fn)(int64_t k, int group, uint32_t dtype, con
 
 /* The 16-bit-activation form (4-bit codes, groups a multiple of 64): each activation row is
  * quantized per 64 values to int16 (xd: the chunk's step, max|x| / 32767) and permuted into the
- * order of k_perm64 in kernels_affine.c, so that codes widened with in-lane unpacks meet their
- * activations; s[r] = sum_g scale_g sum_c xd_c (q . xq)_c + bias_g xs_g. */
-typedef void (*sglc_cpu_affine_dot_i16_fn)(int64_t k, int group, uint32_t dtype,
-                                           const uint32_t *wrow, const void *srow, const void *brow,
+ * order of k_perm64 in kernels_affine.c, so that codes widened with shifts and masks meet their
+ * activations. It dots n_rows consecutive weight rows (row o: w + o * w_row_words, its scales
+ * and biases sb_row_bytes apart) with nr tokens, one call per tile so that the per-row work is
+ * not a call: y[r * y_stride + o] = sum_g scale_g sum_c xd_c (q . xq)_c + bias_g xs_g. */
+typedef void (*sglc_cpu_affine_dot_i16_fn)(int64_t k, int group, uint32_t dtype, const uint32_t *w,
+                                           size_t w_row_words, const void *scales,
+                                           const void *biases, size_t sb_row_bytes, int64_t n_rows,
                                            const int16_t *xq, const float *xd, const float *xs,
-                                           size_t xs_stride, int nr, float *s);
+                                           size_t xs_stride, int nr, float *y, size_t y_stride);
 
 typedef struct {
     sglc_cpu_affine_dot_fn dot;         /* NULL: no kernel for these bits */

@@ -2,8 +2,9 @@
  * the CPU has them). Each computes the same integer block sums as its reference in
  * kernels_ref.c and differs only in float summation order. The formats the default models use
  * (Q4_0, Q4_1, Q8_0, floats) have multi-row versions: one pass over a weight row feeds up to
- * SGLC_CPU_DOT_MAX_ROWS activation rows, and the block loop keeps two accumulators per row so
- * the FMA latency chain does not bound a single-row matvec. In a matmul the activation block
+ * SGLC_CPU_DOT_MAX_ROWS activation rows (Q4_1: 8, the default model's main format), and the
+ * FMA latency chain is kept off a single-row matvec (two accumulators per row, or for Q4_1 one
+ * accumulator updated once per 4 blocks). In a matmul the activation block
  * scales arrive pre-converted to f32 (xs), so the inner loop converts only the weights' f16
  * scales. The activation quantizers here are bit-identical to ggml's reference ones (roundf
  * emulated exactly). */
@@ -101,6 +102,20 @@ static void quantize_q8_1(const float *x, void *vy, int64_t k) {
         y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         int sum = quantize_block32(x, id, y[i].qs);
         y[i].s = _cvtss_sh((float)sum * d, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+/* quantize_q8_1, then in every pair of blocks (A, B) the quants reordered to
+ * A.qs = [yA 0..15 | yB 0..15], B.qs = [yA 16..31 | yB 16..31] (dot_q4_1_rows, mm). A last odd
+ * block keeps ggml's layout; the d and s headers are untouched. */
+static void quantize_q8_1_mm(const float *x, void *vy, int64_t k) {
+    sglc_block_q8_1 *y = vy;
+    quantize_q8_1(x, vy, k);
+    for (int64_t i = 0; i + 2 <= k / 32; i += 2) {
+        const __m128i a_hi = _mm_loadu_si128((const __m128i *)(y[i].qs + 16));
+        const __m128i b_lo = _mm_loadu_si128((const __m128i *)y[i + 1].qs);
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), b_lo);
+        _mm_storeu_si128((__m128i *)y[i + 1].qs, a_hi);
     }
 }
 
@@ -346,18 +361,30 @@ INLINE void dot_q4_0_rows(int64_t k, float *s, const void *vw, const char *x, si
         s[r] = hsum_ps(_mm256_add_ps(acc[0][r], acc[1][r]));
 }
 
-/* Q4_1 weights x Q8_1 activations: sum d_w d_y sum(q_w q_y) + m_w s_y. The (d, m) words of 4
- * weight blocks and the (d, s) words of 4 activation blocks convert with one vcvtph2ps each,
- * and one multiply gives [d_w d_y, m_w s_y] for all 4 blocks. */
+/* Q4_1 weights x Q8_1 activations: sum d_w d_y sum(q_w q_y) + m_w s_y. Blocks go in pairs
+ * (A, B): the low nibbles of both, [A 0..15 | B 0..15], meet activations [yA 0..15 | yB 0..15]
+ * and the high nibbles meet [yA 16..31 | yB 16..31]. In a matmul (mm) the activations were
+ * quantized in that order (quantize_q8_1_mm) so each is one 32-byte load; the public vec_dot
+ * reads ggml's layout and assembles them. The (d, m) words of 4 weight blocks and the f32
+ * (d, s) of 4 activation blocks give, in one multiply, [d_w d_y, m_w s_y] for all 4 blocks.
+ * Each token has one accumulator, updated once per 4 blocks from a sum built off the loop-
+ * carried chain; the arithmetic of a token is the same for every R (batch invariance). */
+INLINE __m256i q4_1_pair_dot(__m256i lo, __m256i hi, __m256i ylo, __m256i yhi) {
+    const __m256i p16 =
+        _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
 INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, size_t stride,
-                          const float *xs, size_t xs_stride, const int R, const int pre) {
+                          const float *xs, size_t xs_stride, const int R, const int mm) {
     const sglc_block_q4_1 *w = vw;
     const int64_t nb = k / 32;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[2][SGLC_CPU_DOT_MAX_ROWS], accm[SGLC_CPU_DOT_MAX_ROWS];
-#pragma GCC unroll 4
+    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+    __m256 acc[SGLC_CPU_DOT_MAX_ROWS_WIDE];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
-        acc[0][r] = acc[1][r] = accm[r] = _mm256_setzero_ps();
+        acc[r] = _mm256_setzero_ps();
     int64_t ib = 0;
     for (; ib + 4 <= nb; ib += 4) {
         const __m256 fw = q4_1_dm4(w + ib);
@@ -368,46 +395,85 @@ INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, si
             lo[p] = _mm256_and_si256(v, m4);
             hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
-            const __m256 fy = pre ? _mm256_loadu_ps(xs + (size_t)r * xs_stride + 2 * ib)
-                                  : fp16x2x4(&y[0], &y[1], &y[2], &y[3]);
+            const __m256 fy = mm ? _mm256_loadu_ps(xs + (size_t)r * xs_stride + 2 * ib)
+                                 : fp16x2x4(&y[0], &y[1], &y[2], &y[3]);
             const __m256 prod = _mm256_mul_ps(fw, fy);
-            accm[r] = _mm256_add_ps(accm[r], prod);
+            __m256 t = _mm256_and_ps(prod, odd);
 #pragma GCC unroll 2
             for (int p = 0; p < 2; p++) {
-                const __m256i ylo = load2x16(y[2 * p].qs, y[2 * p + 1].qs);
-                const __m256i yhi = load2x16(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
-                const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], ylo),
-                                                     _mm256_maddubs_epi16(hi[p], yhi));
-                const __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-                acc[A2(p)][r] = _mm256_fmadd_ps(spread2(prod, 4 * p, 4 * p + 2),
-                                                _mm256_cvtepi32_ps(p32), acc[A2(p)][r]);
+                const __m256i ylo = mm ? _mm256_loadu_si256((const __m256i *)y[2 * p].qs)
+                                       : load2x16(y[2 * p].qs, y[2 * p + 1].qs);
+                const __m256i yhi = mm ? _mm256_loadu_si256((const __m256i *)y[2 * p + 1].qs)
+                                       : load2x16(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+                t = _mm256_fmadd_ps(spread2(prod, 4 * p, 4 * p + 2),
+                                    _mm256_cvtepi32_ps(q4_1_pair_dot(lo[p], hi[p], ylo, yhi)), t);
             }
+            acc[r] = _mm256_add_ps(acc[r], t);
         }
     }
-    float tail[SGLC_CPU_DOT_MAX_ROWS] = {0};
-    for (; ib < nb; ib++) {
+    for (; ib + 2 <= nb; ib += 2) {
+        const __m256i v = load2x16(w[ib].qs, w[ib + 1].qs);
+        const __m256i lo = _mm256_and_si256(v, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        const __m256 fw =
+            _mm256_zextps128_ps256(fp16x4(w[ib].d, w[ib].m, w[ib + 1].d, w[ib + 1].m));
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
+            const __m256 fy =
+                _mm256_zextps128_ps256(mm ? _mm_loadu_ps(xs + (size_t)r * xs_stride + 2 * ib)
+                                          : fp16x4(y[0].d, y[0].s, y[1].d, y[1].s));
+            const __m256 prod = _mm256_mul_ps(fw, fy);
+            const __m256i ylo =
+                mm ? _mm256_loadu_si256((const __m256i *)y[0].qs) : load2x16(y[0].qs, y[1].qs);
+            const __m256i yhi = mm ? _mm256_loadu_si256((const __m256i *)y[1].qs)
+                                   : load2x16(y[0].qs + 16, y[1].qs + 16);
+            const __m256 t = _mm256_fmadd_ps(spread2(prod, 0, 2),
+                                             _mm256_cvtepi32_ps(q4_1_pair_dot(lo, hi, ylo, yhi)),
+                                             _mm256_and_ps(prod, odd));
+            acc[r] = _mm256_add_ps(acc[r], t);
+        }
+    }
+    if (ib < nb) { /* a last odd block: ggml's layout in both modes */
         const __m256i qw = unpack_nibbles(w[ib].qs);
         const float dw = h2f(w[ib].d), mw = h2f(w[ib].m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
             const size_t o = (size_t)r * xs_stride + 2 * (size_t)ib;
-            const float dy = pre ? xs[o] : h2f(y->d), sy = pre ? xs[o + 1] : h2f(y->s);
-            acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy),
-                                        _mm256_cvtepi32_ps(dot_u8i8(qw, qy)), acc[0][r]);
-            tail[r] += mw * sy;
+            const float dy = mm ? xs[o] : h2f(y->d), sy = mm ? xs[o + 1] : h2f(y->s);
+            const __m256 t =
+                _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(dot_u8i8(qw, qy)),
+                                _mm256_setr_ps(mw * sy, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_add_ps(acc[r], t);
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        /* odd lanes of accm hold the m_w s_y terms */
-        const __m256 odd = _mm256_and_ps(
-            accm[r], _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1)));
-        s[r] = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0][r], acc[1][r]), odd)) + tail[r];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        s[r] = hsum_ps(acc[r]);
+}
+
+static void dot_q4_1(int64_t k, float *s, const void *w, const void *x) {
+    dot_q4_1_rows(k, s, w, x, 0, NULL, 0, 1, 0);
+}
+
+/* Matmul rows: activations from quantize_q8_1_mm, f32 scales in xs (always given: the entry
+ * declares 2 scale floats). */
+static void dot_q4_1_n(int64_t k, float *s, const void *w, const void *x, size_t stride,
+                       const float *xs, size_t xss, int n) {
+    switch (n) {
+    case 1: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 1, 1); break;
+    case 2: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 2, 1); break;
+    case 3: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 3, 1); break;
+    case 4: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 4, 1); break;
+    case 5: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 5, 1); break;
+    case 6: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 6, 1); break;
+    case 7: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 7, 1); break;
+    default: dot_q4_1_rows(k, s, w, x, stride, xs, xss, 8, 1); break;
     }
 }
 
@@ -566,7 +632,6 @@ DEFINE_ENTRY_FNS(dot_f16)
 DEFINE_ENTRY_FNS(dot_bf16)
 DEFINE_ENTRY_FNS(dot_q8_0)
 DEFINE_ENTRY_FNS(dot_q4_0)
-DEFINE_ENTRY_FNS(dot_q4_1)
 
 #define DEFINE_LOOP_N(name)                                                                        \
     static void name##_n(int64_t k, float *s, const void *w, const void *x, size_t stride,         \
@@ -581,12 +646,15 @@ DEFINE_LOOP_N(dot_q5_K)
 DEFINE_LOOP_N(dot_q6_K)
 
 #define ENTRY(act, quant, dot, nsc)                                                                \
-    { {act, quant, dot}, dot##_n, nsc }
+    { {act, quant, dot}, dot##_n, nsc, SGLC_CPU_DOT_MAX_ROWS, NULL }
 
 static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32, 0);
 static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16, 0);
 static const sglc_cpu_kernel_entry k_q4_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q4_0, 1);
-static const sglc_cpu_kernel_entry k_q4_1 = ENTRY(SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1, 2);
+/* Q4_1 takes 8 tokens per pass over a weight row (one accumulator per token fits them in
+ * registers) and its own activation layout in matmuls. */
+static const sglc_cpu_kernel_entry k_q4_1 = {
+    {SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1}, dot_q4_1_n, 2, 8, quantize_q8_1_mm};
 static const sglc_cpu_kernel_entry k_q8_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0, 1);
 static const sglc_cpu_kernel_entry k_bf16 = ENTRY(SGLC_GGML_TYPE_BF16, quantize_bf16, dot_bf16, 0);
 /* Q8_K activations use the reference quantizer (one scale per 256 values, rarely hot). */

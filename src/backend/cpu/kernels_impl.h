@@ -11,6 +11,8 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #define SGLC_CPU_DOT_MAX_ROWS 4
+/* Most activation rows any vec_dot_n takes (an entry's max_rows, at most this). */
+#define SGLC_CPU_DOT_MAX_ROWS_WIDE 8
 
 /* s[r] = dot(w, xq + r * xq_stride) for r < n_rows (1 <= n_rows <= SGLC_CPU_DOT_MAX_ROWS).
  * xs, when not NULL, holds the activation block scales already converted to f32, xs_stride
@@ -24,6 +26,11 @@ typedef struct {
     sglc_cpu_type_kernels pub; /* first member: the public view points here */
     sglc_cpu_vec_dot_n_fn vec_dot_n;
     int act_scale_floats; /* f32 scales per activation block vec_dot_n can use (0: none) */
+    int max_rows;         /* most rows one vec_dot_n call takes: SGLC_CPU_DOT_MAX_ROWS or more */
+    /* Matmul-only activation quantizer: the same blocks (and the same d, s headers) as
+     * pub.quantize_act with the quants laid out for vec_dot_n, which then reads only this
+     * layout. NULL: vec_dot_n reads pub.quantize_act's. */
+    void (*quantize_mm)(const float *x, void *y, int64_t k);
 } sglc_cpu_kernel_entry;
 
 /* Upper bound on act_scale_floats per 32 values, for sizing scratch. */
