@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from test_server import API_KEY, BINARY, QUICK, Server, free_port
+from test_server import API_KEY, BINARY, QUICK, Server, free_port, server  # noqa: F401
 
 # SGLang's block, in order (plus P90/P99 E2E and the TPOT section of newer SGLang releases)
 BLOCK_LABELS = [
@@ -27,14 +27,6 @@ BLOCK_LABELS = [
     "Median TPOT (ms):", "P99 TPOT (ms):", "Mean ITL (ms):", "Median ITL (ms):", "P95 ITL (ms):",
     "P99 ITL (ms):", "Max ITL (ms):",
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server(["--api-key", API_KEY])
-    yield s
-    rc = s.stop()
-    assert rc == 0, "server exit status %s" % rc
 
 
 def bench(server_url, *args, env_key=False, timeout=600):

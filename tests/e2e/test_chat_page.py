@@ -8,7 +8,7 @@ import os
 import pytest
 import requests
 
-from test_server import API_KEY, BINARY, Server, assert_idle
+from test_server import API_KEY, BINARY, assert_idle, server  # noqa: F401
 
 CHROMIUM = os.environ.get("SGLC_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = os.environ.get("SGLC_ARTIFACTS") or os.path.join(os.path.dirname(BINARY),
@@ -20,13 +20,6 @@ if os.environ.get("CI") != "true":  # CI must run it; elsewhere the browser may 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("no chromium at %s" % CHROMIUM, allow_module_level=True)
 from playwright.sync_api import sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server(["--api-key", API_KEY])
-    yield s
-    assert s.stop() == 0
 
 
 @pytest.fixture(scope="module")

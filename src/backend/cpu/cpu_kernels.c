@@ -125,13 +125,12 @@ static void quantize_task(void *vctx, int ith, int nth) {
     long lo, hi;
     sglc_split_range((long)c->n_tok, ith, nth, &lo, &hi);
     const int nsc = c->e->act_scale_floats;
+    void (*quant)(const float *, void *, int64_t) =
+        c->e->quantize_mm ? c->e->quantize_mm : c->e->pub.quantize_act;
     const size_t bb = sglc_ggml_block_bytes(c->e->pub.act_type);
     for (long t = lo; t < hi; t++) {
         char *row = c->xq_out + (size_t)t * c->x_row_bytes;
-        if (c->e->quantize_mm)
-            c->e->quantize_mm(c->x + t * c->k, row, c->k);
-        else
-            c->e->pub.quantize_act(c->x + t * c->k, row, c->k);
+        quant(c->x + t * c->k, row, c->k);
         if (!c->xs) continue;
         /* the f16 fields (d, then s for Q8_1) open each block */
         float *xs = c->xs + (size_t)t * c->xs_stride;

@@ -369,17 +369,30 @@ INLINE void dot_q4_0_rows(int64_t k, float *s, const void *vw, const char *x, si
  * (d, s) of 4 activation blocks give, in one multiply, [d_w d_y, m_w s_y] for all 4 blocks.
  * Each token has one accumulator, updated once per 4 blocks from a sum built off the loop-
  * carried chain; the arithmetic of a token is the same for every R (batch invariance). */
-INLINE __m256i q4_1_pair_dot(__m256i lo, __m256i hi, __m256i ylo, __m256i yhi) {
+/* Codes of the pair w[0], w[1]: low nibbles [A 0..15 | B 0..15], high [A 16..31 | B 16..31]. */
+INLINE void q4_1_pair_codes(const sglc_block_q4_1 *w, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i v = load2x16(w[0].qs, w[1].qs);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+
+/* Integer sums of the pair's codes with activation blocks y[0], y[1]: lanes 0-3 block A, 4-7 B
+ * (activations in the matmul layout when mm, else ggml's). */
+INLINE __m256 q4_1_pair_dot(__m256i lo, __m256i hi, const sglc_block_q8_1 *y, const int mm) {
+    const __m256i ylo =
+        mm ? _mm256_loadu_si256((const __m256i *)y[0].qs) : load2x16(y[0].qs, y[1].qs);
+    const __m256i yhi =
+        mm ? _mm256_loadu_si256((const __m256i *)y[1].qs) : load2x16(y[0].qs + 16, y[1].qs + 16);
     const __m256i p16 =
         _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
 INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, size_t stride,
                           const float *xs, size_t xs_stride, const int R, const int mm) {
     const sglc_block_q4_1 *w = vw;
     const int64_t nb = k / 32;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
     __m256 acc[SGLC_CPU_DOT_MAX_ROWS_WIDE];
 #pragma GCC unroll 8
@@ -389,12 +402,8 @@ INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, si
     for (; ib + 4 <= nb; ib += 4) {
         const __m256 fw = q4_1_dm4(w + ib);
         __m256i lo[2], hi[2];
-#pragma GCC unroll 2
-        for (int p = 0; p < 2; p++) {
-            const __m256i v = load2x16(w[ib + 2 * p].qs, w[ib + 2 * p + 1].qs);
-            lo[p] = _mm256_and_si256(v, m4);
-            hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        }
+        q4_1_pair_codes(w + ib, &lo[0], &hi[0]);
+        q4_1_pair_codes(w + ib + 2, &lo[1], &hi[1]);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const sglc_block_q8_1 *y = ROW(x, r, stride, sglc_block_q8_1) + ib;
@@ -404,20 +413,15 @@ INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, si
             __m256 t = _mm256_and_ps(prod, odd);
 #pragma GCC unroll 2
             for (int p = 0; p < 2; p++) {
-                const __m256i ylo = mm ? _mm256_loadu_si256((const __m256i *)y[2 * p].qs)
-                                       : load2x16(y[2 * p].qs, y[2 * p + 1].qs);
-                const __m256i yhi = mm ? _mm256_loadu_si256((const __m256i *)y[2 * p + 1].qs)
-                                       : load2x16(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
                 t = _mm256_fmadd_ps(spread2(prod, 4 * p, 4 * p + 2),
-                                    _mm256_cvtepi32_ps(q4_1_pair_dot(lo[p], hi[p], ylo, yhi)), t);
+                                    q4_1_pair_dot(lo[p], hi[p], y + 2 * p, mm), t);
             }
             acc[r] = _mm256_add_ps(acc[r], t);
         }
     }
     for (; ib + 2 <= nb; ib += 2) {
-        const __m256i v = load2x16(w[ib].qs, w[ib + 1].qs);
-        const __m256i lo = _mm256_and_si256(v, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256i lo, hi;
+        q4_1_pair_codes(w + ib, &lo, &hi);
         const __m256 fw =
             _mm256_zextps128_ps256(fp16x4(w[ib].d, w[ib].m, w[ib + 1].d, w[ib + 1].m));
 #pragma GCC unroll 8
@@ -427,12 +431,7 @@ INLINE void dot_q4_1_rows(int64_t k, float *s, const void *vw, const char *x, si
                 _mm256_zextps128_ps256(mm ? _mm_loadu_ps(xs + (size_t)r * xs_stride + 2 * ib)
                                           : fp16x4(y[0].d, y[0].s, y[1].d, y[1].s));
             const __m256 prod = _mm256_mul_ps(fw, fy);
-            const __m256i ylo =
-                mm ? _mm256_loadu_si256((const __m256i *)y[0].qs) : load2x16(y[0].qs, y[1].qs);
-            const __m256i yhi = mm ? _mm256_loadu_si256((const __m256i *)y[1].qs)
-                                   : load2x16(y[0].qs + 16, y[1].qs + 16);
-            const __m256 t = _mm256_fmadd_ps(spread2(prod, 0, 2),
-                                             _mm256_cvtepi32_ps(q4_1_pair_dot(lo, hi, ylo, yhi)),
+            const __m256 t = _mm256_fmadd_ps(spread2(prod, 0, 2), q4_1_pair_dot(lo, hi, y, mm),
                                              _mm256_and_ps(prod, odd));
             acc[r] = _mm256_add_ps(acc[r], t);
         }
