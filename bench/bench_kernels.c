@@ -7,7 +7,8 @@
  * Build by hand against the library:
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/bench_kernels.c build-k/libsglc.a \
  *       -lpthread -lm $(pkg-config --libs libpcre2-8) -o build-k/bench_kernels
- * Options: bench_kernels [n_tok] [isa] (defaults 1 and the best ISA). */
+ * Options: bench_kernels [n_tok] [isa] (defaults 1 and the best ISA). Rows "Q4_1p" are Q4_1 in
+ * the packed layout the CPU backend uses (sglc_cpu_matmul_packed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ static float rnd(void) {
 }
 
 /* Seconds per matmul: best of 5 rounds of >= 50 ms each. */
-static double time_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t type, char *w,
+static double time_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t type, int packed, char *w,
                           size_t mat_bytes, int n_copies, int64_t n_out, int64_t k, const float *x,
                           int64_t n_tok, float *y, void *scratch) {
     double best = 1e30;
@@ -41,8 +42,12 @@ static double time_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t type, 
         int iters = 0;
         double t0 = now_s(), t1;
         do {
-            sglc_cpu_matmul(tp, isa, type, w + (size_t)copy * mat_bytes, n_out, k, x, n_tok, y,
-                            scratch);
+            if (packed)
+                sglc_cpu_matmul_packed(tp, isa, type, w + (size_t)copy * mat_bytes, n_out, k, x,
+                                       n_tok, y, scratch);
+            else
+                sglc_cpu_matmul(tp, isa, type, w + (size_t)copy * mat_bytes, n_out, k, x, n_tok, y,
+                                scratch);
             copy = (copy + 1) % n_copies;
             iters++;
             t1 = now_s();
@@ -60,16 +65,19 @@ int main(int argc, char **argv) {
         for (int i = 0; i < SGLC_CPU_ISA_COUNT; i++)
             if (strcmp(argv[2], sglc_cpu_isa_name((sglc_cpu_isa)i)) == 0) isa = (sglc_cpu_isa)i;
     printf("isa %s, n_tok %ld\n", sglc_cpu_isa_name(isa), (long)n_tok);
-    const uint32_t types[] = {SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q8_0};
+    const uint32_t types[] = {SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q8_0};
     const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
     sglc_threadpool *pools[2];
     for (int p = 0; p < 2; p++)
         if (sglc_threadpool_open(&pools[p], p + 1) != 0) return 1;
     printf("%-5s %-10s %8s | %22s | %22s\n", "type", "n_out x k", "MB", "1 thread hot/cold GB/s",
            "2 threads hot/cold GB/s");
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < 3; ti++)
         for (size_t si = 0; si < 3; si++) {
             uint32_t type = types[ti];
+            int packed = ti == 1;
+            if (packed && sglc_cpu_packed_bytes(isa, type, shapes[si][0], shapes[si][1]) == 0)
+                continue;
             int64_t n_out = shapes[si][0], k = shapes[si][1];
             size_t rb = sglc_ggml_row_bytes(type, k), mat = rb * (size_t)n_out;
             int n_copies = (int)((256u << 20) / mat) + 1;
@@ -80,6 +88,12 @@ int main(int argc, char **argv) {
                     row[i] = rnd();
                 sglc_ggml_quantize_row(type, row, w + (size_t)o * rb, k);
             }
+            if (packed) { /* same size as the ggml layout */
+                char *p = malloc(mat);
+                sglc_cpu_pack(isa, type, w, n_out, k, p);
+                memcpy(w, p, mat);
+                free(p);
+            }
             for (int c = 1; c < n_copies; c++)
                 memcpy(w + (size_t)c * mat, w, mat);
             float *x = malloc(sizeof(float) * (size_t)(k * n_tok));
@@ -87,13 +101,13 @@ int main(int argc, char **argv) {
                 x[i] = rnd();
             float *y = malloc(sizeof(float) * (size_t)(n_out * n_tok));
             void *scratch = malloc(sglc_cpu_matmul_scratch_bytes(type, k, n_tok) + 64);
-            printf("%-5s %5ldx%-5ld %7.2f |", sglc_ggml_type_name(type), (long)n_out, (long)k,
-                   (double)mat / 1e6);
+            printf("%-5s %5ldx%-5ld %7.2f |", packed ? "Q4_1p" : sglc_ggml_type_name(type),
+                   (long)n_out, (long)k, (double)mat / 1e6);
             for (int p = 0; p < 2; p++) {
-                double hot =
-                    time_matmul(pools[p], isa, type, w, mat, 1, n_out, k, x, n_tok, y, scratch);
-                double cold = time_matmul(pools[p], isa, type, w, mat, n_copies, n_out, k, x, n_tok,
-                                          y, scratch);
+                double hot = time_matmul(pools[p], isa, type, packed, w, mat, 1, n_out, k, x, n_tok,
+                                         y, scratch);
+                double cold = time_matmul(pools[p], isa, type, packed, w, mat, n_copies, n_out, k,
+                                          x, n_tok, y, scratch);
                 printf(" %6.1f / %6.1f (%5.0fus) |", (double)mat / hot / 1e9,
                        (double)mat / cold / 1e9, cold * 1e6);
             }

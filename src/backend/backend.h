@@ -28,6 +28,9 @@ typedef struct {
     uint32_t q_dtype;        /* MLX affine: ggml type of scales and biases (F32, F16, BF16) */
     const void *q_scales, *q_biases;         /* host copies */
     const void *q_scales_dev, *q_biases_dev; /* the backend's copies */
+    /* 1 when prepare_weight stored dev in a backend-private layout (CPU: Q4_1 packed 8 rows at
+     * a time, cpu_kernels.h); host keeps the file's layout (embedding lookups read it). */
+    int dev_packed;
 } sglc_weight;
 
 /* One step's work, flat so it can be copied to a device in one piece. Token i belongs to

@@ -86,6 +86,9 @@ static int bind(loader *L, sglc_weight *w, const char *name, int64_t k, int64_t 
     w->host = t->data;
     int rc = L->m->be->ops->prepare_weight(L->m->be, w, L->err);
     if (rc != 0) return rc;
+    /* The backend computes from its packed copy: the file's pages of the tensor leave our
+     * resident set (a read of host, e.g. an embedding row, faults them back from the file). */
+    if (w->dev_packed) sglc_drop_mapped_pages(w->host, t->nbytes);
     L->m->weight_bytes += t->nbytes;
     return SGLC_OK;
 }

@@ -47,6 +47,24 @@ int main(void) {
             }
             CHECKF(bad == 0, "%s on %s: %d token results depend on the batch",
                    sglc_ggml_type_name(t), sglc_cpu_isa_name((sglc_cpu_isa)isa), bad);
+            /* the packed layout the backend computes from, where this ISA has one */
+            size_t pb = sglc_cpu_packed_bytes((sglc_cpu_isa)isa, t, n, k);
+            if (pb > 0) {
+                char *wp = malloc(pb);
+                sglc_cpu_pack((sglc_cpu_isa)isa, t, w, n, k, wp);
+                for (int tok = 0; tok < MAXT; tok++)
+                    sglc_cpu_matmul_packed(tp, (sglc_cpu_isa)isa, t, wp, n, k, x + tok * k, 1,
+                                           solo[tok], scr);
+                bad = 0;
+                for (int nt = 1; nt <= MAXT; nt++) {
+                    sglc_cpu_matmul_packed(tp, (sglc_cpu_isa)isa, t, wp, n, k, x, nt, batch, scr);
+                    for (int tok = 0; tok < nt; tok++)
+                        bad += memcmp(solo[tok], batch + tok * n, sizeof(float) * (size_t)n) != 0;
+                }
+                CHECKF(bad == 0, "packed %s on %s: %d token results depend on the batch",
+                       sglc_ggml_type_name(t), sglc_cpu_isa_name((sglc_cpu_isa)isa), bad);
+                free(wp);
+            }
             free(scr);
         }
         free(w);

@@ -6,7 +6,9 @@
  *  - every SIMD ISA available here: vec_dot equals the reference vec_dot (1e-5), and its
  *    activation quantizer is bit-identical to the reference one;
  *  - sglc_cpu_matmul on 1, 2 and 3 threads equals per-row reference dots, with guard bytes
- *    after every output and scratch buffer and a NaN/Inf check.
+ *    after every output and scratch buffer and a NaN/Inf check;
+ *  - where an ISA packs a type (Q4_1 at AVX2): the packed matmul equals the reference dots
+ *    too, and each token's outputs are bit-identical alone and in a batch.
  * Shapes are awkward on purpose (n_out 1, 7, 33; n_tok 1, 3, 17; k several blocks). Weights
  * come both from quantizing random floats of varied ranges and from random block bytes with
  * sane scales (covers bit patterns a min/max fit never produces, e.g. Q8_0 -128). */
@@ -371,6 +373,37 @@ static void test_type_shape(uint32_t wtype, shape sh, int mode, sglc_threadpool 
             if (isa == SGLC_CPU_ISA_REF)
                 CHECKF(memcmp(y, yref, sizeof(float) * ny) == 0,
                        "%s ref matmul not identical to ref vec_dot", tn);
+        }
+        /* the packed layout, where this ISA has one: same results within the reference's
+         * rounding, on 1-3 threads, and every token's row bit-identical to that token alone
+         * (batch invariance); n_out 1, 7, 33, 300 leave the last 8-row group padded */
+        size_t pb = sglc_cpu_packed_bytes((sglc_cpu_isa)isa, wtype, n_out, k);
+        if (pb > 0) {
+            char *wp = guarded_alloc(pb);
+            sglc_cpu_pack((sglc_cpu_isa)isa, wtype, w, n_out, k, wp);
+            CHECK(guard_intact(wp, pb));
+            float *y1 = guarded_alloc(sizeof(float) * (size_t)n_out);
+            for (int p = 0; p < 3; p++) {
+                for (size_t i = 0; i < ny; i++)
+                    y[i] = NAN;
+                sglc_cpu_matmul_packed(pools[p], (sglc_cpu_isa)isa, wtype, wp, n_out, k, x, n_tok,
+                                       y, scratch);
+                CHECK(guard_intact(y, sizeof(float) * ny) && guard_intact(scratch, sb));
+                e = norm_err(y, yref64, ny);
+                CHECKF(e < 1e-5 && all_finite(y, ny),
+                       "%s/%s packed matmul %d threads n_out=%ld k=%ld n_tok=%ld mode %d: err %.3g",
+                       tn, in, p + 1, (long)n_out, (long)k, (long)n_tok, mode, e);
+            }
+            for (int64_t t = 0; t < n_tok; t++) {
+                sglc_cpu_matmul_packed(pools[1], (sglc_cpu_isa)isa, wtype, wp, n_out, k, x + t * k,
+                                       1, y1, scratch);
+                CHECKF(memcmp(y1, y + t * n_out, sizeof(float) * (size_t)n_out) == 0,
+                       "%s/%s packed: token %ld alone differs from it in a batch of %ld", tn, in,
+                       (long)t, (long)n_tok);
+            }
+            CHECK(guard_intact(y1, sizeof(float) * (size_t)n_out));
+            free(y1);
+            free(wp);
         }
         free(scratch);
     }

@@ -21,6 +21,9 @@ typedef struct {
     size_t mm_scratch_bytes;
     float *att_scratch; /* [n_threads][att_stride] */
     int64_t att_stride;
+    void **packed; /* packed weight copies (prepare_weight), freed with the backend */
+    size_t n_packed;
+    int pack; /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
 } cpu_impl;
 
 static cpu_impl *impl_of(sglc_backend *be) {
@@ -71,6 +74,23 @@ static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
         return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "cpu backend: no kernel for weight type %s",
                             sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?");
     w->dev = w->host;
+    w->dev_packed = 0;
+    cpu_impl *im = impl_of(be);
+    size_t pb = im->pack && w->n > 1 ? sglc_cpu_packed_bytes(im->isa, w->type, w->n, w->k) : 0;
+    if (pb == 0) return SGLC_OK;
+    /* Packed copy: the same bytes rearranged 8 rows at a time for the 8-row kernel. host is
+     * left as it is (a loader that mmap'd it may drop its pages, see model.c). */
+    void *p = NULL, **list = realloc(im->packed, (im->n_packed + 1) * sizeof *list);
+    if (list) im->packed = list;
+    if (!list || posix_memalign(&p, 64, pb) != 0)
+        return sglc_err_set(err, SGLC_ERR_NOMEM,
+                            "cpu backend: cannot allocate %zu MB for a "
+                            "packed weight",
+                            pb >> 20);
+    im->packed[im->n_packed++] = p;
+    sglc_cpu_pack(im->isa, w->type, w->host, w->n, w->k, p);
+    w->dev = p;
+    w->dev_packed = 1;
     return SGLC_OK;
 }
 
@@ -106,10 +126,12 @@ static void embed_task(void *vctx, int ith, int nth) {
         return;
     }
     size_t row_bytes = sglc_ggml_row_bytes(c->table->type, c->table->k);
+    /* a packed table (tied embeddings of a packed type) is looked up in the file's layout */
+    const char *base = c->table->dev_packed ? c->table->host : c->table->dev;
     for (long t = lo; t < hi; t++) {
         int32_t id = c->b->tokens[t];
         SGLC_ASSERT(id >= 0 && id < c->table->n);
-        const char *row = (const char *)c->table->dev + (size_t)id * row_bytes;
+        const char *row = base + (size_t)id * row_bytes;
         sglc_ggml_dequantize_row(c->table->type, row, c->out + t * c->table->k, c->table->k);
     }
 }
@@ -178,6 +200,9 @@ static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight
         sglc_cpu_affine_weight aw = {w->dev,     w->q_scales_dev, w->q_biases_dev,
                                      w->q_dtype, w->q_bits,       w->q_group};
         sglc_cpu_matmul_affine(im->tp, im->isa, &aw, w->n, w->k, x, rows, y, im->mm_scratch);
+    } else if (w->dev_packed) {
+        sglc_cpu_matmul_packed(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y,
+                               im->mm_scratch);
     } else {
         sglc_cpu_matmul(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y, im->mm_scratch);
     }
@@ -247,7 +272,6 @@ static void f16_table_init(void) {
 
 static void cpu_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
                          void *k_cache, void *v_cache, const sglc_attn_params *p) {
-    (void)be;
     size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
     for (int32_t t = 0; t < b->n_tokens; t++) {
         int32_t slot = b->out_slot[t];
@@ -256,6 +280,11 @@ static void cpu_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, 
         if (p->kv_type == SGLC_GGML_TYPE_F16) {
             uint16_t *kd = (uint16_t *)k_cache + (size_t)slot * kvd;
             uint16_t *vd = (uint16_t *)v_cache + (size_t)slot * kvd;
+            if (impl_of(be)->isa >= SGLC_CPU_ISA_AVX2) {
+                sglc_avx2_f32_to_f16_row(kd, ks, (int32_t)kvd);
+                sglc_avx2_f32_to_f16_row(vd, vs, (int32_t)kvd);
+                continue;
+            }
             for (size_t i = 0; i < kvd; i++) {
                 kd[i] = sglc_f32_to_fp16(ks[i]);
                 vd[i] = sglc_f32_to_fp16(vs[i]);
@@ -306,6 +335,13 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
     const float *q = c->q + (t * p->n_head + h) * hd;
     float qh[512];
     SGLC_ASSERT(hd <= 512);
+    if (f16 && c->avx2) {
+        sglc_avx2_attn_f16(q, (const uint16_t *)c->kc + (size_t)kvh * (size_t)hd,
+                           (const uint16_t *)c->vc + (size_t)kvh * (size_t)hd, kvd,
+                           b->slot_table + b->seq_slot_start[b->seq[t]], b->pos[t] + 1, hd,
+                           p->scale, sc, c->out + (t * p->n_head + h) * hd);
+        return;
+    }
     if (f16)
         for (int32_t d = 0; d < hd; d++)
             qh[d] = g_f16_table[sglc_f32_to_fp16(q[d])];
@@ -480,6 +516,8 @@ int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params,
         return sglc_err_set(err, SGLC_ERR_NOMEM, "cpu backend: cannot start threads");
     }
     im->isa = sglc_cpu_isa_best();
+    const char *pack = getenv("SGLC_CPU_PACK");
+    im->pack = !(pack && strcmp(pack, "0") == 0);
     be->ops = &cpu_ops;
     be->impl = im;
     *out = be;
@@ -494,6 +532,9 @@ void sglc_backend_cpu_close(sglc_backend *be) {
     sglc_threadpool_close(im->tp);
     free(im->mm_scratch);
     free(im->att_scratch);
+    for (size_t i = 0; i < im->n_packed; i++)
+        free(im->packed[i]);
+    free(im->packed);
     free(im);
     free(be);
 }

@@ -14,6 +14,7 @@
 
 #include "backend/cpu/kernels_impl.h"
 #include "base/log.h"
+#include "quant/ggml_blocks.h"
 #include "quant/ggml_types.h"
 
 #define MM_ROW_UNIT 16
@@ -116,8 +117,9 @@ typedef struct {
     const char *xq; /* quantized activations (scratch, or x itself for f32) */
     char *xq_out;
     size_t x_row_bytes;
-    float *xs;        /* f32 activation block scales (scratch), or NULL */
-    size_t xs_stride; /* floats per activation row in xs */
+    float *xs;                        /* f32 activation block scales (scratch), or NULL */
+    size_t xs_stride;                 /* floats per activation row in xs */
+    const sglc_cpu_packed_kernel *pk; /* w is in pk's packed layout; NULL: the ggml layout */
 } matmul_ctx;
 
 static void quantize_task(void *vctx, int ith, int nth) {
@@ -126,7 +128,7 @@ static void quantize_task(void *vctx, int ith, int nth) {
     sglc_split_range((long)c->n_tok, ith, nth, &lo, &hi);
     const int nsc = c->e->act_scale_floats;
     void (*quant)(const float *, void *, int64_t) =
-        c->e->quantize_mm ? c->e->quantize_mm : c->e->pub.quantize_act;
+        c->e->quantize_mm && !c->pk ? c->e->quantize_mm : c->e->pub.quantize_act;
     const size_t bb = sglc_ggml_block_bytes(c->e->pub.act_type);
     for (long t = lo; t < hi; t++) {
         char *row = c->xq_out + (size_t)t * c->x_row_bytes;
@@ -167,11 +169,98 @@ static void dot_task(void *vctx, int ith, int nth) {
     }
 }
 
+/* Packed weights: a thread takes whole 16-row units (two 8-row groups) and, per group, walks
+ * the tokens in fours; the group's weights (k / 32 x 160 bytes) stay in L1 across them. */
+static void packed_task(void *vctx, int ith, int nth) {
+    matmul_ctx *c = vctx;
+    const int64_t G = SGLC_CPU_PACK_ROWS, TT = SGLC_CPU_PACK_TOKENS;
+    long units = (long)((c->n_out + MM_ROW_UNIT - 1) / MM_ROW_UNIT), ulo, uhi;
+    sglc_split_range(units, ith, nth, &ulo, &uhi);
+    int64_t lo = ulo * MM_ROW_UNIT, hi = uhi * MM_ROW_UNIT;
+    if (hi > c->n_out) hi = c->n_out;
+    const size_t group_bytes = (size_t)(c->k / 32) * c->pk->block_bytes;
+    float part[SGLC_CPU_PACK_TOKENS * SGLC_CPU_PACK_ROWS];
+    for (int64_t o0 = lo; o0 < hi; o0 += G) {
+        const char *wg = c->w + (size_t)(o0 / G) * group_bytes;
+        const int full = o0 + G <= c->n_out;
+        for (int64_t t0 = 0; t0 < c->n_tok; t0 += TT) {
+            int nt = (int)(c->n_tok - t0 < TT ? c->n_tok - t0 : TT);
+            const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
+            const float *xs = c->xs + (size_t)t0 * c->xs_stride;
+            if (full) {
+                c->pk->gemm(c->k, wg, xq, c->x_row_bytes, xs, c->xs_stride, nt,
+                            c->y + t0 * c->n_out + o0, (size_t)c->n_out);
+                continue;
+            }
+            /* the padded last group: only its real rows are stored */
+            c->pk->gemm(c->k, wg, xq, c->x_row_bytes, xs, c->xs_stride, nt, part, (size_t)G);
+            for (int t = 0; t < nt; t++)
+                memcpy(c->y + (t0 + t) * c->n_out + o0, part + t * G,
+                       sizeof(float) * (size_t)(c->n_out - o0));
+        }
+    }
+}
+
+void sglc_cpu_pack_q4_1x8(const void *vw, int64_t n_out, int64_t k, void *out) {
+    const sglc_block_q4_1 *w = vw;
+    const int64_t nb = k / 32, G = SGLC_CPU_PACK_ROWS;
+    sglc_block_q4_1x8 *p = out;
+    for (int64_t g = 0; g < (n_out + G - 1) / G; g++)
+        for (int64_t ib = 0; ib < nb; ib++, p++) {
+            memset(p, 0, sizeof *p);
+            for (int64_t r = 0; r < G && g * G + r < n_out; r++) {
+                const sglc_block_q4_1 *b = w + (g * G + r) * nb + ib;
+                p->d[r] = b->d;
+                p->m[r] = b->m;
+                for (int c = 0; c < 4; c++)
+                    memcpy(p->qs + 32 * c + 4 * r, b->qs + 4 * c, 4);
+            }
+        }
+}
+
+static const sglc_cpu_packed_kernel *packed_at(uint32_t wtype, sglc_cpu_isa isa) {
+    const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
+    return e ? e->packed : NULL;
+}
+
+size_t sglc_cpu_packed_bytes(sglc_cpu_isa isa, uint32_t wtype, int64_t n_out, int64_t k) {
+    const sglc_cpu_packed_kernel *pk = packed_at(wtype, isa);
+    if (!pk || n_out <= 0 || k <= 0 || k % 32 != 0) return 0;
+    const uint64_t groups = (uint64_t)(n_out + SGLC_CPU_PACK_ROWS - 1) / SGLC_CPU_PACK_ROWS;
+    const uint64_t blocks = (uint64_t)(k / 32);
+    if (groups > SIZE_MAX / 2 / blocks / pk->block_bytes) return 0;
+    return (size_t)(groups * blocks * pk->block_bytes);
+}
+
+void sglc_cpu_pack(sglc_cpu_isa isa, uint32_t wtype, const void *w, int64_t n_out, int64_t k,
+                   void *out) {
+    const sglc_cpu_packed_kernel *pk = packed_at(wtype, isa);
+    SGLC_ASSERT(pk != NULL && sglc_cpu_packed_bytes(isa, wtype, n_out, k) > 0);
+    pk->pack(w, n_out, k, out);
+}
+
+static void matmul_run(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
+                       int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                       void *scratch, int packed);
+
 void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
                      int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                      void *scratch) {
+    matmul_run(tp, isa, wtype, w, n_out, k, x, n_tok, y, scratch, 0);
+}
+
+void sglc_cpu_matmul_packed(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *wp,
+                            int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                            void *scratch) {
+    matmul_run(tp, isa, wtype, wp, n_out, k, x, n_tok, y, scratch, 1);
+}
+
+static void matmul_run(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
+                       int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                       void *scratch, int packed) {
     const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
     SGLC_ASSERT(e != NULL);
+    SGLC_ASSERT(!packed || (e->packed && e->act_scale_floats > 0 && k % 32 == 0));
     SGLC_ASSERT(e->max_rows >= 1 && e->max_rows <= SGLC_CPU_DOT_MAX_ROWS_WIDE);
     SGLC_ASSERT(n_out >= 0 && k > 0 && n_tok >= 0);
     if (n_out == 0 || n_tok == 0) return;
@@ -185,6 +274,7 @@ void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, cons
         .n_tok = n_tok,
         .y = y,
         .x_row_bytes = sglc_ggml_row_bytes(e->pub.act_type, k),
+        .pk = packed ? e->packed : NULL,
     };
     SGLC_ASSERT(c.w_row_bytes != 0 && c.x_row_bytes != 0);
     int serial = (double)n_out * (double)k * (double)n_tok < MM_SERIAL_MACS;
@@ -206,8 +296,9 @@ void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, cons
         else
             sglc_threadpool_run(tp, quantize_task, &c);
     }
+    sglc_task_fn fn = packed ? packed_task : dot_task;
     if (serial)
-        dot_task(&c, 0, 1);
+        fn(&c, 0, 1);
     else
-        sglc_threadpool_run(tp, dot_task, &c);
+        sglc_threadpool_run(tp, fn, &c);
 }

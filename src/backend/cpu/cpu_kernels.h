@@ -45,6 +45,18 @@ void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, cons
                      int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                      void *scratch);
 
+/* Packed weights: a layout rearranged once at load for a faster kernel (8 output rows per pass,
+ * kernels_impl.h), where the type has one at isa (today Q4_1 at AVX2). sglc_cpu_packed_bytes is
+ * the packed size of an n_out x k matrix, 0 when there is no packed layout;
+ * sglc_cpu_pack fills out (that many bytes) from the ggml layout; sglc_cpu_matmul_packed is
+ * sglc_cpu_matmul over it (same scratch size) and, like it, batch-invariant. */
+size_t sglc_cpu_packed_bytes(sglc_cpu_isa isa, uint32_t wtype, int64_t n_out, int64_t k);
+void sglc_cpu_pack(sglc_cpu_isa isa, uint32_t wtype, const void *w, int64_t n_out, int64_t k,
+                   void *out);
+void sglc_cpu_matmul_packed(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *wp,
+                            int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
+                            void *scratch);
+
 /* MLX affine weights (quant/mlx_affine.h): per group of `group` inputs a scale and a bias in
  * dtype, codes of `bits` bits. Activations stay f32: y = sum_g s_g * (q_g . x_g) + b_g * sum(x_g),
  * the per-group activation sums computed once per matmul into scratch. Every token's result is
@@ -72,5 +84,13 @@ void sglc_avx2_axpy_f16(float *o, float w, const uint16_t *v, int32_t n);
 /* The same over an f32 cache. */
 float sglc_avx2_dot_f32_f32(const float *a, const float *b, int32_t n);
 void sglc_avx2_axpy_f32(float *o, float w, const float *v, int32_t n);
+/* f32 -> f16 of n values (round to nearest even, as sglc_f32_to_fp16). */
+void sglc_avx2_f32_to_f16_row(uint16_t *dst, const float *src, int32_t n);
+/* One (token, head) of causal attention over an f16 cache with the generic path's arithmetic:
+ * kc, vc point at the head's values in slot 0, stride values between slots; positions are the
+ * slots slots[0 .. n_ctx); sc: n_ctx floats of scratch; hd <= 512. */
+void sglc_avx2_attn_f16(const float *q, const uint16_t *kc, const uint16_t *vc, size_t stride,
+                        const int32_t *slots, int32_t n_ctx, int32_t hd, float scale, float *sc,
+                        float *out);
 
 #endif

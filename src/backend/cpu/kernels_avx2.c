@@ -9,6 +9,7 @@
  * scales. The activation quantizers here are bit-identical to ggml's reference ones (roundf
  * emulated exactly). */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/kernels_impl.h"
@@ -644,8 +645,76 @@ DEFINE_LOOP_N(dot_q4_K)
 DEFINE_LOOP_N(dot_q5_K)
 DEFINE_LOOP_N(dot_q6_K)
 
+/* ---- packed layouts (kernels_impl.h) ------------------------------------------------------ */
+
+/* Q4_1x8 weights x Q8_1 activations (ggml's layout, f32 scales in xs): 8 rows per pass, rows in
+ * the lanes. Per block, chunk c's codes (4 of each row, low and high nibbles) meet the token's
+ * 4 activation bytes at 4c (low) and 16 + 4c (high), broadcast to all rows; the 8 u8 x i8
+ * products per lane pair add up in 16 bits (at most 16 x 15 x 127 = 30480, no saturation),
+ * one madd gives each row's block sum. Then per row lane: acc = fma(d_w d_y, sum, acc);
+ * acc = fma(m_w, s_y, acc), block after block, the same for every n_tok. */
+INLINE void gemm_q4_1x8_rows(int64_t k, const void *wp, const char *xq, size_t xq_stride,
+                             const float *xs, size_t xs_stride, float *y, size_t y_stride,
+                             const int T) {
+    const sglc_block_q4_1x8 *w = wp;
+    const int64_t nb = k / 32;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[SGLC_CPU_PACK_TOKENS];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const sglc_block_q4_1x8 *b = w + ib;
+        __m256i s16[SGLC_CPU_PACK_TOKENS];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            const __m256i lo = _mm256_and_si256(v, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const sglc_block_q8_1 *yb = ROW(xq, t, xq_stride, sglc_block_q8_1) + ib;
+                int32_t a, h;
+                memcpy(&a, yb->qs + 4 * c, 4);
+                memcpy(&h, yb->qs + 16 + 4 * c, 4);
+                const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(a)),
+                                                   _mm256_maddubs_epi16(hi, _mm256_set1_epi32(h)));
+                s16[t] = c == 0 ? p : _mm256_add_epi16(s16[t], p);
+                /* keeps the sums in registers chunk by chunk: left free, gcc computes all
+                 * 32 products first and spills them */
+                __asm__("" : "+x"(s16[t]));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+        const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->m));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const float *f = xs + (size_t)t * xs_stride + 2 * (size_t)ib;
+            const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[t], ones));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(f)), sum, acc[t]);
+            acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(f + 1), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * y_stride, acc[t]);
+}
+
+static void gemm_q4_1x8(int64_t k, const void *wp, const char *xq, size_t xq_stride,
+                        const float *xs, size_t xs_stride, int n_tok, float *y, size_t y_stride) {
+    switch (n_tok) {
+    case 1: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 1); break;
+    case 2: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 2); break;
+    case 3: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 3); break;
+    default: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 4); break;
+    }
+}
+
+static const sglc_cpu_packed_kernel k_q4_1x8 = {sizeof(sglc_block_q4_1x8), sglc_cpu_pack_q4_1x8,
+                                                gemm_q4_1x8};
+
 #define ENTRY(act, quant, dot, nsc)                                                                \
-    { {act, quant, dot}, dot##_n, nsc, SGLC_CPU_DOT_MAX_ROWS, NULL }
+    { {act, quant, dot}, dot##_n, nsc, SGLC_CPU_DOT_MAX_ROWS, NULL, NULL }
 
 static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32, 0);
 static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16, 0);
@@ -653,7 +722,7 @@ static const sglc_cpu_kernel_entry k_q4_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_
 /* Q4_1 takes 8 tokens per pass over a weight row (one accumulator per token fits them in
  * registers) and its own activation layout in matmuls. */
 static const sglc_cpu_kernel_entry k_q4_1 = {
-    {SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1}, dot_q4_1_n, 2, 8, quantize_q8_1_mm};
+    {SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1}, dot_q4_1_n, 2, 8, quantize_q8_1_mm, &k_q4_1x8};
 static const sglc_cpu_kernel_entry k_q8_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0, 1);
 static const sglc_cpu_kernel_entry k_bf16 = ENTRY(SGLC_GGML_TYPE_BF16, quantize_bf16, dot_bf16, 0);
 /* Q8_K activations use the reference quantizer (one scale per 256 values, rarely hot). */
@@ -729,4 +798,86 @@ void sglc_avx2_axpy_f32(float *o, float w, const float *v, int32_t n) {
                          _mm256_fmadd_ps(vw, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
     for (; i < n; i++)
         o[i] += w * v[i];
+}
+
+/* f32 -> f16 (round to nearest even, as sglc_f32_to_fp16) for n values. */
+void sglc_avx2_f32_to_f16_row(uint16_t *dst, const float *src, int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+/* Values rounded through f16 (F16C, round to nearest even), in place. */
+INLINE void round_f16_inplace(float *x, int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* Causal attention of one (token, head) over an f16 cache, with the arithmetic of the generic
+ * path in cpu_backend.c (ggml's non-flash order: q rounded to f16, q.k in f32 with two
+ * accumulators per 16 values, softmax in f32 with libm expf, probabilities rounded to f16,
+ * out accumulated position after position with one FMA per value) and none of its per-position
+ * calls: the output stays in registers, 64 dimensions at a time. */
+void sglc_avx2_attn_f16(const float *q, const uint16_t *kc, const uint16_t *vc, size_t stride,
+                        const int32_t *slots, int32_t n_ctx, int32_t hd, float scale, float *sc,
+                        float *out) {
+    float qh[512];
+    if (hd > 512) hd = 512; /* callers assert hd <= 512 */
+    memcpy(qh, q, sizeof(float) * (size_t)hd);
+    round_f16_inplace(qh, hd);
+    float mx = -INFINITY;
+    for (int32_t s = 0; s < n_ctx; s++) {
+        const uint16_t *k = kc + (size_t)slots[s] * stride;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int32_t i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + i), load_f16(k + i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + i + 8), load_f16(k + i + 8), acc1);
+        }
+        float v = hsum_ps(_mm256_add_ps(acc0, acc1));
+        for (; i < hd; i++)
+            v += qh[i] * _cvtsh_ss(k[i]);
+        v *= scale;
+        sc[s] = v;
+        if (v > mx) mx = v;
+    }
+    float sum = 0.0f;
+    for (int32_t s = 0; s < n_ctx; s++) {
+        sc[s] = expf(sc[s] - mx);
+        sum += sc[s];
+    }
+    const float inv = 1.0f / sum;
+    int32_t s8 = 0;
+    for (; s8 + 8 <= n_ctx; s8 += 8)
+        _mm256_storeu_ps(sc + s8, _mm256_mul_ps(_mm256_loadu_ps(sc + s8), _mm256_set1_ps(inv)));
+    for (; s8 < n_ctx; s8++)
+        sc[s8] *= inv;
+    round_f16_inplace(sc, n_ctx);
+    int32_t d0 = 0;
+    for (; d0 + 64 <= hd; d0 += 64) {
+        __m256 o[8];
+        for (int j = 0; j < 8; j++)
+            o[j] = _mm256_setzero_ps();
+        for (int32_t s = 0; s < n_ctx; s++) {
+            const uint16_t *v = vc + (size_t)slots[s] * stride + d0;
+            const __m256 w = _mm256_broadcast_ss(sc + s);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                o[j] = _mm256_fmadd_ps(w, load_f16(v + 8 * j), o[j]);
+        }
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(out + d0 + 8 * j, o[j]);
+    }
+    if (d0 < hd) { /* dimensions past the last full 64 */
+        memset(out + d0, 0, sizeof(float) * (size_t)(hd - d0));
+        for (int32_t s = 0; s < n_ctx; s++)
+            sglc_avx2_axpy_f16(out + d0, sc[s], vc + (size_t)slots[s] * stride + d0, hd - d0);
+    }
 }

@@ -195,7 +195,7 @@ DEFINE_DOT_N(dot_q5_K)
 DEFINE_DOT_N(dot_q6_K)
 
 #define ENTRY(act, quant, dot)                                                                     \
-    { {act, quant, dot}, dot##_n, 0, SGLC_CPU_DOT_MAX_ROWS, NULL }
+    { {act, quant, dot}, dot##_n, 0, SGLC_CPU_DOT_MAX_ROWS, NULL, NULL }
 
 static const sglc_cpu_kernel_entry k_f32 = ENTRY(SGLC_GGML_TYPE_F32, quantize_f32, dot_f32);
 static const sglc_cpu_kernel_entry k_f16 = ENTRY(SGLC_GGML_TYPE_F16, quantize_f16, dot_f16);
