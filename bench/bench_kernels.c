@@ -8,7 +8,7 @@
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/bench_kernels.c build-k/libsglc.a \
  *       -lpthread -lm $(pkg-config --libs libpcre2-8) -o build-k/bench_kernels
  * Options: bench_kernels [n_tok] [isa] (defaults 1 and the best ISA). Rows "Q4_1p" are Q4_1 in
- * the packed layout the CPU backend uses (sglc_cpu_matmul_packed). */
+ * the packed layout the CPU backend uses (sglc_cpu_matmul_packed), "Q8_0p" the same for Q8_0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,17 +65,18 @@ int main(int argc, char **argv) {
         for (int i = 0; i < SGLC_CPU_ISA_COUNT; i++)
             if (strcmp(argv[2], sglc_cpu_isa_name((sglc_cpu_isa)i)) == 0) isa = (sglc_cpu_isa)i;
     printf("isa %s, n_tok %ld\n", sglc_cpu_isa_name(isa), (long)n_tok);
-    const uint32_t types[] = {SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q8_0};
+    const uint32_t types[] = {SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q4_1, SGLC_GGML_TYPE_Q8_0,
+                              SGLC_GGML_TYPE_Q8_0};
     const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
     sglc_threadpool *pools[2];
     for (int p = 0; p < 2; p++)
         if (sglc_threadpool_open(&pools[p], p + 1) != 0) return 1;
     printf("%-5s %-10s %8s | %22s | %22s\n", "type", "n_out x k", "MB", "1 thread hot/cold GB/s",
            "2 threads hot/cold GB/s");
-    for (size_t ti = 0; ti < 3; ti++)
+    for (size_t ti = 0; ti < 4; ti++)
         for (size_t si = 0; si < 3; si++) {
             uint32_t type = types[ti];
-            int packed = ti == 1;
+            int packed = ti % 2 == 1;
             if (packed && sglc_cpu_packed_bytes(isa, type, shapes[si][0], shapes[si][1]) == 0)
                 continue;
             int64_t n_out = shapes[si][0], k = shapes[si][1];
@@ -101,7 +102,9 @@ int main(int argc, char **argv) {
                 x[i] = rnd();
             float *y = malloc(sizeof(float) * (size_t)(n_out * n_tok));
             void *scratch = malloc(sglc_cpu_matmul_scratch_bytes(type, k, n_tok) + 64);
-            printf("%-5s %5ldx%-5ld %7.2f |", packed ? "Q4_1p" : sglc_ggml_type_name(type),
+            printf("%-5s %5ldx%-5ld %7.2f |",
+                   packed ? (type == SGLC_GGML_TYPE_Q4_1 ? "Q4_1p" : "Q8_0p")
+                          : sglc_ggml_type_name(type),
                    (long)n_out, (long)k, (double)mat / 1e6);
             for (int p = 0; p < 2; p++) {
                 double hot = time_matmul(pools[p], isa, type, packed, w, mat, 1, n_out, k, x, n_tok,

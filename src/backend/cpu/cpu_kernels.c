@@ -218,6 +218,22 @@ void sglc_cpu_pack_q4_1x8(const void *vw, int64_t n_out, int64_t k, void *out) {
         }
 }
 
+void sglc_cpu_pack_q8_0x8(const void *vw, int64_t n_out, int64_t k, void *out) {
+    const sglc_block_q8_0 *w = vw;
+    const int64_t nb = k / 32, G = SGLC_CPU_PACK_ROWS;
+    sglc_block_q8_0x8 *p = out;
+    for (int64_t g = 0; g < (n_out + G - 1) / G; g++)
+        for (int64_t ib = 0; ib < nb; ib++, p++) {
+            memset(p, 0, sizeof *p);
+            for (int64_t r = 0; r < G && g * G + r < n_out; r++) {
+                const sglc_block_q8_0 *b = w + (g * G + r) * nb + ib;
+                p->d[r] = b->d;
+                for (int c = 0; c < 8; c++)
+                    memcpy(p->qs + 32 * c + 4 * r, b->qs + 4 * c, 4);
+            }
+        }
+}
+
 static const sglc_cpu_packed_kernel *packed_at(uint32_t wtype, sglc_cpu_isa isa) {
     const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
     return e ? e->packed : NULL;

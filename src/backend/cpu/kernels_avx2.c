@@ -710,6 +710,63 @@ static void gemm_q4_1x8(int64_t k, const void *wp, const char *xq, size_t xq_str
     }
 }
 
+/* Q8_0x8 weights x Q8_0 activations (f32 scales in xs), the same scheme: per chunk of 4 values
+ * of each row, |w| (u8) meets the token's 4 bytes with w's sign moved onto them, so each u8 x i8
+ * product is w y; a pair is at most 2 x 128 x 127 = 32512, so each chunk goes to 32 bits at once.
+ * Per row lane: acc = fma(d_w d_y, sum, acc), block after block, the same for every n_tok. */
+INLINE void gemm_q8_0x8_rows(int64_t k, const void *wp, const char *xq, size_t xq_stride,
+                             const float *xs, size_t xs_stride, float *y, size_t y_stride,
+                             const int T) {
+    const sglc_block_q8_0x8 *w = wp;
+    const int64_t nb = k / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[SGLC_CPU_PACK_TOKENS];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const sglc_block_q8_0x8 *b = w + ib;
+        __m256i s32[SGLC_CPU_PACK_TOKENS];
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            const __m256i av = _mm256_sign_epi8(v, v);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const sglc_block_q8_0 *yb = ROW(xq, t, xq_stride, sglc_block_q8_0) + ib;
+                int32_t a;
+                memcpy(&a, yb->qs + 4 * c, 4);
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(av, _mm256_sign_epi8(_mm256_set1_epi32(a), v)), ones);
+                s32[t] = c == 0 ? p : _mm256_add_epi32(s32[t], p);
+                __asm__("" : "+x"(s32[t])); /* as in gemm_q4_1x8_rows */
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m256 dy = _mm256_broadcast_ss(xs + (size_t)t * xs_stride + (size_t)ib);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * y_stride, acc[t]);
+}
+
+static void gemm_q8_0x8(int64_t k, const void *wp, const char *xq, size_t xq_stride,
+                        const float *xs, size_t xs_stride, int n_tok, float *y, size_t y_stride) {
+    switch (n_tok) {
+    case 1: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 1); break;
+    case 2: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 2); break;
+    case 3: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 3); break;
+    default: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 4); break;
+    }
+}
+
+static const sglc_cpu_packed_kernel k_q8_0x8 = {sizeof(sglc_block_q8_0x8), sglc_cpu_pack_q8_0x8,
+                                                gemm_q8_0x8};
+
 static const sglc_cpu_packed_kernel k_q4_1x8 = {sizeof(sglc_block_q4_1x8), sglc_cpu_pack_q4_1x8,
                                                 gemm_q4_1x8};
 
@@ -723,7 +780,12 @@ static const sglc_cpu_kernel_entry k_q4_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_
  * registers) and its own activation layout in matmuls. */
 static const sglc_cpu_kernel_entry k_q4_1 = {
     {SGLC_GGML_TYPE_Q8_1, quantize_q8_1, dot_q4_1}, dot_q4_1_n, 2, 8, quantize_q8_1_mm, &k_q4_1x8};
-static const sglc_cpu_kernel_entry k_q8_0 = ENTRY(SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0, 1);
+static const sglc_cpu_kernel_entry k_q8_0 = {{SGLC_GGML_TYPE_Q8_0, quantize_q8_0, dot_q8_0},
+                                             dot_q8_0_n,
+                                             1,
+                                             SGLC_CPU_DOT_MAX_ROWS,
+                                             NULL,
+                                             &k_q8_0x8};
 static const sglc_cpu_kernel_entry k_bf16 = ENTRY(SGLC_GGML_TYPE_BF16, quantize_bf16, dot_bf16, 0);
 /* Q8_K activations use the reference quantizer (one scale per 256 values, rarely hot). */
 static const sglc_cpu_kernel_entry k_q4_K =

@@ -66,8 +66,16 @@ typedef struct sglc_cpu_packed_kernel_s {
     sglc_cpu_gemm_packed_fn gemm;
 } sglc_cpu_packed_kernel;
 
-/* Q4_1 -> Q4_1x8 (plain C, any ISA). */
+/* Q8_0 -> "Q8_0x8": per group and 32-block, the 8 rows' d (f16), then 8 chunks of 32 bytes;
+ * chunk c holds bytes 4c..4c+3 of each row's qs in row order. Same size as Q8_0 (8 x 34). */
+typedef struct {
+    uint16_t d[SGLC_CPU_PACK_ROWS];
+    int8_t qs[8 * 4 * SGLC_CPU_PACK_ROWS];
+} sglc_block_q8_0x8;
+
+/* Q4_1 -> Q4_1x8 and Q8_0 -> Q8_0x8 (plain C, any ISA). */
 void sglc_cpu_pack_q4_1x8(const void *w, int64_t n_out, int64_t k, void *out);
+void sglc_cpu_pack_q8_0x8(const void *w, int64_t n_out, int64_t k, void *out);
 
 /* Upper bound on act_scale_floats per 32 values, for sizing scratch. */
 #define SGLC_CPU_MAX_SCALE_FLOATS 2
