@@ -96,6 +96,11 @@ typedef struct {
     /* y[t] = W x[t] (+ bias when bias != NULL) */
     void (*matmul)(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias, const float *x,
                    int64_t rows, float *y);
+    /* n matmuls over the same x (q/k/v, gate/up): y[i] = W[i] x (+ bias[i] when not NULL) for
+     * i < n <= 3, results identical to n matmul calls (a backend may quantize x once and run
+     * them as one job). */
+    void (*matmul_n)(sglc_backend *be, int n, const sglc_weight *const *w,
+                     const sglc_weight *const *bias, const float *x, int64_t rows, float *const *y);
     /* rotates q [T][n_head*hd] and k [T][n_head_kv*hd] in place at positions b->pos */
     void (*rope)(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                  const sglc_attn_params *p);

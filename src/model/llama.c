@@ -107,6 +107,18 @@ cleanup:
     return rc;
 }
 
+/* Matmuls sharing an input: one backend op where the backend has it. */
+static void matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
+                     const sglc_weight *const *bias, const float *x, int64_t rows,
+                     float *const *y) {
+    if (be->ops->matmul_n) {
+        be->ops->matmul_n(be, n, w, bias, x, rows, y);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        be->ops->matmul(be, w[i], bias ? bias[i] : NULL, x, rows, y[i]);
+}
+
 int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float **logits,
                        sglc_err *err) {
     const sglc_model *m = st->m;
@@ -144,9 +156,11 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
     for (int32_t l = 0; l < c->n_layer; l++) {
         const sglc_layer_weights *w = &m->layers[l];
         op->rmsnorm(be, st->x, &w->attn_norm, st->xb, T, d, c->rms_eps);
-        op->matmul(be, &w->wq, w->bq.host ? &w->bq : NULL, st->xb, T, st->q);
-        op->matmul(be, &w->wk, w->bk.host ? &w->bk : NULL, st->xb, T, st->k);
-        op->matmul(be, &w->wv, w->bv.host ? &w->bv : NULL, st->xb, T, st->v);
+        const sglc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
+        const sglc_weight *qkv_b[3] = {w->bq.host ? &w->bq : NULL, w->bk.host ? &w->bk : NULL,
+                                       w->bv.host ? &w->bv : NULL};
+        float *const qkv_y[3] = {st->q, st->k, st->v};
+        matmul_n(be, 3, qkv, qkv_b, st->xb, T, qkv_y);
         if (w->q_norm.host) {
             op->rmsnorm(be, st->q, &w->q_norm, st->q, T * c->n_head, c->head_dim, c->rms_eps);
             op->rmsnorm(be, st->k, &w->k_norm, st->k, T * c->n_head_kv, c->head_dim, c->rms_eps);
@@ -157,8 +171,9 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         op->matmul(be, &w->wo, w->bo.host ? &w->bo : NULL, st->att, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);
         op->rmsnorm(be, st->x, &w->ffn_norm, st->xb, T, d, c->rms_eps);
-        op->matmul(be, &w->w_gate, NULL, st->xb, T, st->hb);
-        op->matmul(be, &w->w_up, NULL, st->xb, T, st->hb2);
+        const sglc_weight *gu[2] = {&w->w_gate, &w->w_up};
+        float *const gu_y[2] = {st->hb, st->hb2};
+        matmul_n(be, 2, gu, NULL, st->xb, T, gu_y);
         op->silu_mul(be, st->hb, st->hb2, st->hb, T * c->n_ff);
         op->matmul(be, &w->w_down, NULL, st->hb, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);

@@ -184,6 +184,14 @@ static void cpu_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, 
 }
 
 /* ---- matmul ---- */
+static void add_bias(const sglc_weight *bias, int64_t n, int64_t rows, float *y) {
+    SGLC_ASSERT(bias->type == SGLC_GGML_TYPE_F32 && bias->k == n);
+    const float *bv = bias->dev;
+    for (int64_t t = 0; t < rows; t++)
+        for (int64_t o = 0; o < n; o++)
+            y[t * n + o] += bv[o];
+}
+
 static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
                        const float *x, int64_t rows, float *y) {
     cpu_impl *im = impl_of(be);
@@ -206,13 +214,40 @@ static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight
     } else {
         sglc_cpu_matmul(im->tp, im->isa, w->type, w->dev, w->n, w->k, x, rows, y, im->mm_scratch);
     }
-    if (bias) {
-        SGLC_ASSERT(bias->type == SGLC_GGML_TYPE_F32 && bias->k == w->n);
-        const float *bv = bias->dev;
-        for (int64_t t = 0; t < rows; t++)
-            for (int64_t o = 0; o < w->n; o++)
-                y[t * w->n + o] += bv[o];
+    if (bias) add_bias(bias, w->n, rows, y);
+}
+
+static void cpu_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
+                         const sglc_weight *const *bias, const float *x, int64_t rows,
+                         float *const *y) {
+    cpu_impl *im = impl_of(be);
+    /* one job when the weights share type, input size and layout (the usual q/k/v, gate/up) */
+    int same = n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && w[0]->type != SGLC_WTYPE_MLX_AFFINE;
+    for (int i = 1; same && i < n; i++)
+        same =
+            w[i]->type == w[0]->type && w[i]->k == w[0]->k && w[i]->dev_packed == w[0]->dev_packed;
+    if (!same) {
+        for (int i = 0; i < n; i++)
+            cpu_matmul(be, w[i], bias ? bias[i] : NULL, x, rows, y[i]);
+        return;
     }
+    size_t need = sglc_cpu_matmul_scratch_bytes(w[0]->type, w[0]->k, rows);
+    if (need > im->mm_scratch_bytes) {
+        free(im->mm_scratch);
+        im->mm_scratch = NULL;
+        SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
+        im->mm_scratch_bytes = need;
+    }
+    const void *wd[SGLC_CPU_MM_MAX_PARTS];
+    int64_t n_out[SGLC_CPU_MM_MAX_PARTS];
+    for (int i = 0; i < n; i++) {
+        wd[i] = w[i]->dev;
+        n_out[i] = w[i]->n;
+    }
+    sglc_cpu_matmul_multi(im->tp, im->isa, w[0]->type, w[0]->dev_packed, n, wd, n_out, w[0]->k, x,
+                          rows, y, im->mm_scratch);
+    for (int i = 0; i < n; i++)
+        if (bias && bias[i]) add_bias(bias[i], w[i]->n, rows, y[i]);
 }
 
 /* ---- rope ---- */
@@ -222,42 +257,56 @@ typedef struct {
     const sglc_attn_params *p;
 } rope_ctx;
 
-static void rope_vec(float *v, int32_t pos, const sglc_attn_params *p) {
+/* cos and sin of every rotated pair at position pos: theta_i = pos * base^(-2i/rot_dim), built
+ * by repeated multiplication in float exactly as ggml's rope cache does, so positions rotate
+ * identically to llama.cpp. One table per token serves all its heads. */
+static void rope_table(int32_t pos, const sglc_attn_params *p, float *cs, float *sn) {
     int32_t rd = p->rot_dim;
-    /* theta_i = pos * base^(-2i/rot_dim), built by repeated multiplication in float exactly as
-     * ggml's rope cache does, so positions rotate identically to llama.cpp */
     float theta_scale = powf(p->theta, -2.0f / (float)rd);
     float theta = (float)pos;
     const float *ff = p->freq_factors;
     for (int32_t i = 0; i < rd / 2; i++) {
         float angle = ff ? theta / ff[i] : theta;
-        float c = cosf(angle), s = sinf(angle);
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
         theta *= theta_scale;
+    }
+}
+
+static void rope_vec(float *v, const float *cs, const float *sn, const sglc_attn_params *p) {
+    int32_t rd = p->rot_dim;
+    for (int32_t i = 0; i < rd / 2; i++) {
         int32_t i0 = p->mode == SGLC_ROPE_NORM ? 2 * i : i;
         int32_t i1 = p->mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + rd / 2;
         float x0 = v[i0], x1 = v[i1];
-        v[i0] = x0 * c - x1 * s;
-        v[i1] = x0 * s + x1 * c;
+        v[i0] = x0 * cs[i] - x1 * sn[i];
+        v[i1] = x0 * sn[i] + x1 * cs[i];
     }
 }
 
 static void rope_task(void *vctx, int ith, int nth) {
     rope_ctx *c = vctx;
     const sglc_attn_params *p = c->p;
-    long heads = p->n_head + p->n_head_kv;
     long lo, hi;
-    sglc_split_range((long)c->b->n_tokens * heads, ith, nth, &lo, &hi);
-    for (long j = lo; j < hi; j++) {
-        long t = j / heads, h = j % heads;
-        float *v = h < p->n_head ? c->q + (t * p->n_head + h) * p->head_dim
-                                 : c->k + (t * p->n_head_kv + (h - p->n_head)) * p->head_dim;
-        rope_vec(v, c->b->pos[t], p);
+    sglc_split_range((long)c->b->n_tokens, ith, nth, &lo, &hi);
+    float cs[256], sn[256];
+    SGLC_ASSERT(p->rot_dim <= 512);
+    for (long t = lo; t < hi; t++) {
+        rope_table(c->b->pos[t], p, cs, sn);
+        for (long h = 0; h < p->n_head; h++)
+            rope_vec(c->q + (t * p->n_head + h) * p->head_dim, cs, sn, p);
+        for (long h = 0; h < p->n_head_kv; h++)
+            rope_vec(c->k + (t * p->n_head_kv + h) * p->head_dim, cs, sn, p);
     }
 }
 
 static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                      const sglc_attn_params *p) {
     rope_ctx c = {b, q, k, p};
+    if (b->n_tokens < 2) { /* one token: cheaper than a pool wake */
+        rope_task(&c, 0, 1);
+        return;
+    }
     sglc_threadpool_run(impl_of(be)->tp, rope_task, &c);
 }
 
@@ -490,6 +539,7 @@ static const sglc_backend_ops cpu_ops = {
     .embed = cpu_embed,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,

@@ -106,14 +106,22 @@ size_t sglc_cpu_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok) {
     return scales_offset(rb * (size_t)n_tok) + scales;
 }
 
+/* One weight of a (multi-)matmul job: n_out rows into y [n_tok][n_out]. */
+typedef struct {
+    const char *w; /* borrowed */
+    int64_t n_out;
+    float *y;
+} mm_part;
+
 typedef struct {
     const sglc_cpu_kernel_entry *e;
-    const char *w; /* borrowed */
+    mm_part part[SGLC_CPU_MM_MAX_PARTS];
+    int n_parts;
+    long units; /* 16-row units of all parts */
     size_t w_row_bytes;
-    int64_t n_out, k;
+    int64_t k;
     const float *x;
     int64_t n_tok;
-    float *y;
     const char *xq; /* quantized activations (scratch, or x itself for f32) */
     char *xq_out;
     size_t x_row_bytes;
@@ -145,12 +153,7 @@ static void quantize_task(void *vctx, int ith, int nth) {
     }
 }
 
-static void dot_task(void *vctx, int ith, int nth) {
-    matmul_ctx *c = vctx;
-    long units = (long)((c->n_out + MM_ROW_UNIT - 1) / MM_ROW_UNIT), ulo, uhi;
-    sglc_split_range(units, ith, nth, &ulo, &uhi);
-    int64_t lo = ulo * MM_ROW_UNIT, hi = uhi * MM_ROW_UNIT;
-    if (hi > c->n_out) hi = c->n_out;
+static void dot_rows(const matmul_ctx *c, const mm_part *pt, int64_t lo, int64_t hi) {
     const int mr = c->e->max_rows;
     float s[SGLC_CPU_DOT_MAX_ROWS_WIDE];
     for (int64_t o0 = lo; o0 < hi; o0 += MM_ROW_TILE) {
@@ -160,10 +163,10 @@ static void dot_task(void *vctx, int ith, int nth) {
             const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
             const float *xs = c->xs ? c->xs + (size_t)t0 * c->xs_stride : NULL;
             for (int64_t o = o0; o < o1; o++) {
-                c->e->vec_dot_n(c->k, s, c->w + (size_t)o * c->w_row_bytes, xq, c->x_row_bytes, xs,
+                c->e->vec_dot_n(c->k, s, pt->w + (size_t)o * c->w_row_bytes, xq, c->x_row_bytes, xs,
                                 c->xs_stride, nr);
                 for (int r = 0; r < nr; r++)
-                    c->y[(t0 + r) * c->n_out + o] = s[r];
+                    pt->y[(t0 + r) * pt->n_out + o] = s[r];
             }
         }
     }
@@ -171,33 +174,49 @@ static void dot_task(void *vctx, int ith, int nth) {
 
 /* Packed weights: a thread takes whole 16-row units (two 8-row groups) and, per group, walks
  * the tokens in fours; the group's weights (k / 32 x 160 bytes) stay in L1 across them. */
-static void packed_task(void *vctx, int ith, int nth) {
-    matmul_ctx *c = vctx;
+static void packed_rows(const matmul_ctx *c, const mm_part *pt, int64_t lo, int64_t hi) {
     const int64_t G = SGLC_CPU_PACK_ROWS, TT = SGLC_CPU_PACK_TOKENS;
-    long units = (long)((c->n_out + MM_ROW_UNIT - 1) / MM_ROW_UNIT), ulo, uhi;
-    sglc_split_range(units, ith, nth, &ulo, &uhi);
-    int64_t lo = ulo * MM_ROW_UNIT, hi = uhi * MM_ROW_UNIT;
-    if (hi > c->n_out) hi = c->n_out;
     const size_t group_bytes = (size_t)(c->k / 32) * c->pk->block_bytes;
     float part[SGLC_CPU_PACK_TOKENS * SGLC_CPU_PACK_ROWS];
     for (int64_t o0 = lo; o0 < hi; o0 += G) {
-        const char *wg = c->w + (size_t)(o0 / G) * group_bytes;
-        const int full = o0 + G <= c->n_out;
+        const char *wg = pt->w + (size_t)(o0 / G) * group_bytes;
+        const int full = o0 + G <= pt->n_out;
         for (int64_t t0 = 0; t0 < c->n_tok; t0 += TT) {
             int nt = (int)(c->n_tok - t0 < TT ? c->n_tok - t0 : TT);
             const char *xq = c->xq + (size_t)t0 * c->x_row_bytes;
             const float *xs = c->xs + (size_t)t0 * c->xs_stride;
             if (full) {
                 c->pk->gemm(c->k, wg, xq, c->x_row_bytes, xs, c->xs_stride, nt,
-                            c->y + t0 * c->n_out + o0, (size_t)c->n_out);
+                            pt->y + t0 * pt->n_out + o0, (size_t)pt->n_out);
                 continue;
             }
             /* the padded last group: only its real rows are stored */
             c->pk->gemm(c->k, wg, xq, c->x_row_bytes, xs, c->xs_stride, nt, part, (size_t)G);
             for (int t = 0; t < nt; t++)
-                memcpy(c->y + (t0 + t) * c->n_out + o0, part + t * G,
-                       sizeof(float) * (size_t)(c->n_out - o0));
+                memcpy(pt->y + (t0 + t) * pt->n_out + o0, part + t * G,
+                       sizeof(float) * (size_t)(pt->n_out - o0));
         }
+    }
+}
+
+/* A thread's share: a range of the 16-row units of all parts, in part order. */
+static void mm_task(void *vctx, int ith, int nth) {
+    matmul_ctx *c = vctx;
+    long ulo, uhi, base = 0;
+    sglc_split_range(c->units, ith, nth, &ulo, &uhi);
+    for (int i = 0; i < c->n_parts; i++) {
+        const mm_part *pt = &c->part[i];
+        long pu = (long)((pt->n_out + MM_ROW_UNIT - 1) / MM_ROW_UNIT);
+        long a = ulo > base ? ulo : base, b = uhi < base + pu ? uhi : base + pu;
+        if (a < b) {
+            int64_t lo = (int64_t)(a - base) * MM_ROW_UNIT, hi = (int64_t)(b - base) * MM_ROW_UNIT;
+            if (hi > pt->n_out) hi = pt->n_out;
+            if (c->pk)
+                packed_rows(c, pt, lo, hi);
+            else
+                dot_rows(c, pt, lo, hi);
+        }
+        base += pu;
     }
 }
 
@@ -255,45 +274,46 @@ void sglc_cpu_pack(sglc_cpu_isa isa, uint32_t wtype, const void *w, int64_t n_ou
     pk->pack(w, n_out, k, out);
 }
 
-static void matmul_run(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
-                       int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
-                       void *scratch, int packed);
-
 void sglc_cpu_matmul(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
                      int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                      void *scratch) {
-    matmul_run(tp, isa, wtype, w, n_out, k, x, n_tok, y, scratch, 0);
+    sglc_cpu_matmul_multi(tp, isa, wtype, 0, 1, &w, &n_out, k, x, n_tok, &y, scratch);
 }
 
 void sglc_cpu_matmul_packed(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *wp,
                             int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                             void *scratch) {
-    matmul_run(tp, isa, wtype, wp, n_out, k, x, n_tok, y, scratch, 1);
+    sglc_cpu_matmul_multi(tp, isa, wtype, 1, 1, &wp, &n_out, k, x, n_tok, &y, scratch);
 }
 
-static void matmul_run(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, const void *w,
-                       int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
-                       void *scratch, int packed) {
+void sglc_cpu_matmul_multi(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, int packed, int n,
+                           const void *const *w, const int64_t *n_out, int64_t k, const float *x,
+                           int64_t n_tok, float *const *y, void *scratch) {
     const sglc_cpu_kernel_entry *e = entry_best(wtype, isa);
     SGLC_ASSERT(e != NULL);
     SGLC_ASSERT(!packed || (e->packed && e->act_scale_floats > 0 && k % 32 == 0));
     SGLC_ASSERT(e->max_rows >= 1 && e->max_rows <= SGLC_CPU_DOT_MAX_ROWS_WIDE);
-    SGLC_ASSERT(n_out >= 0 && k > 0 && n_tok >= 0);
-    if (n_out == 0 || n_tok == 0) return;
+    SGLC_ASSERT(n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && k > 0 && n_tok >= 0);
     matmul_ctx c = {
         .e = e,
-        .w = w,
         .w_row_bytes = sglc_ggml_row_bytes(wtype, k),
-        .n_out = n_out,
         .k = k,
         .x = x,
         .n_tok = n_tok,
-        .y = y,
         .x_row_bytes = sglc_ggml_row_bytes(e->pub.act_type, k),
         .pk = packed ? e->packed : NULL,
     };
+    double macs = 0;
+    for (int i = 0; i < n; i++) {
+        SGLC_ASSERT(n_out[i] >= 0);
+        if (n_out[i] == 0) continue;
+        c.part[c.n_parts++] = (mm_part){(const char *)w[i], n_out[i], y[i]};
+        c.units += (long)((n_out[i] + MM_ROW_UNIT - 1) / MM_ROW_UNIT);
+        macs += (double)n_out[i] * (double)k * (double)n_tok;
+    }
+    if (c.n_parts == 0 || n_tok == 0) return;
     SGLC_ASSERT(c.w_row_bytes != 0 && c.x_row_bytes != 0);
-    int serial = (double)n_out * (double)k * (double)n_tok < MM_SERIAL_MACS;
+    int serial = macs < MM_SERIAL_MACS;
     if (e->pub.act_type == SGLC_GGML_TYPE_F32) {
         c.xq = (const char *)x;
     } else {
@@ -312,9 +332,8 @@ static void matmul_run(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, co
         else
             sglc_threadpool_run(tp, quantize_task, &c);
     }
-    sglc_task_fn fn = packed ? packed_task : dot_task;
     if (serial)
-        fn(&c, 0, 1);
+        mm_task(&c, 0, 1);
     else
-        sglc_threadpool_run(tp, fn, &c);
+        sglc_threadpool_run(tp, mm_task, &c);
 }

@@ -57,6 +57,15 @@ void sglc_cpu_matmul_packed(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtyp
                             int64_t n_out, int64_t k, const float *x, int64_t n_tok, float *y,
                             void *scratch);
 
+/* Several weights of one type over the same input in one job (q/k/v, gate/up): y[i] = W[i] x
+ * for i < n, with W[i] n_out[i] rows, packed (sglc_cpu_pack) or not; x is quantized once and
+ * the rows of all of them are split over the threads together. Results are those of n
+ * separate calls. scratch as for sglc_cpu_matmul. */
+#define SGLC_CPU_MM_MAX_PARTS 3
+void sglc_cpu_matmul_multi(sglc_threadpool *tp, sglc_cpu_isa isa, uint32_t wtype, int packed, int n,
+                           const void *const *w, const int64_t *n_out, int64_t k, const float *x,
+                           int64_t n_tok, float *const *y, void *scratch);
+
 /* MLX affine weights (quant/mlx_affine.h): per group of `group` inputs a scale and a bias in
  * dtype, codes of `bits` bits. Activations stay f32: y = sum_g s_g * (q_g . x_g) + b_g * sum(x_g),
  * the per-group activation sums computed once per matmul into scratch. Every token's result is
