@@ -184,6 +184,14 @@ static void cpu_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, 
 }
 
 /* ---- matmul ---- */
+/* Matmul scratch grows to the largest step seen, then is reused. */
+static void grow_mm_scratch(cpu_impl *im, size_t need) {
+    if (need <= im->mm_scratch_bytes) return;
+    free(im->mm_scratch);
+    im->mm_scratch = NULL;
+    SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
+    im->mm_scratch_bytes = need;
+}
 static void add_bias(const sglc_weight *bias, int64_t n, int64_t rows, float *y) {
     SGLC_ASSERT(bias->type == SGLC_GGML_TYPE_F32 && bias->k == n);
     const float *bv = bias->dev;
@@ -198,12 +206,7 @@ static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight
     const int affine = w->type == SGLC_WTYPE_MLX_AFFINE;
     size_t need = affine ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, rows)
                          : sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
-    if (need > im->mm_scratch_bytes) {
-        free(im->mm_scratch);
-        im->mm_scratch = NULL;
-        SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
-        im->mm_scratch_bytes = need;
-    }
+    grow_mm_scratch(im, need);
     if (affine) {
         sglc_cpu_affine_weight aw = {w->dev,     w->q_scales_dev, w->q_biases_dev,
                                      w->q_dtype, w->q_bits,       w->q_group};
@@ -232,12 +235,7 @@ static void cpu_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
         return;
     }
     size_t need = sglc_cpu_matmul_scratch_bytes(w[0]->type, w[0]->k, rows);
-    if (need > im->mm_scratch_bytes) {
-        free(im->mm_scratch);
-        im->mm_scratch = NULL;
-        SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
-        im->mm_scratch_bytes = need;
-    }
+    grow_mm_scratch(im, need);
     const void *wd[SGLC_CPU_MM_MAX_PARTS];
     int64_t n_out[SGLC_CPU_MM_MAX_PARTS];
     for (int i = 0; i < n; i++) {

@@ -647,6 +647,18 @@ DEFINE_LOOP_N(dot_q6_K)
 
 /* ---- packed layouts (kernels_impl.h) ------------------------------------------------------ */
 
+/* The packed kernel entry: n_tok (1..SGLC_CPU_PACK_TOKENS) as a compile-time constant. */
+#define DEFINE_PACKED_GEMM(name)                                                                   \
+    static void name(int64_t k, const void *wp, const char *xq, size_t xq_stride, const float *xs, \
+                     size_t xs_stride, int n_tok, float *y, size_t y_stride) {                     \
+        switch (n_tok) {                                                                           \
+        case 1: name##_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 1); break;           \
+        case 2: name##_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 2); break;           \
+        case 3: name##_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 3); break;           \
+        default: name##_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 4); break;          \
+        }                                                                                          \
+    }
+
 /* Q4_1x8 weights x Q8_1 activations (ggml's layout, f32 scales in xs): 8 rows per pass, rows in
  * the lanes. Per block, chunk c's codes (4 of each row, low and high nibbles) meet the token's
  * 4 activation bytes at 4c (low) and 16 + 4c (high), broadcast to all rows; the 8 u8 x i8
@@ -700,15 +712,7 @@ INLINE void gemm_q4_1x8_rows(int64_t k, const void *wp, const char *xq, size_t x
         _mm256_storeu_ps(y + (size_t)t * y_stride, acc[t]);
 }
 
-static void gemm_q4_1x8(int64_t k, const void *wp, const char *xq, size_t xq_stride,
-                        const float *xs, size_t xs_stride, int n_tok, float *y, size_t y_stride) {
-    switch (n_tok) {
-    case 1: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 1); break;
-    case 2: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 2); break;
-    case 3: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 3); break;
-    default: gemm_q4_1x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 4); break;
-    }
-}
+DEFINE_PACKED_GEMM(gemm_q4_1x8)
 
 /* Q8_0x8 weights x Q8_0 activations (f32 scales in xs), the same scheme: per chunk of 4 values
  * of each row, |w| (u8) meets the token's 4 bytes with w's sign moved onto them, so each u8 x i8
@@ -754,15 +758,7 @@ INLINE void gemm_q8_0x8_rows(int64_t k, const void *wp, const char *xq, size_t x
         _mm256_storeu_ps(y + (size_t)t * y_stride, acc[t]);
 }
 
-static void gemm_q8_0x8(int64_t k, const void *wp, const char *xq, size_t xq_stride,
-                        const float *xs, size_t xs_stride, int n_tok, float *y, size_t y_stride) {
-    switch (n_tok) {
-    case 1: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 1); break;
-    case 2: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 2); break;
-    case 3: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 3); break;
-    default: gemm_q8_0x8_rows(k, wp, xq, xq_stride, xs, xs_stride, y, y_stride, 4); break;
-    }
-}
+DEFINE_PACKED_GEMM(gemm_q8_0x8)
 
 static const sglc_cpu_packed_kernel k_q8_0x8 = {sizeof(sglc_block_q8_0x8), sglc_cpu_pack_q8_0x8,
                                                 gemm_q8_0x8};
