@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "engine/sampler.h"
+#include "backend/cpu/cpu_kernels.h"
 #include "engine/session.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -202,6 +203,87 @@ static void test_perplexity(const sglc_model *m) {
     free(buf);
 }
 
+/* The same 50 prompts decoded greedily the way the golden script runs llama.cpp (the prompt in
+ * one batch, then one token per step, each step fed our own previous choice), on the cpu-ggml
+ * device, whose kernels repeat ggml's AVX2 operation order (backend/cpu/ggml_exact.h). Here the
+ * issue's bar applies as written: the first 32 tokens equal llama.cpp's on at least 45 of 50
+ * prompts. */
+static void test_greedy_ggml(const sglc_model *m) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/golden/greedy_chat50.tsv", test_source_dir());
+    char *buf = test_read_file(path, NULL);
+    CHECKF(buf != NULL, "missing %s", path);
+    if (!buf) return;
+    sglc_err err = {{0}};
+    sglc_session *s = NULL;
+    CHECK(sglc_session_open(&s, m, 2048, 512, &err) == 0);
+    if (!s) {
+        free(buf);
+        return;
+    }
+    int cases = 0, exact = 0, match_tok = 0, total_tok = 0;
+    double worst = 0.0; /* largest |our margin - llama.cpp's| */
+    int32_t prompt[2048], want[GEN_LEN];
+    int limit = getenv("SGLC_SANITIZER_BUILD") ? 10 : 50;
+    for (char *line = buf; line && *line && cases < limit;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (*line == '#' || *line == '\n') continue;
+        char *f[4] = {line, NULL, NULL, NULL};
+        char *eol = strchr(line, '\n');
+        if (!eol) eol = line + strlen(line);
+        for (int k = 1; k < 4; k++) {
+            char *tab = memchr(f[k - 1], '\t', (size_t)(eol - f[k - 1]));
+            if (!tab) break;
+            f[k] = tab + 1;
+        }
+        if (!f[3]) continue;
+        int np = parse_ints(f[1], f[2] - 1, prompt, 2048);
+        int ng = parse_ints(f[2], f[3] - 1, want, GEN_LEN);
+        if (ng != GEN_LEN || np <= 1) continue;
+        double margins[GEN_LEN];
+        char *mp = f[3];
+        for (int k = 0; k < GEN_LEN; k++)
+            margins[k] = strtod(mp, &mp);
+        sglc_session_reset(s);
+        const float *logits = NULL;
+        int32_t tok = -1, first_diff = -1;
+        int ok = sglc_session_eval(s, prompt, np, &logits, NULL, &err) == 0;
+        for (int k = 0; ok && k < GEN_LEN; k++) {
+            tok = sglc_argmax(logits, m->cfg.n_vocab);
+            /* llama.cpp's top-1 minus top-2 logit, printed to 4 decimals: ours must round to
+             * the same figure while the sequences agree (bit-identical logits do) */
+            if (first_diff < 0) {
+                float second = -INFINITY;
+                for (int32_t v = 0; v < m->cfg.n_vocab; v++)
+                    if (v != tok && logits[v] > second) second = logits[v];
+                double dm = fabs((double)(logits[tok] - second) - margins[k]);
+                if (dm > worst) worst = dm;
+            }
+            total_tok++;
+            if (tok == want[k] && first_diff < 0) match_tok++;
+            if (tok != want[k] && first_diff < 0) first_diff = k;
+            if (k + 1 < GEN_LEN) ok = sglc_session_eval(s, &tok, 1, &logits, NULL, &err) == 0;
+        }
+        CHECKF(ok, "%s", err.msg);
+        if (!ok) break;
+        cases++;
+        if (first_diff < 0)
+            exact++;
+        else
+            fprintf(stderr, "greedy (cpu-ggml) case %d: first difference at token %d\n", cases - 1,
+                    first_diff);
+    }
+    fprintf(stderr,
+            "greedy (cpu-ggml): %d/%d prompts match llama.cpp for all %d tokens (%d/%d tokens "
+            "before the first difference); top-1 margins differ by at most %.6f\n",
+            exact, cases, GEN_LEN, match_tok, total_tok, worst);
+    CHECKF(worst <= 0.00006, "a top-1 margin differs from llama.cpp's by %.6f", worst);
+    CHECK(cases == limit);
+    CHECKF(exact * 50 >= 45 * cases, "only %d of %d prompts match llama.cpp exactly", exact, cases);
+    sglc_session_close(s);
+    free(buf);
+}
+
 int main(void) {
     const char *path = test_default_model();
     CHECK(path != NULL);
@@ -215,6 +297,18 @@ int main(void) {
         test_greedy(m);
         test_perplexity(m);
     }
+    sglc_model_close(m);
+    sglc_backend_close(be);
+    m = NULL;
+    be = NULL;
+    if (!sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2)) {
+        /* cpu-ggml reproduces ggml's AVX2 build; without AVX2 there is nothing to compare */
+        fprintf(stderr, "SKIP greedy (cpu-ggml): this CPU has no AVX2/FMA/F16C\n");
+        TEST_MAIN_END();
+    }
+    CHECK(sglc_backend_open(&be, "cpu-ggml", NULL, &err) == 0);
+    CHECKF(sglc_model_open_gguf(&m, path, be, &err) == 0, "%s", err.msg);
+    if (m) test_greedy_ggml(m);
     sglc_model_close(m);
     sglc_backend_close(be);
     TEST_MAIN_END();

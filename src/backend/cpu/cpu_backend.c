@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/ggml_exact.h"
 #include "base/threadpool.h"
 #include "quant/ggml_types.h"
 #include "quant/mlx_affine.h"
@@ -23,7 +24,8 @@ typedef struct {
     int64_t att_stride;
     void **packed; /* packed weight copies (prepare_weight), freed with the backend */
     size_t n_packed;
-    int pack; /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
+    int pack;  /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
+    int exact; /* "cpu-ggml": llama.cpp-identical arithmetic (ggml_exact.h) */
 } cpu_impl;
 
 static cpu_impl *impl_of(sglc_backend *be) {
@@ -56,6 +58,10 @@ static int cpu_supports_weight(sglc_backend *be, uint32_t type) {
 }
 
 static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
+    if (w->type == SGLC_WTYPE_MLX_AFFINE && impl_of(be)->exact)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "device cpu-ggml reproduces llama.cpp's GGUF arithmetic; MLX affine "
+                            "weights need --device cpu");
     if (w->type == SGLC_WTYPE_MLX_AFFINE) {
         if (!sglc_mlx_affine_valid(w->q_bits, w->q_group) || w->k % w->q_group != 0 ||
             (w->q_dtype != SGLC_GGML_TYPE_F32 && w->q_dtype != SGLC_GGML_TYPE_F16 &&
@@ -76,6 +82,17 @@ static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
     w->dev = w->host;
     w->dev_packed = 0;
     cpu_impl *im = impl_of(be);
+    if (im->exact) {
+        /* matrices in the two types whose llama.cpp arithmetic is reproduced; vectors (norm
+         * weights, biases) are read as they are */
+        if (w->n > 1 && sglc_gx_act_row_bytes(w->type, w->k) == 0)
+            return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                                "device cpu-ggml reproduces llama.cpp for Q4_1 and Q8_0 weights "
+                                "only; this model has a %s weight (%lld x %lld): use --device cpu",
+                                sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?",
+                                (long long)w->n, (long long)w->k);
+        return SGLC_OK;
+    }
     size_t pb = im->pack && w->n > 1 ? sglc_cpu_packed_bytes(im->isa, w->type, w->n, w->k) : 0;
     if (pb == 0) return SGLC_OK;
     /* Packed copy: the same bytes rearranged 8 rows at a time for the 8-row kernel. host is
@@ -200,9 +217,47 @@ static void add_bias(const sglc_weight *bias, int64_t n, int64_t rows, float *y)
             y[t * n + o] += bv[o];
 }
 
+/* llama.cpp-identical matmul: activations quantized per token as ggml does, then one ggml dot
+ * per (token, output row); threads split the output rows (each result is independent of the
+ * split). */
+typedef struct {
+    const sglc_weight *w;
+    const uint8_t *act;
+    size_t act_row, w_row;
+    int64_t rows;
+    float *y;
+} gx_mm_ctx;
+
+static void gx_mm_task(void *vctx, int ith, int nth) {
+    gx_mm_ctx *c = vctx;
+    long lo, hi;
+    sglc_split_range((long)c->w->n, ith, nth, &lo, &hi);
+    const uint8_t *wd = c->w->dev;
+    for (int64_t t = 0; t < c->rows; t++)
+        for (long o = lo; o < hi; o++)
+            c->y[t * c->w->n + o] = sglc_gx_dot(c->w->type, wd + (size_t)o * c->w_row,
+                                                c->act + (size_t)t * c->act_row, c->w->k);
+}
+
+static void gx_matmul(cpu_impl *im, const sglc_weight *w, const float *x, int64_t rows, float *y) {
+    size_t ar = sglc_gx_act_row_bytes(w->type, w->k);
+    SGLC_ASSERT(ar > 0);
+    grow_mm_scratch(im, ar * (size_t)rows);
+    for (int64_t t = 0; t < rows; t++)
+        sglc_gx_quantize_row(w->type, x + t * w->k, w->k,
+                             (uint8_t *)im->mm_scratch + ar * (size_t)t);
+    gx_mm_ctx c = {w, im->mm_scratch, ar, (size_t)sglc_ggml_row_bytes(w->type, w->k), rows, y};
+    sglc_threadpool_run(im->tp, gx_mm_task, &c);
+}
+
 static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
                        const float *x, int64_t rows, float *y) {
     cpu_impl *im = impl_of(be);
+    if (im->exact) {
+        gx_matmul(im, w, x, rows, y);
+        if (bias) add_bias(bias, w->n, rows, y);
+        return;
+    }
     const int affine = w->type == SGLC_WTYPE_MLX_AFFINE;
     size_t need = affine ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, rows)
                          : sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
@@ -225,7 +280,8 @@ static void cpu_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
                          float *const *y) {
     cpu_impl *im = impl_of(be);
     /* one job when the weights share type, input size and layout (the usual q/k/v, gate/up) */
-    int same = n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && w[0]->type != SGLC_WTYPE_MLX_AFFINE;
+    int same =
+        n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && w[0]->type != SGLC_WTYPE_MLX_AFFINE && !im->exact;
     for (int i = 1; same && i < n; i++)
         same =
             w[i]->type == w[0]->type && w[i]->k == w[0]->k && w[i]->dev_packed == w[0]->dev_packed;
@@ -253,6 +309,7 @@ typedef struct {
     const sglc_batch *b;
     float *q, *k;
     const sglc_attn_params *p;
+    int exact;
 } rope_ctx;
 
 /* cos and sin of every rotated pair at position pos: theta_i = pos * base^(-2i/rot_dim), built
@@ -291,16 +348,20 @@ static void rope_task(void *vctx, int ith, int nth) {
     SGLC_ASSERT(p->rot_dim <= 512);
     for (long t = lo; t < hi; t++) {
         rope_table(c->b->pos[t], p, cs, sn);
-        for (long h = 0; h < p->n_head; h++)
-            rope_vec(c->q + (t * p->n_head + h) * p->head_dim, cs, sn, p);
-        for (long h = 0; h < p->n_head_kv; h++)
-            rope_vec(c->k + (t * p->n_head_kv + h) * p->head_dim, cs, sn, p);
+        for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
+            float *v = h < p->n_head ? c->q + (t * p->n_head + h) * p->head_dim
+                                     : c->k + (t * p->n_head_kv + h - p->n_head) * p->head_dim;
+            if (c->exact)
+                sglc_gx_rope(v, cs, sn, p->rot_dim, p->mode == SGLC_ROPE_NEOX);
+            else
+                rope_vec(v, cs, sn, p);
+        }
     }
 }
 
 static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                      const sglc_attn_params *p) {
-    rope_ctx c = {b, q, k, p};
+    rope_ctx c = {b, q, k, p, impl_of(be)->exact};
     if (b->n_tokens < 2) { /* one token: cheaper than a pool wake */
         rope_task(&c, 0, 1);
         return;
@@ -352,7 +413,8 @@ typedef struct {
     const sglc_attn_params *p;
     float *scratch;
     int64_t stride;
-    int avx2; /* F16C/FMA helpers for the f16 cache */
+    int avx2;  /* F16C/FMA helpers for the f16 cache */
+    int exact; /* llama.cpp-identical order (ggml_exact.h) */
 } attn_ctx;
 
 static float dot_f32(const float *a, const float *b, int32_t n) {
@@ -382,6 +444,13 @@ static void attn_one(const attn_ctx *c, long t, long h, float *sc) {
     const float *q = c->q + (t * p->n_head + h) * hd;
     float qh[512];
     SGLC_ASSERT(hd <= 512);
+    if (f16 && c->exact) {
+        sglc_gx_attn(q, (const uint16_t *)c->kc + (size_t)kvh * (size_t)hd,
+                     (const uint16_t *)c->vc + (size_t)kvh * (size_t)hd, kvd,
+                     b->slot_table + b->seq_slot_start[b->seq[t]], b->pos[t] + 1, hd, p->scale,
+                     b->n_tokens > 1, sc, c->out + (t * p->n_head + h) * hd);
+        return;
+    }
     if (f16 && c->avx2) {
         sglc_avx2_attn_f16(q, (const uint16_t *)c->kc + (size_t)kvh * (size_t)hd,
                            (const uint16_t *)c->vc + (size_t)kvh * (size_t)hd, kvd,
@@ -456,12 +525,14 @@ static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
     cpu_impl *im = impl_of(be);
     pthread_once(&g_f16_once, f16_table_init);
     int nth = sglc_threadpool_size(im->tp);
-    if (im->att_stride < p->kv_slots) {
+    int64_t stride =
+        im->exact ? (int64_t)sglc_gx_attn_scratch_floats(p->kv_slots, p->head_dim) : p->kv_slots;
+    if (im->att_stride < stride) {
         free(im->att_scratch);
         im->att_scratch = NULL;
         SGLC_ASSERT(posix_memalign((void **)&im->att_scratch, 64,
-                                   (size_t)nth * (size_t)p->kv_slots * sizeof(float)) == 0);
-        im->att_stride = p->kv_slots;
+                                   (size_t)nth * (size_t)stride * sizeof(float)) == 0);
+        im->att_stride = stride;
     }
     attn_ctx c = {b,
                   q,
@@ -471,7 +542,8 @@ static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
                   p,
                   im->att_scratch,
                   im->att_stride,
-                  im->isa >= SGLC_CPU_ISA_AVX2};
+                  im->isa >= SGLC_CPU_ISA_AVX2,
+                  im->exact};
     sglc_threadpool_run(im->tp, attn_task, &c);
 }
 
@@ -480,14 +552,19 @@ typedef struct {
     const float *a, *b;
     float *out;
     int64_t n;
-    int op; /* 0 silu_mul, 1 add */
+    int op; /* 0 silu_mul, 1 add, 2 silu_mul as ggml (ggml_exact.h) */
 } elt_ctx;
 
 static void elt_task(void *vctx, int ith, int nth) {
     elt_ctx *c = vctx;
     long lo, hi;
     sglc_split_range((long)c->n, ith, nth, &lo, &hi);
-    if (c->op == 0) {
+    if (c->op == 2) {
+        /* whole groups of 8 per thread, so the vector / scalar split matches one pass */
+        lo &= ~7L;
+        hi = hi == (long)c->n ? hi : hi & ~7L;
+        sglc_gx_swiglu(c->a + lo, c->b + lo, c->out + lo, hi - lo);
+    } else if (c->op == 0) {
         for (long i = lo; i < hi; i++) {
             float g = c->a[i];
             c->out[i] = g / (1.0f + expf(-g)) * c->b[i];
@@ -508,7 +585,7 @@ static void run_elt(sglc_backend *be, elt_ctx *c) {
 
 static void cpu_silu_mul(sglc_backend *be, const float *gate, const float *up, float *out,
                          int64_t n) {
-    elt_ctx c = {gate, up, out, n, 0};
+    elt_ctx c = {gate, up, out, n, impl_of(be)->exact ? 2 : 0};
     run_elt(be, &c);
 }
 
@@ -524,32 +601,29 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
         memmove(dst + (int64_t)r * dim, src + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
 }
 
-static const sglc_backend_ops cpu_ops = {
-    .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .sync = cpu_sync,
-    .supports_weight = cpu_supports_weight,
-    .prepare_weight = cpu_prepare_weight,
-    .set_batch = cpu_set_batch,
-    .embed = cpu_embed,
-    .rmsnorm = cpu_rmsnorm,
-    .matmul = cpu_matmul,
-    .matmul_n = cpu_matmul_n,
-    .rope = cpu_rope,
-    .kv_store = cpu_kv_store,
-    .attention = cpu_attention,
-    .silu_mul = cpu_silu_mul,
-    .add = cpu_add,
-    .gather_rows = cpu_gather_rows,
-};
+/* one op table; "cpu-ggml" differs only in name (the ops read im->exact) */
+#define CPU_OPS(NAME)                                                                              \
+    {                                                                                              \
+        .name = NAME, .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy,                    \
+        .download = cpu_copy, .sync = cpu_sync, .supports_weight = cpu_supports_weight,            \
+        .prepare_weight = cpu_prepare_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,      \
+        .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul, .matmul_n = cpu_matmul_n, .rope = cpu_rope,  \
+        .kv_store = cpu_kv_store, .attention = cpu_attention, .silu_mul = cpu_silu_mul,            \
+        .add = cpu_add, .gather_rows = cpu_gather_rows,                                            \
+    }
+static const sglc_backend_ops cpu_ops = CPU_OPS("cpu");
+static const sglc_backend_ops cpu_ggml_ops = CPU_OPS("cpu-ggml");
 
-int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, sglc_err *err);
+int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, int exact,
+                          sglc_err *err);
 
-int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, sglc_err *err) {
+int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, int exact,
+                          sglc_err *err) {
     *out = NULL;
+    if (exact && !sglc_cpu_isa_available(SGLC_CPU_ISA_AVX2))
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "device cpu-ggml reproduces llama.cpp's AVX2 arithmetic and needs a "
+                            "CPU with AVX2, FMA and F16C");
     sglc_backend *be = calloc(1, sizeof *be);
     cpu_impl *im = calloc(1, sizeof *im);
     if (!be || !im) {
@@ -566,7 +640,8 @@ int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params,
     im->isa = sglc_cpu_isa_best();
     const char *pack = getenv("SGLC_CPU_PACK");
     im->pack = !(pack && strcmp(pack, "0") == 0);
-    be->ops = &cpu_ops;
+    im->exact = exact;
+    be->ops = exact ? &cpu_ggml_ops : &cpu_ops;
     be->impl = im;
     *out = be;
     return SGLC_OK;
