@@ -203,6 +203,49 @@ static void test_perplexity(const sglc_model *m) {
     free(buf);
 }
 
+/* 64-bit FNV-1a of n bytes (scripts/golden/make_logits_digest_golden.py hashes llama.cpp's
+ * float32 logits the same way) */
+static uint64_t fnv1a64(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+#define DIGEST_PROMPTS 8
+/* tests/golden/logits_fnv_chat8.tsv: the hashes of llama.cpp's logits at each greedy step of
+ * the first DIGEST_PROMPTS prompts; returns the number of rows read */
+static int read_digests(uint64_t want[DIGEST_PROMPTS][GEN_LEN]) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/golden/logits_fnv_chat8.tsv", test_source_dir());
+    char *buf = test_read_file(path, NULL);
+    CHECKF(buf != NULL, "missing %s", path);
+    if (!buf) return 0;
+    int rows = 0;
+    for (char *line = buf; line && *line && rows < DIGEST_PROMPTS;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (*line == '#' || *line == '\n') continue;
+        char *t = strchr(line, '\t');
+        t = t ? strchr(t + 1, '\t') : NULL;
+        if (!t || atoi(line) != rows) break;
+        char *q = t + 1;
+        int k = 0;
+        for (; k < GEN_LEN; k++) {
+            char *end;
+            want[rows][k] = strtoull(q, &end, 16);
+            if (end == q) break;
+            q = end;
+        }
+        if (k != GEN_LEN) break;
+        rows++;
+    }
+    free(buf);
+    return rows;
+}
+
 /* The same 50 prompts decoded greedily the way the golden script runs llama.cpp (the prompt in
  * one batch, then one token per step, each step fed our own previous choice), on the cpu-ggml
  * device, whose kernels repeat ggml's AVX2 operation order (backend/cpu/ggml_exact.h). Here the
@@ -223,6 +266,9 @@ static void test_greedy_ggml(const sglc_model *m) {
     }
     int cases = 0, exact = 0, match_tok = 0, total_tok = 0;
     double worst = 0.0; /* largest |our margin - llama.cpp's| */
+    uint64_t digests[DIGEST_PROMPTS][GEN_LEN];
+    int n_digest = read_digests(digests), same_bits = 0, n_bits = 0;
+    CHECK(n_digest == DIGEST_PROMPTS);
     int32_t prompt[2048], want[GEN_LEN];
     int limit = getenv("SGLC_SANITIZER_BUILD") ? 10 : 50;
     for (char *line = buf; line && *line && cases < limit;
@@ -250,6 +296,11 @@ static void test_greedy_ggml(const sglc_model *m) {
         int ok = sglc_session_eval(s, prompt, np, &logits, NULL, &err) == 0;
         for (int k = 0; ok && k < GEN_LEN; k++) {
             tok = sglc_argmax(logits, m->cfg.n_vocab);
+            if (cases < n_digest && first_diff < 0) {
+                n_bits++;
+                same_bits +=
+                    fnv1a64(logits, sizeof(float) * (size_t)m->cfg.n_vocab) == digests[cases][k];
+            }
             /* llama.cpp's top-1 minus top-2 logit, printed to 4 decimals: ours must round to
              * the same figure while the sequences agree (bit-identical logits do) */
             if (first_diff < 0) {
@@ -278,6 +329,10 @@ static void test_greedy_ggml(const sglc_model *m) {
             "before the first difference); top-1 margins differ by at most %.6f\n",
             exact, cases, GEN_LEN, match_tok, total_tok, worst);
     CHECKF(worst <= 0.00006, "a top-1 margin differs from llama.cpp's by %.6f", worst);
+    fprintf(stderr, "greedy (cpu-ggml): logits bit-identical to llama.cpp's at %d of %d steps\n",
+            same_bits, n_bits);
+    CHECKF(same_bits == n_bits && n_bits > 0, "logits differ from llama.cpp's in %d of %d steps",
+           n_bits - same_bits, n_bits);
     CHECK(cases == limit);
     CHECKF(exact * 50 >= 45 * cases, "only %d of %d prompts match llama.cpp exactly", exact, cases);
     sglc_session_close(s);
