@@ -76,6 +76,17 @@ int sglc_arg_quantization(const char *flag, const char *s, const char **out) {
     return 0;
 }
 
+int sglc_arg_device(const char *flag, const char *s, const char **out) {
+    /* cpu: the fast kernels; cpu-ggml: llama.cpp's arithmetic bit for bit (slower, for
+     * checking outputs against llama.cpp). GPU backends register here when built. */
+    if (strcmp(s, "cpu") != 0 && strcmp(s, "cpu-ggml") != 0) {
+        fprintf(stderr, "sglc: %s: unknown device '%s' (this build has: cpu, cpu-ggml)\n", flag, s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
 int sglc_arg_log_level(const char *flag, const char *s) {
     static const struct {
         const char *name;

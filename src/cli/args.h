@@ -16,6 +16,8 @@ int sglc_arg_float(const char *flag, const char *s, double lo, double hi, double
 int sglc_arg_log_level(const char *flag, const char *s);
 /* --quantization: "mlx_q4" or "mlx_q8" (stored in *out), anything else is an error. */
 int sglc_arg_quantization(const char *flag, const char *s, const char **out);
+/* --device: cpu or cpu-ggml (llama.cpp-identical arithmetic) */
+int sglc_arg_device(const char *flag, const char *s, const char **out);
 const char *sglc_arg_value(int argc, char **argv, int *i);
 
 #endif

@@ -51,7 +51,8 @@ int sglc_cmd_bench_offline_throughput(int argc, char **argv) {
                 "usage: sglc bench_offline_throughput [--model-path P]\n%s"
                 "  [--disable-overlap-schedule] [--disable-radix-cache] [--disable-ignore-eos]\n"
                 "  [--max-running-requests N] [--max-total-tokens N] [--chunked-prefill-size N]\n"
-                "  [--threads N] [--quantization mlx_q4|mlx_q8] [--result-filename FILE]\n",
+                "  [--threads N] [--device cpu|cpu-ggml] [--quantization mlx_q4|mlx_q8]\n"
+                "  [--result-filename FILE]\n",
                 sglc_bench_dataset_usage);
             return 0;
         }
@@ -61,7 +62,9 @@ int sglc_cmd_bench_offline_throughput(int argc, char **argv) {
         if (dr > 0) continue;
         if (strcmp(a, "--model-path") == 0 || strcmp(a, "--model") == 0)
             model = v;
-        else if (strcmp(a, "--quantization") == 0) {
+        else if (strcmp(a, "--device") == 0) {
+            if (sglc_arg_device(a, v, &ep.device)) return 2;
+        } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &ep.quantization)) return 2;
         } else if (strcmp(a, "--result-filename") == 0)
             result_file = v;

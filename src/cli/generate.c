@@ -39,13 +39,15 @@ static void usage(FILE *f) {
            "  --ignore-eos                keep generating past end-of-sequence tokens\n"
            "  --context-length N          KV context (default: prompt + max-new-tokens)\n"
            "  --threads N                 CPU threads (default: all cores)\n"
+           "  --device cpu|cpu-ggml       cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
+           "(slower; Q4_1/Q8_0 GGUF)\n"
            "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
            "group 64)\n"
            "  --log-level LEVEL           debug|info|warning|error (default warning)\n");
 }
 
 int sglc_cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL;
+    const char *model_path = NULL, *prompt = NULL, *device = "cpu";
     int64_t max_new = 128, threads = 0, ctx_len = 0;
     int ignore_eos = 0;
     const char *quant_preset = NULL;
@@ -92,6 +94,8 @@ int sglc_cmd_generate(int argc, char **argv) {
             sp.min_p = (float)d;
         } else if (strcmp(a, "--seed") == 0) {
             if (sglc_arg_u64(a, v, &sp.seed)) return 2;
+        } else if (strcmp(a, "--device") == 0) {
+            if (sglc_arg_device(a, v, &device)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
@@ -128,7 +132,7 @@ int sglc_cmd_generate(int argc, char **argv) {
     char *piece = NULL;
     double t0 = now_s();
     sglc_backend_params bp = {.n_threads = (int)threads};
-    if (sglc_backend_open(&be, "cpu", &bp, &err) != 0 ||
+    if (sglc_backend_open(&be, device, &bp, &err) != 0 ||
         sglc_model_open(&model, model_path, be, &err) != 0 ||
         (model->gguf ? sglc_tokenizer_open_gguf(&tok, model->gguf, &err)
                      : sglc_tokenizer_open_hf(&tok, model_path, &err)) != 0) {

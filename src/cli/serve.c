@@ -39,6 +39,8 @@ static void usage(FILE *f) {
             "  --connection-timeout S        close connections idle or stalled for S seconds "
             "(default 120)\n"
             "  --threads N                   CPU threads (default: all cores)\n"
+            "  --device cpu|cpu-ggml         cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
+            "(slower; Q4_1/Q8_0 GGUF)\n"
             "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
             "group 64)\n"
             "  --log-level LEVEL             debug|info|warning|error (default info)\n");
@@ -88,6 +90,7 @@ int sglc_cmd_serve(int argc, char **argv) {
                                             "--random-seed",
                                             "--max-body-bytes",
                                             "--threads",
+                                            "--device",
                                             "--log-level",
                                             "--chat-template",
                                             "--quantization",
@@ -116,6 +119,8 @@ int sglc_cmd_serve(int argc, char **argv) {
             chat_template_file = v;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &ep.quantization)) return 2;
+        } else if (strcmp(a, "--device") == 0) {
+            if (sglc_arg_device(a, v, &ep.device)) return 2;
         } else if (strcmp(a, "--connection-timeout") == 0) {
             if (sglc_arg_int(a, v, 1, 86400, &n)) return 2;
             sp.connection_timeout_s = (unsigned)n;
