@@ -231,13 +231,15 @@ static void usage(FILE *f) {
                "  --run-name NAME              name in the result file (default before)\n"
                "  --result-filename FILE       append one JSON line per case\n"
                "  --threads N                  CPU threads (default: all cores)\n"
+               "  --device cpu|cpu-ggml        cpu-ggml: llama.cpp's CPU arithmetic bit for bit\n"
                "  --quantization mlx_q4|mlx_q8 quantize F32/F16/BF16 weights at load\n"
                "  --log-level LEVEL            debug|info|warning|error (default warning)\n");
 }
 
 int sglc_cmd_bench_one_batch(int argc, char **argv) {
     int_list bsz = {{1}, 1}, ilen = {{1024}, 1}, olen = {{16}, 1};
-    const char *model_path = NULL, *run_name = "before", *result_file = NULL, *quant = NULL;
+    const char *model_path = NULL, *run_name = "before", *result_file = NULL, *quant = NULL,
+               *device = "cpu";
     int64_t threads = 0;
     sglc_log_set_level(SGLC_LOG_WARN);
     for (int i = 1; i < argc; i++) {
@@ -262,7 +264,7 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
         if (strcmp(a, "--model-path") != 0 && strcmp(a, "--model") != 0 &&
             strcmp(a, "--run-name") != 0 && strcmp(a, "--result-filename") != 0 &&
             strcmp(a, "--threads") != 0 && strcmp(a, "--quantization") != 0 &&
-            strcmp(a, "--log-level") != 0) {
+            strcmp(a, "--log-level") != 0 && strcmp(a, "--device") != 0) {
             fprintf(stderr, "sglc bench_one_batch: unknown option '%s' (see --help)\n", a);
             return 2;
         }
@@ -281,6 +283,8 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
             result_file = v;
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
+        } else if (strcmp(a, "--device") == 0) {
+            if (sglc_arg_device(a, v, &device)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &quant)) return 2;
         } else if (sglc_arg_log_level(a, v)) {
@@ -300,7 +304,7 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
     sglc_model *model = NULL;
     int ret = 1;
     sglc_backend_params bp = {.n_threads = (int)threads};
-    if (sglc_backend_open(&be, "cpu", &bp, &err) != 0 ||
+    if (sglc_backend_open(&be, device, &bp, &err) != 0 ||
         sglc_model_open(&model, model_path, be, &err) != 0 ||
         sglc_model_apply_quant_preset(model, quant, model_path, (int)threads, say_stdout, &err) !=
             0) {
