@@ -21,8 +21,8 @@
  *     a float reciprocal; probabilities rounded to f16.
  *   - RoPE with the rotation fused as gcc compiles ggml (fma(x0, cos, -x1 sin)), SwiGLU with the
  *     vectorized expf, RMSNorm as ggml (already the default path).
- * Needs AVX2 + FMA + F16C. Weight types: Q4_1 and Q8_0 (Q8_0 in the order llama.cpp uses for a
- * single token; its batched tinyBLAS path for Q8_0 layer weights is not reproduced). */
+ * Needs AVX2 + FMA + F16C. Weight types: Q4_1 and Q8_0 (ggml's batched tinyBLAS path for Q8_0
+ * sums each output in the same order as its single-token dot, so one kernel serves both). */
 #ifndef SGLC_GGML_EXACT_H
 #define SGLC_GGML_EXACT_H
 
