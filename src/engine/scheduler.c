@@ -248,6 +248,14 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     if (grow_text(r, 16) == 0)
         w = sglc_detok_stream_flush(&r->detok, r->text + r->text_len, r->text_cap - r->text_len);
     if (r->matched_stop_string < 0) r->text_len += w;
+    /* counters first, then the result: a client that reads /metrics right after its response
+     * must find the request counted */
+    double e2e = sglc_engine_now() - r->t_submit;
+    pthread_mutex_lock(&e->smu);
+    e->stats.requests_finished++;
+    e->stats.generation_tokens_total += r->pub_n_output; /* written by this thread only */
+    sglc_engine_observe_locked(e, SGLC_HIST_E2E, e2e, 1);
+    pthread_mutex_unlock(&e->smu);
     pthread_mutex_lock(&r->mu);
     if (r->pub_text_cap < r->text_len + 1) {
         char *nt = realloc(r->pub_text, r->text_len + 1);
@@ -262,16 +270,11 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     }
     r->finish_reason = why;
     r->pub_finished = 1;
-    r->e2e_s = sglc_engine_now() - r->t_submit;
+    r->e2e_s = e2e;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     list_remove(e->running, &e->n_running, r);
     list_remove(e->waiting, &e->n_waiting, r); /* also holds chunked prefills in progress */
-    pthread_mutex_lock(&e->smu);
-    e->stats.requests_finished++;
-    e->stats.generation_tokens_total += r->pub_n_output;
-    sglc_engine_observe_locked(e, SGLC_HIST_E2E, r->e2e_s, 1);
-    pthread_mutex_unlock(&e->smu);
 }
 
 /* Releases a finished request once no launched step uses it, and drops the scheduler's
