@@ -53,6 +53,7 @@ int sglc_cmd_serve(int argc, char **argv) {
         .host = "127.0.0.1", .port = 30000, .max_body_bytes = 8u << 20, .max_queued_requests = 0};
     const char *model = NULL, *log_level = "info", *policy = "fcfs", *chat_template_file = NULL;
     int64_t threads = 0;
+    int chunk_given = 0;
     sglc_log_set_level(SGLC_LOG_INFO);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -143,6 +144,7 @@ int sglc_cmd_serve(int argc, char **argv) {
                 return 2;
             }
             ep.chunked_prefill_size = (int32_t)n;
+            chunk_given = 1;
         } else if (strcmp(a, "--max-prefill-tokens") == 0) {
             if (sglc_arg_int(a, v, 1, 1 << 24, &n)) return 2;
             ep.max_prefill_tokens = (int32_t)n;
@@ -174,6 +176,10 @@ int sglc_cmd_serve(int argc, char **argv) {
             log_level = v;
         }
     }
+    /* cpu-ggml: prefill in llama.cpp's 512-token micro-batches unless told otherwise, so a long
+     * prompt splits where llama.cpp splits it (a 1-token remainder takes its single-token
+     * attention order) */
+    if (strcmp(ep.device, "cpu-ggml") == 0 && !chunk_given) ep.chunked_prefill_size = 512;
     char default_path[4096];
     if (!(model = sglc_model_path_or_default(model, default_path, sizeof default_path))) return 1;
     ep.model_path = model;

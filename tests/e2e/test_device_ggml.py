@@ -1,6 +1,7 @@
 """`sglc serve --device cpu-ggml`: the server computing with llama.cpp's CPU arithmetic returns
-llama.cpp's greedy tokens (tests/golden/greedy_chat50.tsv, made by
-scripts/golden/make_greedy_golden.py) through the native /generate API. One request at a time
+llama.cpp's greedy tokens (tests/golden/greedy_chat50.tsv and greedy_long.tsv, made by
+scripts/golden/make_greedy_golden.py and make_greedy_long_golden.py) through the native
+/generate API. One request at a time
 and no prefix reuse, so each request is computed as llama.cpp computes it (prompt in one batch,
 then one token per step)."""
 import os
@@ -11,12 +12,12 @@ import requests
 
 from test_server import BINARY, QUICK, ROOT, Server
 
-GOLDEN = os.path.join(ROOT, "tests", "golden", "greedy_chat50.tsv")
+GOLDEN = os.path.join(ROOT, "tests", "golden")
 
 
-def golden_rows(n):
+def golden_rows(name, n):
     rows = []
-    with open(GOLDEN, encoding="utf-8") as f:
+    with open(os.path.join(GOLDEN, name), encoding="utf-8") as f:
         for line in f:
             if line.startswith("#") or not line.strip():
                 continue
@@ -34,8 +35,12 @@ def ggml_server():
     assert s.stop() == 0
 
 
-def test_generate_equals_llamacpp(ggml_server):
-    for prompt, want in golden_rows(3 if QUICK else 10):
+# greedy_long.tsv: prompts of 513, 700 and 1100 tokens, which llama.cpp evaluates in 512-token
+# micro-batches (cpu-ggml's default --chunked-prefill-size is 512 for that reason)
+@pytest.mark.parametrize("golden,n", [("greedy_chat50.tsv", 3 if QUICK else 10),
+                                      ("greedy_long.tsv", 1 if QUICK else 3)])
+def test_generate_equals_llamacpp(ggml_server, golden, n):
+    for prompt, want in golden_rows(golden, n):
         r = requests.post(ggml_server.url + "/generate", headers={"Authorization": "Bearer k"},
                           timeout=120, json={
                               "input_ids": prompt,
