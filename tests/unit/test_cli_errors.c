@@ -142,6 +142,15 @@ int main(void) {
     expect_error("context overflow", a8, "context length");
     char *a9[] = {(char *)g_bin, "frobnicate", NULL};
     expect_error("unknown command", a9, "frobnicate");
+    char *a10[] = {(char *)g_bin, "generate", "--prompt", "hi", "--device", "tpu", NULL};
+    expect_error("unknown device", a10, "unknown device 'tpu'");
+    /* cpu-ggml reproduces llama.cpp for Q4_1 / Q8_0 weights only: an f32 checkpoint is refused
+     * at load, naming the weight type and the way out */
+    char tiny[4096];
+    snprintf(tiny, sizeof tiny, "%s/tests/golden/tiny_llama", test_source_dir());
+    char *a11[] = {(char *)g_bin, "generate",     "--prompt", "hi", "--device",
+                   "cpu-ggml",    "--model-path", tiny,       NULL};
+    expect_error("cpu-ggml on f32 weights", a11, "--device cpu");
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
