@@ -233,10 +233,23 @@ static void gx_mm_task(void *vctx, int ith, int nth) {
     long lo, hi;
     sglc_split_range((long)c->w->n, ith, nth, &lo, &hi);
     const uint8_t *wd = c->w->dev;
-    for (int64_t t = 0; t < c->rows; t++)
-        for (long o = lo; o < hi; o++)
-            c->y[t * c->w->n + o] = sglc_gx_dot(c->w->type, wd + (size_t)o * c->w_row,
-                                                c->act + (size_t)t * c->act_row, c->w->k);
+    /* a tile of 16 weight rows stays in L1 while every token passes over it */
+    for (long o0 = lo; o0 < hi; o0 += 16) {
+        long o1 = o0 + 16 < hi ? o0 + 16 : hi;
+        int64_t t = 0;
+        float r[4];
+        for (; t + 4 <= c->rows; t += 4) /* 4 tokens of a row */
+            for (long o = o0; o < o1; o++) {
+                sglc_gx_dot4(c->w->type, wd + (size_t)o * c->w_row, 0,
+                             c->act + (size_t)t * c->act_row, c->act_row, c->w->k, r);
+                for (int jj = 0; jj < 4; jj++)
+                    c->y[(t + jj) * c->w->n + o] = r[jj];
+            }
+        for (; t < c->rows; t++) /* one token: 4 rows at once measured slower (decode) */
+            for (long o = o0; o < o1; o++)
+                c->y[t * c->w->n + o] = sglc_gx_dot(c->w->type, wd + (size_t)o * c->w_row,
+                                                    c->act + (size_t)t * c->act_row, c->w->k);
+    }
 }
 
 static void gx_matmul(cpu_impl *im, const sglc_weight *w, const float *x, int64_t rows, float *y) {
