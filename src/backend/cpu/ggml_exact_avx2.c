@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/cpu/ggml_exact.h"
+#include "backend/cpu/vexp_avx2.h"
 #include "quant/ggml_types.h"
 
 typedef struct {
@@ -210,45 +211,11 @@ void sglc_gx_rope(float *v, const float *cs, const float *sn, int32_t rot_dim, i
     }
 }
 
-/* ---- ggml_v_expf (AVX2): ARM's optimized-routines expf, max error 1.45 ulp + 0.5 ---- */
-static inline __m256 v_expf(__m256 x) {
-    const __m256 r = _mm256_set1_ps(0x1.8p23f);
-    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-    const __m256 n = _mm256_sub_ps(z, r);
-    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
-                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
-    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
-    const __m256 k =
-        _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))));
-    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.f), n);
-    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126), _CMP_GT_OQ);
-    const __m256 u = _mm256_mul_ps(b, b);
-    const __m256 j = _mm256_fmadd_ps(
-        _mm256_fmadd_ps(
-            _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
-            _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
-        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
-    if (!_mm256_movemask_ps(c)) return _mm256_fmadd_ps(j, k, k);
-    /* |n| > 126: scale in two steps to avoid overflow / reach the subnormals; |n| > 192: 0 or
-     * inf directly */
-    const __m256i g =
-        _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
-                         _mm256_set1_epi32((int)0x82000000u));
-    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
-    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
-    const __m256 dd = _mm256_cmp_ps(an, _mm256_set1_ps(192), _CMP_GT_OQ);
-    return _mm256_or_ps(
-        _mm256_and_ps(dd, _mm256_mul_ps(s1, s1)),
-        _mm256_andnot_ps(
-            dd, _mm256_or_ps(_mm256_and_ps(c, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
-                             _mm256_andnot_ps(c, _mm256_fmadd_ps(k, j, k)))));
-}
-
 void sglc_gx_swiglu(const float *gate, const float *up, float *out, int64_t n) {
     int64_t i = 0;
     for (; i + 7 < n; i += 8) {
         __m256 x = _mm256_loadu_ps(gate + i);
-        __m256 e = v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 e = sglc_v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x));
         __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1), e));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
     }
@@ -320,7 +287,7 @@ void sglc_gx_attn(const float *q, const uint16_t *k_rows, const uint16_t *v_rows
         sc[p] = -INFINITY;
     double sum = 0.0;
     for (int32_t p = 0; p < n_pad; p += 8) {
-        __m256 e = v_expf(_mm256_sub_ps(_mm256_loadu_ps(sc + p), _mm256_set1_ps(mx)));
+        __m256 e = sglc_v_expf(_mm256_sub_ps(_mm256_loadu_ps(sc + p), _mm256_set1_ps(mx)));
         _mm256_storeu_ps(sc + p, e);
         sum += (double)hsum8(e);
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels_impl.h"
+#include "backend/cpu/vexp_avx2.h"
 #include "quant/ggml_blocks.h"
 #include "quant/ggml_types.h"
 
@@ -906,12 +907,25 @@ void sglc_avx2_attn_f16(const float *q, const uint16_t *kc, const uint16_t *vc, 
         sc[s] = v;
         if (v > mx) mx = v;
     }
-    float sum = 0.0f;
-    for (int32_t s = 0; s < n_ctx; s++) {
-        sc[s] = expf(sc[s] - mx);
-        sum += sc[s];
+    /* exp 8 at a time (ggml's vector expf); scores past n_ctx in the last group are -inf -> 0 */
+    __m256 vsum = _mm256_setzero_ps();
+    int32_t s0 = 0;
+    for (; s0 + 8 <= n_ctx; s0 += 8) {
+        __m256 e = sglc_v_expf(_mm256_sub_ps(_mm256_loadu_ps(sc + s0), _mm256_set1_ps(mx)));
+        _mm256_storeu_ps(sc + s0, e);
+        vsum = _mm256_add_ps(vsum, e);
     }
-    const float inv = 1.0f / sum;
+    if (s0 < n_ctx) {
+        float t[8];
+        for (int j = 0; j < 8; j++)
+            t[j] = s0 + j < n_ctx ? sc[s0 + j] - mx : -INFINITY;
+        __m256 e = sglc_v_expf(_mm256_loadu_ps(t));
+        _mm256_storeu_ps(t, e);
+        for (int j = 0; s0 + j < n_ctx; j++)
+            sc[s0 + j] = t[j];
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    const float inv = 1.0f / hsum_ps(vsum);
     int32_t s8 = 0;
     for (; s8 + 8 <= n_ctx; s8 += 8)
         _mm256_storeu_ps(sc + s8, _mm256_mul_ps(_mm256_loadu_ps(sc + s8), _mm256_set1_ps(inv)));
