@@ -892,7 +892,36 @@ void sglc_avx2_attn_f16(const float *q, const uint16_t *kc, const uint16_t *vc, 
     memcpy(qh, q, sizeof(float) * (size_t)hd);
     round_f16_inplace(qh, hd);
     float mx = -INFINITY;
-    for (int32_t s = 0; s < n_ctx; s++) {
+    int32_t s_done = 0;
+    if (hd % 16 == 0) {
+        /* 8 positions at a time: 8 dot products reduced into one vector by a transpose-add
+         * (no horizontal sum per score) */
+        __m256 vmx = _mm256_set1_ps(-INFINITY);
+        for (; s_done + 8 <= n_ctx; s_done += 8) {
+            __m256 a[8];
+            for (int j = 0; j < 8; j++) {
+                const uint16_t *k = kc + (size_t)slots[s_done + j] * stride;
+                __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+                for (int32_t i = 0; i < hd; i += 16) {
+                    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + i), load_f16(k + i), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + i + 8), load_f16(k + i + 8), acc1);
+                }
+                a[j] = _mm256_add_ps(acc0, acc1);
+            }
+            __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+            __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+            __m256 v = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                                     _mm256_permute2f128_ps(u0, u1, 0x31));
+            v = _mm256_mul_ps(v, _mm256_set1_ps(scale));
+            _mm256_storeu_ps(sc + s_done, v);
+            vmx = _mm256_max_ps(vmx, v);
+        }
+        float m8[8];
+        _mm256_storeu_ps(m8, vmx);
+        for (int j = 0; j < 8; j++)
+            mx = m8[j] > mx ? m8[j] : mx;
+    }
+    for (int32_t s = s_done; s < n_ctx; s++) {
         const uint16_t *k = kc + (size_t)slots[s] * stride;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         int32_t i = 0;
