@@ -240,12 +240,12 @@ static void gx_mm_task(void *vctx, int ith, int nth) {
         float r[4];
         for (; t + 4 <= c->rows; t += 4) /* 4 tokens of a row */
             for (long o = o0; o < o1; o++) {
-                sglc_gx_dot4(c->w->type, wd + (size_t)o * c->w_row, 0,
-                             c->act + (size_t)t * c->act_row, c->act_row, c->w->k, r);
+                sglc_gx_dot4(c->w->type, wd + (size_t)o * c->w_row, c->act + (size_t)t * c->act_row,
+                             c->act_row, c->w->k, r);
                 for (int jj = 0; jj < 4; jj++)
                     c->y[(t + jj) * c->w->n + o] = r[jj];
             }
-        for (; t < c->rows; t++) /* one token: 4 rows at once measured slower (decode) */
+        for (; t < c->rows; t++)
             for (long o = o0; o < o1; o++)
                 c->y[t * c->w->n + o] = sglc_gx_dot(c->w->type, wd + (size_t)o * c->w_row,
                                                     c->act + (size_t)t * c->act_row, c->w->k);

@@ -35,10 +35,10 @@ size_t sglc_gx_act_row_bytes(uint32_t wtype, int64_t k);
 void sglc_gx_quantize_row(uint32_t wtype, const float *x, int64_t k, void *out);
 /* dot of weight row w (file layout) with one quantized activation row */
 float sglc_gx_dot(uint32_t wtype, const void *w, const void *act, int64_t k);
-/* out[j] = the same dot of weight row w + j * w_stride with activation row act + j * act_stride,
- * j < 4 (identical results to 4 calls; 4 tokens of a row or 4 rows of a token at once) */
-void sglc_gx_dot4(uint32_t wtype, const void *w, size_t w_stride, const void *act,
-                  size_t act_stride, int64_t k, float out[4]);
+/* out[j] = the same dot of weight row w with activation row act + j * act_stride, j < 4
+ * (identical results to 4 calls, fewer loads) */
+void sglc_gx_dot4(uint32_t wtype, const void *w, const void *act, size_t act_stride, int64_t k,
+                  float out[4]);
 
 /* In place RoPE of one head vector: pairs (i0, i1) = (2i, 2i+1) (neox 0: GGUF llama) or
  * (i, i + rot/2) (neox 1), cs/sn the ggml rope cache of the position. */

@@ -101,104 +101,72 @@ static inline __m256 lane_sums_u8_i8(__m256i ax, __m256i sy) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), p16));
 }
 
-static float dot_q4_1(const uint8_t *w, const gx_q8_1 *y, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
+/* The dot of one weight row with nt <= 4 activation rows act + j * stride, each exactly as
+ * ggml's single dot (nt independent FMA chains hide each other's latency; the weight block is
+ * unpacked once). Always inlined with a constant nt, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void
+dotn_q4_1(int nt, const uint8_t *w, const uint8_t *act, size_t stride, int64_t nb, float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    float summs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const __m256i low = _mm256_set1_epi8(0xF);
     for (int64_t b = 0; b < nb; b++, w += 20) {
         uint16_t wd, wm;
         memcpy(&wd, w, 2);
         memcpy(&wm, w + 2, 2);
-        const float d0 = h2f(wd), d1 = h2f(y[b].d);
-        summs = fmaf(h2f(wm), h2f(y[b].s), summs); /* gcc contracts ggml's summs += m * s */
-        const __m256 d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(d1));
+        const float d0 = h2f(wd), m = h2f(wm);
         __m128i t = _mm_loadu_si128((const __m128i *)(w + 4));
         __m256i qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), low);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[b].qs);
-        acc = _mm256_fmadd_ps(d0d1, lane_sums_u8_i8(qx, qy), acc);
-    }
-    return hsum8(acc) + summs;
-}
-
-static float dot_q8_0(const uint8_t *w, const gx_q8_0 *y, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, w += 34) {
-        uint16_t wd;
-        memcpy(&wd, w, 2);
-        const __m256 d = _mm256_set1_ps(h2f(wd) * h2f(y[b].d));
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[b].qs);
-        __m256 q = lane_sums_u8_i8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-        acc = _mm256_fmadd_ps(d, q, acc);
-    }
-    return hsum8(acc);
-}
-
-/* Four of the same dots at once, dot j over weight row w + j * wstride and activation row
- * act + j * astride (4 tokens of one row: wstride 0; 4 rows of one token: astride 0). Each runs
- * exactly as dot_q4_1 / dot_q8_0 (identical results); four independent FMA chains hide their
- * latency. */
-static void dot4_q4_1(const uint8_t *w, size_t wstride, const uint8_t *act, size_t astride,
-                      int64_t nb, float out[4]) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float summs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const __m256i low = _mm256_set1_epi8(0xF);
-    for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const uint8_t *wb = w + (size_t)j * wstride + (size_t)b * 20;
-            uint16_t wd, wm;
-            memcpy(&wd, wb, 2);
-            memcpy(&wm, wb + 2, 2);
-            const float d0 = h2f(wd), m = h2f(wm);
-            __m128i t = _mm_loadu_si128((const __m128i *)(wb + 4));
-            __m256i qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), low);
-            const gx_q8_1 *y = (const gx_q8_1 *)(act + (size_t)j * astride) + b;
-            summs[j] = fmaf(m, h2f(y->s), summs[j]);
+        for (int j = 0; j < nt; j++) {
+            const gx_q8_1 *y = (const gx_q8_1 *)(act + (size_t)j * stride) + b;
+            summs[j] = fmaf(m, h2f(y->s), summs[j]); /* gcc contracts ggml's summs += m * s */
             const __m256 d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(h2f(y->d)));
             __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
             acc[j] = _mm256_fmadd_ps(d0d1, lane_sums_u8_i8(qx, qy), acc[j]);
         }
     }
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < nt; j++)
         out[j] = hsum8(acc[j]) + summs[j];
 }
 
-static void dot4_q8_0(const uint8_t *w, size_t wstride, const uint8_t *act, size_t astride,
-                      int64_t nb, float out[4]) {
+static inline __attribute__((always_inline)) void
+dotn_q8_0(int nt, const uint8_t *w, const uint8_t *act, size_t stride, int64_t nb, float *out) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; b < nb; b++, w += 34) {
+        uint16_t wd;
+        memcpy(&wd, w, 2);
+        const float dw = h2f(wd);
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(w + 2));
+        __m256i ax = _mm256_sign_epi8(qx, qx);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const uint8_t *wb = w + (size_t)j * wstride + (size_t)b * 34;
-            uint16_t wd;
-            memcpy(&wd, wb, 2);
-            const float dw = h2f(wd);
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(wb + 2));
-            __m256i ax = _mm256_sign_epi8(qx, qx);
-            const gx_q8_0 *y = (const gx_q8_0 *)(act + (size_t)j * astride) + b;
+        for (int j = 0; j < nt; j++) {
+            const gx_q8_0 *y = (const gx_q8_0 *)(act + (size_t)j * stride) + b;
             const __m256 d = _mm256_set1_ps(dw * h2f(y->d));
             __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
             acc[j] = _mm256_fmadd_ps(d, lane_sums_u8_i8(ax, _mm256_sign_epi8(qy, qx)), acc[j]);
         }
     }
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < nt; j++)
         out[j] = hsum8(acc[j]);
 }
 
-void sglc_gx_dot4(uint32_t wtype, const void *w, size_t w_stride, const void *act,
-                  size_t act_stride, int64_t k, float out[4]) {
+void sglc_gx_dot4(uint32_t wtype, const void *w, const void *act, size_t act_stride, int64_t k,
+                  float out[4]) {
     if (wtype == SGLC_GGML_TYPE_Q4_1)
-        dot4_q4_1(w, w_stride, act, act_stride, k / 32, out);
+        dotn_q4_1(4, w, act, act_stride, k / 32, out);
     else
-        dot4_q8_0(w, w_stride, act, act_stride, k / 32, out);
+        dotn_q8_0(4, w, act, act_stride, k / 32, out);
 }
 
 float sglc_gx_dot(uint32_t wtype, const void *w, const void *act, int64_t k) {
-    if (wtype == SGLC_GGML_TYPE_Q4_1) return dot_q4_1(w, act, k / 32);
-    return dot_q8_0(w, act, k / 32);
+    float r;
+    if (wtype == SGLC_GGML_TYPE_Q4_1)
+        dotn_q4_1(1, w, act, 0, k / 32, &r);
+    else
+        dotn_q8_0(1, w, act, 0, k / 32, &r);
+    return r;
 }
 
 /* ---- rope (rotate_pairs as gcc -O3 -march=native compiles it) ---- */
