@@ -84,6 +84,20 @@ def top2(logits: np.ndarray):
     return i1, l1 - l2
 
 
+def greedy(llm: Llama, ptoks, n_gen: int):
+    """From an empty cache: the prompt in one eval (llama.cpp splits it into n_batch
+    micro-batches), then n_gen greedy tokens one eval each. Returns (ids, top1-top2 margins)."""
+    llm.reset()
+    llm.eval(ptoks)
+    gen, margins = [], []
+    for _ in range(n_gen):
+        tok, margin = top2(last_logits(llm))
+        gen.append(tok)
+        margins.append(margin)
+        llm.eval([tok])
+    return gen, margins
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -110,14 +124,7 @@ def main() -> None:
     for idx, msg in enumerate(msgs):
         prompt = chatml(msg)
         ptoks = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        llm.reset()
-        llm.eval(ptoks)
-        gen, margins = [], []
-        for _ in range(N_GEN):
-            tok, margin = top2(last_logits(llm))
-            gen.append(tok)
-            margins.append(margin)
-            llm.eval([tok])
+        gen, margins = greedy(llm, ptoks, N_GEN)
         rows.append((idx, ptoks, gen, margins))
         eos_at = gen.index(EOS_ID) if EOS_ID in gen else -1
         print(

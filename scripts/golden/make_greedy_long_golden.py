@@ -13,12 +13,11 @@ Usage: .venv-ref/bin/python scripts/golden/make_greedy_long_golden.py
 import os
 import sys
 
-import numpy as np
 import llama_cpp
 from llama_cpp import Llama
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_greedy_golden import DEFAULT_MODEL, REPO, last_logits, top2  # noqa: E402
+from make_greedy_golden import DEFAULT_MODEL, REPO, greedy  # noqa: E402
 
 LENGTHS = (513, 700, 1100)
 N_GEN = 16
@@ -32,14 +31,7 @@ def main() -> None:
     rows = []
     for i, n in enumerate(LENGTHS):
         prompt = ids[:n]
-        llm.reset()
-        llm.eval(prompt)
-        gen, margins = [], []
-        for _ in range(N_GEN):
-            tok, margin = top2(last_logits(llm))
-            gen.append(tok)
-            margins.append(margin)
-            llm.eval([tok])
+        gen, margins = greedy(llm, prompt, N_GEN)
         rows.append((i, prompt, gen, margins))
         print("[%d] %d prompt tokens, min margin %.4f" % (i, n, min(margins)), file=sys.stderr)
     out = os.path.join(REPO, "tests", "golden", "greedy_long.tsv")
