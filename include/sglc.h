@@ -21,6 +21,7 @@ typedef enum {
 
 typedef struct {
     const char *model_path;       /* GGUF file, or a Hugging Face / MLX model folder */
+    const char *tokenizer_path;   /* NULL: the model's; else a tokenizer.json folder or a GGUF */
     const char *quantization;     /* NULL, "mlx_q4" or "mlx_q8": quantize at load (group 64) */
     const char *device;           /* "cpu" (default) */
     int n_threads;                /* <= 0: all cores */
@@ -35,6 +36,9 @@ typedef struct {
     int disable_overlap_schedule;
     int32_t decode_log_interval; /* 40; 0 disables the log line */
     uint64_t random_seed;
+    /* a step that runs longer marks the engine dead (SGLang's --watchdog-timeout, 300 s):
+     * /health answers 503 and every request fails, instead of hanging */
+    double watchdog_timeout_s;
 } sglc_engine_params;
 
 void sglc_engine_params_default(sglc_engine_params *p);

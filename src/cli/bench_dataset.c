@@ -36,6 +36,16 @@ void sglc_bench_dataset_params_default(sglc_bench_dataset_params *p) {
 
 int sglc_bench_dataset_parse_arg(sglc_bench_dataset_params *p, const char *a, const char *v) {
     int64_t n;
+    if (!v) {
+        static const char *const names[] = {
+            "--dataset-name",     "--random-range-ratio",    "--seed",
+            "--num-prompts",      "--random-input-len",      "--random-output-len",
+            "--gsp-num-groups",   "--gsp-prompts-per-group", "--gsp-system-prompt-len",
+            "--gsp-question-len", "--gsp-output-len"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strcmp(a, names[i]) == 0) return 1;
+        return 0;
+    }
     if (strcmp(a, "--dataset-name") == 0) {
         if (strcmp(v, "random") == 0)
             p->kind = SGLC_BENCH_DATASET_RANDOM;

@@ -39,7 +39,7 @@ void sglc_bench_dataset_params_default(sglc_bench_dataset_params *p);
 
 /* Takes a dataset flag (--dataset-name, --num-prompts, --random-*, --gsp-*, --seed) with its
  * value. Returns 1 when consumed, 0 when a is not a dataset flag, -1 (message on stderr) for a
- * bad value. */
+ * bad value. With v NULL only says whether a is a dataset flag (1) or not (0). */
 int sglc_bench_dataset_parse_arg(sglc_bench_dataset_params *p, const char *a, const char *v);
 
 /* The flags as usage text, one indented block. */

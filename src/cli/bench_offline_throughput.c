@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/bench_dataset.h"
 #include "cli/cli.h"
+#include "cli/server_args.h"
 #include "sglc.h"
 
 static double bench_now(void) {
@@ -21,80 +22,61 @@ static double bench_now(void) {
 }
 
 int sglc_cmd_bench_offline_throughput(int argc, char **argv) {
-    sglc_engine_params ep;
-    sglc_engine_params_default(&ep);
-    ep.decode_log_interval = 0;
-    int64_t threads = 0;
+    sglc_server_args sa;
+    sglc_log_set_level(SGLC_LOG_INFO);
+    sglc_server_args_init(&sa, SGLC_SARGS_CMD_BENCH_OFFLINE, "info");
+    sglc_engine_params *ep = &sa.ep;
+    ep->decode_log_interval = 0;
     /* SGLang's flags; the gsp defaults are smaller than bench_serving's, for CPU runs */
     sglc_bench_dataset_params dp;
     sglc_bench_dataset_params_default(&dp);
     dp.gsp_num_groups = 4;
     dp.gsp_system_prompt_len = 1000;
     dp.gsp_output_len = 128;
-    const char *result_file = NULL, *model = NULL;
+    const char *result_file = NULL;
     int ignore_eos = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int64_t n;
-        double d;
-        if (strcmp(a, "--disable-overlap-schedule") == 0) {
-            ep.disable_overlap_schedule = 1;
-            continue;
-        } else if (strcmp(a, "--disable-radix-cache") == 0) {
-            ep.disable_radix_cache = 1;
-            continue;
-        } else if (strcmp(a, "--disable-ignore-eos") == 0) {
+        if (strcmp(a, "--disable-ignore-eos") == 0) {
             ignore_eos = 0;
             continue;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf(
-                "usage: sglc bench_offline_throughput [--model-path P]\n%s"
-                "  [--disable-overlap-schedule] [--disable-radix-cache] [--disable-ignore-eos]\n"
-                "  [--max-running-requests N] [--max-total-tokens N] [--chunked-prefill-size N]\n"
-                "  [--threads N] [--device cpu|cpu-ggml] [--quantization mlx_q4|mlx_q8]\n"
-                "  [--result-filename FILE]\n",
-                sglc_bench_dataset_usage);
+            printf("usage: sglc bench_offline_throughput [options]\n"
+                   "Benchmark arguments:\n%s"
+                   "  --disable-ignore-eos              stop at eos (default: ignore it)\n"
+                   "  --result-filename FILE            append the result as one JSON line\n",
+                   sglc_bench_dataset_usage);
+            sglc_server_args_usage(stdout, SGLC_SARGS_CMD_BENCH_OFFLINE);
             return 0;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr,
+                    "sglc bench_offline_throughput: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        int r = sglc_server_args_parse(&sa, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!sglc_bench_dataset_parse_arg(&dp, a, NULL) && strcmp(a, "--result-filename") != 0) {
+            fprintf(stderr, "sglc bench_offline_throughput: unknown option '%s' (see --help)\n", a);
+            return 2;
         }
         if (!(v = sglc_arg_value(argc, argv, &i))) return 2;
         int dr = sglc_bench_dataset_parse_arg(&dp, a, v);
         if (dr < 0) return 2;
         if (dr > 0) continue;
-        if (strcmp(a, "--model-path") == 0 || strcmp(a, "--model") == 0)
-            model = v;
-        else if (strcmp(a, "--device") == 0) {
-            if (sglc_arg_device(a, v, &ep.device)) return 2;
-        } else if (strcmp(a, "--quantization") == 0) {
-            if (sglc_arg_quantization(a, v, &ep.quantization)) return 2;
-        } else if (strcmp(a, "--result-filename") == 0)
-            result_file = v;
-        else if (strcmp(a, "--max-running-requests") == 0) {
-            if (sglc_arg_int(a, v, 1, 4096, &n)) return 2;
-            ep.max_running_requests = (int32_t)n;
-        } else if (strcmp(a, "--max-total-tokens") == 0) {
-            if (sglc_arg_int(a, v, 16, 1 << 30, &n)) return 2;
-            ep.max_total_tokens = n;
-        } else if (strcmp(a, "--chunked-prefill-size") == 0) {
-            if (sglc_arg_int(a, v, -1, 1 << 20, &n) || n == 0) return 2;
-            ep.chunked_prefill_size = (int32_t)n;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
-        } else if (strcmp(a, "--mem-fraction-static") == 0) {
-            if (sglc_arg_float(a, v, 0.01, 0.99, &d)) return 2;
-            ep.mem_fraction_static = d;
-        } else {
-            fprintf(stderr, "sglc bench_offline_throughput: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
+        result_file = v; /* --result-filename */
     }
+    sglc_server_args_log_env();
+    if (sglc_server_args_finish(&sa)) return 2;
     char default_path[4096];
-    if (!(model = sglc_model_path_or_default(model, default_path, sizeof default_path))) return 1;
-    ep.model_path = model;
-    ep.n_threads = (int)threads;
-    sglc_log_set_level(SGLC_LOG_INFO);
+    const char *model =
+        sglc_model_path_or_default(sa.model_path, default_path, sizeof default_path);
+    if (!model) return 1;
+    ep->model_path = model;
     sglc_engine *e = NULL;
     char err[512];
-    if (sglc_engine_open(&e, &ep, err, sizeof err) != 0) {
+    if (sglc_engine_open(&e, ep, err, sizeof err) != 0) {
         fprintf(stderr, "sglc: %s\n", err);
         return 1;
     }
@@ -162,8 +144,8 @@ int sglc_cmd_bench_offline_throughput(int argc, char **argv) {
                 "\"total_output_tokens\": %lld, \"cached_tokens\": %lld, "
                 "\"request_throughput\": %.4f, \"input_throughput\": %.4f, "
                 "\"output_throughput\": %.4f, \"total_throughput\": %.4f}\n",
-                dp.name, (long long)num_prompts, ep.disable_overlap_schedule ? "true" : "false",
-                ep.disable_radix_cache ? "true" : "false", ok, dur, (long long)total_in,
+                dp.name, (long long)num_prompts, ep->disable_overlap_schedule ? "true" : "false",
+                ep->disable_radix_cache ? "true" : "false", ok, dur, (long long)total_in,
                 (long long)total_out, (long long)cached, ok / dur, (double)total_in / dur,
                 (double)total_out / dur, (double)(total_in + total_out) / dur);
             fclose(f);

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/server_args.h"
 #include "model/model.h"
 
 #define MAX_SWEEP 16
@@ -224,24 +225,21 @@ static void say_stdout(const char *line) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: sglc bench_one_batch [options]\n"
-               "  --model-path, --model PATH   model (default: the bundled SmolLM2-135M-Instruct)\n"
-               "  --batch-size N [N ...]       batch sizes to sweep (default 1)\n"
-               "  --input-len N [N ...]        prompt lengths (default 1024)\n"
-               "  --output-len N [N ...]       generated tokens (default 16)\n"
-               "  --run-name NAME              name in the result file (default before)\n"
-               "  --result-filename FILE       append one JSON line per case\n"
-               "  --threads N                  CPU threads (default: all cores)\n"
-               "  --device cpu|cpu-ggml        cpu-ggml: llama.cpp's CPU arithmetic bit for bit\n"
-               "  --quantization mlx_q4|mlx_q8 quantize F32/F16/BF16 weights at load\n"
-               "  --log-level LEVEL            debug|info|warning|error (default warning)\n");
+               "Benchmark arguments:\n"
+               "  --batch-size N [N ...]              batch sizes to sweep (default 1)\n"
+               "  --input-len N [N ...]               prompt lengths (default 1024)\n"
+               "  --output-len N [N ...]              generated tokens (default 16)\n"
+               "  --run-name NAME                     name in the result file (default before)\n"
+               "  --result-filename FILE              append one JSON line per case\n");
+    sglc_server_args_usage(f, SGLC_SARGS_CMD_BENCH_ONE_BATCH);
 }
 
 int sglc_cmd_bench_one_batch(int argc, char **argv) {
     int_list bsz = {{1}, 1}, ilen = {{1024}, 1}, olen = {{16}, 1};
-    const char *model_path = NULL, *run_name = "before", *result_file = NULL, *quant = NULL,
-               *device = "cpu";
-    int64_t threads = 0;
+    const char *run_name = "before", *result_file = NULL;
+    sglc_server_args sa;
     sglc_log_set_level(SGLC_LOG_WARN);
+    sglc_server_args_init(&sa, SGLC_SARGS_CMD_BENCH_ONE_BATCH, "warning");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -261,17 +259,15 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
             fprintf(stderr, "sglc bench_one_batch: unexpected argument '%s' (see --help)\n", a);
             return 2;
         }
-        if (strcmp(a, "--model-path") != 0 && strcmp(a, "--model") != 0 &&
-            strcmp(a, "--run-name") != 0 && strcmp(a, "--result-filename") != 0 &&
-            strcmp(a, "--threads") != 0 && strcmp(a, "--quantization") != 0 &&
-            strcmp(a, "--log-level") != 0 && strcmp(a, "--device") != 0) {
+        int r = sglc_server_args_parse(&sa, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (strcmp(a, "--run-name") != 0 && strcmp(a, "--result-filename") != 0) {
             fprintf(stderr, "sglc bench_one_batch: unknown option '%s' (see --help)\n", a);
             return 2;
         }
         if (!(v = sglc_arg_value(argc, argv, &i))) return 2;
-        if (strcmp(a, "--model-path") == 0 || strcmp(a, "--model") == 0) {
-            model_path = v;
-        } else if (strcmp(a, "--run-name") == 0) {
+        if (strcmp(a, "--run-name") == 0) {
             run_name = v;
             for (const char *p = v; *p; p++)
                 if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
@@ -279,18 +275,14 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
                                     "characters are not allowed\n");
                     return 2;
                 }
-        } else if (strcmp(a, "--result-filename") == 0) {
+        } else {
             result_file = v;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
-        } else if (strcmp(a, "--device") == 0) {
-            if (sglc_arg_device(a, v, &device)) return 2;
-        } else if (strcmp(a, "--quantization") == 0) {
-            if (sglc_arg_quantization(a, v, &quant)) return 2;
-        } else if (sglc_arg_log_level(a, v)) {
-            return 2;
         }
     }
+    sglc_server_args_log_env();
+    if (sglc_server_args_finish(&sa)) return 2;
+    const char *model_path = sa.model_path, *quant = sa.ep.quantization, *device = sa.ep.device;
+    int64_t threads = sa.threads;
     char default_path[4096];
     if (!(model_path = sglc_model_path_or_default(model_path, default_path, sizeof default_path)))
         return 1;

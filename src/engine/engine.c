@@ -1,12 +1,16 @@
 /* The public engine API (include/sglc.h): opening the model and the KV pool, submitting
  * requests, waiting on their mailboxes, aborting, stats. Every function here may be called
  * from any thread; only the scheduler thread (scheduler.c) touches model state. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "engine/engine_impl.h"
+#include "formats/gguf.h"
 #include "quant/ggml_types.h"
 
 void sglc_engine_params_default(sglc_engine_params *p) {
@@ -18,6 +22,9 @@ void sglc_engine_params_default(sglc_engine_params *p) {
     p->max_prefill_tokens = 16384;
     p->schedule_policy = SGLC_SCHEDULE_FCFS;
     p->decode_log_interval = 40;
+    /* off on the CPU devices: a long prefill chunk of a large model can take minutes there
+     * (SGLang's 300 s default is for GPUs, where the GPU backend sets it) */
+    p->watchdog_timeout_s = 0;
 }
 
 void sglc_request_params_default(sglc_request_params *p) {
@@ -61,6 +68,13 @@ void sglc_engine_close(sglc_engine *e) {
         pthread_mutex_unlock(&e->cmu);
         pthread_join(e->compute_thread, NULL);
     }
+    if (e->watchdog_started) {
+        pthread_mutex_lock(&e->wmu);
+        e->watchdog_stop = 1;
+        pthread_cond_broadcast(&e->wcv);
+        pthread_mutex_unlock(&e->wmu);
+        pthread_join(e->watchdog_thread, NULL);
+    }
     /* requests submitted after the scheduler left */
     while (e->q_head) {
         sglc_request *r = e->q_head;
@@ -86,7 +100,54 @@ void sglc_engine_close(sglc_engine *e) {
     pthread_mutex_destroy(&e->cmu);
     pthread_cond_destroy(&e->ccv);
     pthread_mutex_destroy(&e->smu);
+    pthread_mutex_destroy(&e->wmu);
+    pthread_cond_destroy(&e->wcv);
     free(e);
+}
+
+/* The model's own tokenizer, or --tokenizer-path's: a GGUF file's vocabulary or a folder with
+ * tokenizer.json (SGLang's --tokenizer-path). Its vocabulary must fit the model's. */
+static int open_tokenizer(sglc_engine *e, const char *path, sglc_err *se) {
+    if (!path || strcmp(path, e->model_path) == 0)
+        return e->model->gguf ? sglc_tokenizer_open_gguf(&e->tok, e->model->gguf, se)
+                              : sglc_tokenizer_open_hf(&e->tok, e->model_path, se);
+    struct stat stb;
+    if (stat(path, &stb) != 0)
+        return sglc_err_set(se, SGLC_ERR_IO, "--tokenizer-path %s: %s", path, strerror(errno));
+    if (S_ISDIR(stb.st_mode)) return sglc_tokenizer_open_hf(&e->tok, path, se);
+    sglc_gguf *g = NULL;
+    int rc = sglc_gguf_open(&g, path, se);
+    if (rc == 0) rc = sglc_tokenizer_open_gguf(&e->tok, g, se);
+    sglc_gguf_close(g);
+    return rc;
+}
+
+/* --watchdog-timeout: the scheduler stamps the start of every forward step; a step that runs
+ * past the timeout means a stuck device or kernel, from which nothing in the process recovers,
+ * so the process ends as SGLang's watchdog ends it (a supervisor restarts it). */
+static void *watchdog_main(void *arg) {
+    sglc_engine *e = arg;
+    const double limit = e->params.watchdog_timeout_s;
+    pthread_mutex_lock(&e->wmu);
+    while (!e->watchdog_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double tick = limit / 4 < 1.0 ? limit / 4 : 1.0;
+        long long ns = ts.tv_nsec + (long long)(tick * 1e9);
+        ts.tv_sec += (time_t)(ns / 1000000000LL);
+        ts.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_cond_timedwait(&e->wcv, &e->wmu, &ts);
+        double t0 = atomic_load(&e->step_started_s);
+        if (!e->watchdog_stop && t0 > 0 && sglc_engine_now() - t0 > limit) {
+            sglc_log(SGLC_LOG_ERROR,
+                     "watchdog: a forward step has run for %.1f s, past --watchdog-timeout %g; "
+                     "the device or a kernel is stuck: ending the process",
+                     sglc_engine_now() - t0, limit);
+            abort();
+        }
+    }
+    pthread_mutex_unlock(&e->wmu);
+    return NULL;
 }
 
 int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err, size_t errlen) {
@@ -104,6 +165,8 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     pthread_mutex_init(&e->cmu, NULL);
     pthread_cond_init(&e->ccv, NULL);
     pthread_mutex_init(&e->smu, NULL);
+    pthread_mutex_init(&e->wmu, NULL);
+    pthread_cond_init(&e->wcv, NULL);
     sglc_err se = {{0}};
     int rc = SGLC_ERR_ARG;
     if (!p->model_path) {
@@ -140,8 +203,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         (rc = sglc_model_open(&e->model, e->model_path, e->be, &se)) != 0 ||
         (rc = sglc_model_apply_quant_preset(e->model, p->quantization, e->model_path, p->n_threads,
                                             say_info, &se)) != 0 ||
-        (rc = e->model->gguf ? sglc_tokenizer_open_gguf(&e->tok, e->model->gguf, &se)
-                             : sglc_tokenizer_open_hf(&e->tok, e->model_path, &se)) != 0) {
+        (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {
         snprintf(err, errlen, "%s", se.msg);
         goto fail;
     }
@@ -202,6 +264,14 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         snprintf(err, errlen, "cannot start the compute thread");
         rc = SGLC_ERR_NOMEM;
         goto fail;
+    }
+    if (p->watchdog_timeout_s > 0) {
+        if (pthread_create(&e->watchdog_thread, NULL, watchdog_main, e) != 0) {
+            snprintf(err, errlen, "cannot start the watchdog thread");
+            rc = SGLC_ERR_NOMEM;
+            goto fail;
+        }
+        e->watchdog_started = 1;
     }
     if (pthread_create(&e->sched_thread, NULL, sglc_scheduler_main, e) != 0) {
         snprintf(err, errlen, "cannot start the scheduler thread");

@@ -144,6 +144,13 @@ struct sglc_engine {
     pthread_mutex_t smu;
     sglc_engine_stats stats;
     sglc_hist_acc hist[SGLC_HIST_COUNT];
+
+    /* watchdog (--watchdog-timeout): start of the running forward step, 0 when none */
+    _Atomic double step_started_s;
+    pthread_t watchdog_thread;
+    int watchdog_started, watchdog_stop;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
 };
 
 double sglc_engine_now(void);

@@ -178,7 +178,9 @@ static void run_step(sglc_engine *e, step *s) {
     };
     const float *logits = NULL;
     sglc_err err = {{0}};
+    atomic_store(&e->step_started_s, sglc_engine_now());
     s->ok = sglc_model_forward(e->st, &b, &logits, &err) == 0;
+    atomic_store(&e->step_started_s, 0.0);
     if (!s->ok) {
         sglc_log(SGLC_LOG_ERROR, "forward failed: %s", err.msg);
         return;

@@ -20,6 +20,11 @@ typedef struct {
     unsigned connection_timeout_s; /* idle/slow connections are closed after this (0: 120) */
     const char *chat_template;     /* Jinja source overriding the model's (--chat-template) */
     cJSON *server_args;            /* the command line as JSON for /get_server_info (owned) */
+    int32_t stream_interval;       /* streamed responses send a chunk every N tokens (1) */
+    int skip_tokenizer_init;       /* input_ids in, output_ids out; text prompts get 400 */
+    int disable_grammar;           /* --grammar-backend none: structured output gets 400 */
+    const char *reasoning_parser;  /* NULL, "qwen3" or "deepseek-r1" */
+    const char *tool_call_parser;  /* NULL, "qwen25" (or "qwen") or "llama3" */
 } sglc_server_params;
 
 /* Listens, loads the engine (503 on /health meanwhile), serves until SIGTERM/SIGINT, then stops
