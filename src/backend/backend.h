@@ -107,6 +107,11 @@ typedef struct {
     /* writes k, v of each token into the cache at b->out_slot */
     void (*kv_store)(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
                      void *k_cache, void *v_cache, const sglc_attn_params *p);
+    /* optional: rope then kv_store as one op (the seed's custom RoPE kernel, opt-in with
+     * SGLANG_MLX_USE_CUSTOM_ROPE=1 or SGLC_CUSTOM_ROPE=1); q rotated in place, k rotated into the
+     * cache only, results identical to rope + kv_store. NULL: the model calls the two. */
+    void (*rope_kv_store)(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
+                          const float *v, void *k_cache, void *v_cache, const sglc_attn_params *p);
     /* out[T][n_head*hd] = softmax(q k^T * scale) v over each token's causal context */
     void (*attention)(sglc_backend *be, const sglc_batch *b, const float *q, const void *k_cache,
                       const void *v_cache, float *out, const sglc_attn_params *p);

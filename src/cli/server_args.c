@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "cli/args.h"
+#include "model/model.h"
 
 typedef enum {
     G_MODEL = 0,
@@ -896,10 +897,7 @@ void sglc_server_args_log_env(void) {
                  "SGLANG_USE_MLX=%s: sglc's own runtime serves (the MLX-style path it "
                  "implements; no Python, no torch.mps)",
                  mlx);
-    const char *rope = getenv("SGLANG_MLX_USE_CUSTOM_ROPE");
-    if (rope && *rope && strcmp(rope, "0") != 0)
-        sglc_log(SGLC_LOG_WARN,
-                 "SGLANG_MLX_USE_CUSTOM_ROPE=%s: the fused RoPE kernel is not written yet on the "
-                 "CPU devices; the standard RoPE path runs",
-                 rope);
+    if (sglc_custom_rope_requested())
+        sglc_log(SGLC_LOG_INFO, "custom RoPE on (SGLANG_MLX_USE_CUSTOM_ROPE / SGLC_CUSTOM_ROPE): "
+                                "RoPE and the KV-cache write run as one fused kernel");
 }

@@ -20,6 +20,7 @@ struct sglc_model_state {
     float *logits_host;        /* host copy handed to the caller */
     void **k_cache, **v_cache; /* per layer [kv_slots][n_head_kv * head_dim] of cfg.kv_type */
     size_t kv_bytes;
+    int fused_rope; /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
 };
 
 void sglc_model_state_close(sglc_model_state *st) {
@@ -42,6 +43,15 @@ void sglc_model_state_close(sglc_model_state *st) {
 
 size_t sglc_model_state_kv_bytes(const sglc_model_state *st) {
     return st->kv_bytes;
+}
+
+int sglc_custom_rope_requested(void) {
+    static const char *const vars[] = {"SGLANG_MLX_USE_CUSTOM_ROPE", "SGLC_CUSTOM_ROPE"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) return 1;
+    }
+    return 0;
 }
 
 static int alloc_f32(sglc_backend *be, float **p, int64_t a, int64_t b, sglc_err *err) {
@@ -98,6 +108,7 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
             (rc = alloc_f32(st->be, (float **)&st->v_cache[l], kv_slots, cols, err)))
             goto cleanup;
     }
+    st->fused_rope = sglc_custom_rope_requested() && st->be->ops->rope_kv_store != NULL;
     st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd *
                    (c->kv_type == SGLC_GGML_TYPE_F16 ? 2 : 4);
     *out = st;
@@ -165,8 +176,12 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
             op->rmsnorm(be, st->q, &w->q_norm, st->q, T * c->n_head, c->head_dim, c->rms_eps);
             op->rmsnorm(be, st->k, &w->k_norm, st->k, T * c->n_head_kv, c->head_dim, c->rms_eps);
         }
-        op->rope(be, b, st->q, st->k, &ap);
-        op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+        if (st->fused_rope) {
+            op->rope_kv_store(be, b, st->q, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+        } else {
+            op->rope(be, b, st->q, st->k, &ap);
+            op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+        }
         op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, &ap);
         op->matmul(be, &w->wo, w->bo.host ? &w->bo : NULL, st->att, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);

@@ -94,6 +94,9 @@ const char *sglc_arch_name(sglc_arch arch);
 /* Activations and KV cache for steps of up to max_tokens tokens and max_logits logit rows over
  * a KV pool of kv_slots token slots. All buffers are allocated here, once. */
 typedef struct sglc_model_state sglc_model_state;
+/* SGLANG_MLX_USE_CUSTOM_ROPE (the seed's variable) or SGLC_CUSTOM_ROPE is set to something
+ * other than 0/false: model states use the backend's fused RoPE + KV write op when it has one. */
+int sglc_custom_rope_requested(void);
 int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t max_tokens,
                           int32_t max_logits, int32_t kv_slots, sglc_err *err);
 void sglc_model_state_close(sglc_model_state *st);

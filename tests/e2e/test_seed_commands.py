@@ -130,7 +130,7 @@ def test_seed_launch_server(line, hub_cache, tmp_path):
     assert rc == 0, out
     # accepted, and said once that it does nothing here
     assert out.count("--disable-cuda-graph: no CUDA graphs on device cpu") == 1, out
-    assert "SGLANG_USE_MLX=1" in out and "SGLANG_MLX_USE_CUSTOM_ROPE=1" in out, out
+    assert "SGLANG_USE_MLX=1" in out and "custom RoPE on" in out, out
     if "mlx-community" in line:
         assert "using the Hugging Face cache copy" in out, out
     if "--quantization mlx_q4" in line:

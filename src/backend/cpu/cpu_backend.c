@@ -391,30 +391,93 @@ static void f16_table_init(void) {
         g_f16_table[i] = sglc_fp16_to_f32((uint16_t)i);
 }
 
+/* one token's K and V rows into the cache slot (f16 or f32 as the cache is) */
+static void kv_store_row(int isa, const float *ks, const float *vs, void *k_cache, void *v_cache,
+                         int32_t slot, size_t kvd, const sglc_attn_params *p) {
+    if (p->kv_type == SGLC_GGML_TYPE_F16) {
+        uint16_t *kd = (uint16_t *)k_cache + (size_t)slot * kvd;
+        uint16_t *vd = (uint16_t *)v_cache + (size_t)slot * kvd;
+        if (isa >= SGLC_CPU_ISA_AVX2) {
+            sglc_avx2_f32_to_f16_row(kd, ks, (int32_t)kvd);
+            sglc_avx2_f32_to_f16_row(vd, vs, (int32_t)kvd);
+            return;
+        }
+        for (size_t i = 0; i < kvd; i++) {
+            kd[i] = sglc_f32_to_fp16(ks[i]);
+            vd[i] = sglc_f32_to_fp16(vs[i]);
+        }
+    } else {
+        memcpy((float *)k_cache + (size_t)slot * kvd, ks, kvd * sizeof(float));
+        memcpy((float *)v_cache + (size_t)slot * kvd, vs, kvd * sizeof(float));
+    }
+}
+
 static void cpu_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,
                          void *k_cache, void *v_cache, const sglc_attn_params *p) {
     size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
     for (int32_t t = 0; t < b->n_tokens; t++) {
         int32_t slot = b->out_slot[t];
         SGLC_ASSERT(slot >= 0 && slot < p->kv_slots);
-        const float *ks = k + (size_t)t * kvd, *vs = v + (size_t)t * kvd;
-        if (p->kv_type == SGLC_GGML_TYPE_F16) {
-            uint16_t *kd = (uint16_t *)k_cache + (size_t)slot * kvd;
-            uint16_t *vd = (uint16_t *)v_cache + (size_t)slot * kvd;
-            if (impl_of(be)->isa >= SGLC_CPU_ISA_AVX2) {
-                sglc_avx2_f32_to_f16_row(kd, ks, (int32_t)kvd);
-                sglc_avx2_f32_to_f16_row(vd, vs, (int32_t)kvd);
-                continue;
-            }
-            for (size_t i = 0; i < kvd; i++) {
-                kd[i] = sglc_f32_to_fp16(ks[i]);
-                vd[i] = sglc_f32_to_fp16(vs[i]);
-            }
-        } else {
-            memcpy((float *)k_cache + (size_t)slot * kvd, ks, kvd * sizeof(float));
-            memcpy((float *)v_cache + (size_t)slot * kvd, vs, kvd * sizeof(float));
-        }
+        kv_store_row(impl_of(be)->isa, k + (size_t)t * kvd, v + (size_t)t * kvd, k_cache, v_cache,
+                     slot, kvd, p);
     }
+}
+
+/* The seed's custom RoPE (SGLANG_MLX_USE_CUSTOM_ROPE=1): rope and kv_store fused into one pass
+ * per token, so each token's rotated K goes from registers/L1 to the cache without being written
+ * back to the activation buffer and read again, and one pool dispatch replaces two. Same
+ * arithmetic as the separate ops (same table, same rotation, same f16 rounding): identical
+ * results. k is left unrotated (nothing reads it after the cache write). */
+typedef struct {
+    const sglc_batch *b;
+    float *q;
+    const float *k, *v;
+    void *kc, *vc;
+    const sglc_attn_params *p;
+    int exact, isa;
+} rope_kv_ctx;
+
+static void rope_kv_task(void *vctx, int ith, int nth) {
+    rope_kv_ctx *c = vctx;
+    const sglc_attn_params *p = c->p;
+    long lo, hi;
+    sglc_split_range((long)c->b->n_tokens, ith, nth, &lo, &hi);
+    float cs[256], sn[256];
+    SGLC_ASSERT(p->rot_dim <= 512);
+    const size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
+    SGLC_ASSERT(kvd <= 8192);
+    float krow[8192];
+    for (long t = lo; t < hi; t++) {
+        rope_table(c->b->pos[t], p, cs, sn);
+        for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
+            float *v;
+            if (h < p->n_head) {
+                v = c->q + (t * p->n_head + h) * p->head_dim;
+            } else {
+                v = krow + (h - p->n_head) * p->head_dim;
+                memcpy(v, c->k + (size_t)t * kvd + (size_t)(h - p->n_head) * (size_t)p->head_dim,
+                       (size_t)p->head_dim * sizeof(float));
+            }
+            if (c->exact)
+                sglc_gx_rope(v, cs, sn, p->rot_dim, p->mode == SGLC_ROPE_NEOX);
+            else
+                rope_vec(v, cs, sn, p);
+        }
+        int32_t slot = c->b->out_slot[t];
+        SGLC_ASSERT(slot >= 0 && slot < p->kv_slots);
+        kv_store_row(c->isa, krow, c->v + (size_t)t * kvd, c->kc, c->vc, slot, kvd, p);
+    }
+}
+
+static void cpu_rope_kv_store(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
+                              const float *v, void *k_cache, void *v_cache,
+                              const sglc_attn_params *p) {
+    rope_kv_ctx c = {b, q, k, v, k_cache, v_cache, p, impl_of(be)->exact, impl_of(be)->isa};
+    if (b->n_tokens < 2) {
+        rope_kv_task(&c, 0, 1);
+        return;
+    }
+    sglc_threadpool_run(impl_of(be)->tp, rope_kv_task, &c);
 }
 
 /* ---- attention ---- */
@@ -623,8 +686,8 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
         .download = cpu_copy, .sync = cpu_sync, .supports_weight = cpu_supports_weight,            \
         .prepare_weight = cpu_prepare_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,      \
         .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul, .matmul_n = cpu_matmul_n, .rope = cpu_rope,  \
-        .kv_store = cpu_kv_store, .attention = cpu_attention, .silu_mul = cpu_silu_mul,            \
-        .add = cpu_add, .gather_rows = cpu_gather_rows,                                            \
+        .kv_store = cpu_kv_store, .rope_kv_store = cpu_rope_kv_store, .attention = cpu_attention,  \
+        .silu_mul = cpu_silu_mul, .add = cpu_add, .gather_rows = cpu_gather_rows,                  \
     }
 static const sglc_backend_ops cpu_ops = CPU_OPS("cpu");
 static const sglc_backend_ops cpu_ggml_ops = CPU_OPS("cpu-ggml");
