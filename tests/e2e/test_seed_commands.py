@@ -238,3 +238,31 @@ def test_help_groups_like_sglang(cmd):
         assert "\n" + group + "\n" in r.stdout, (group, r.stdout)
     for flag in ("--disable-cuda-graph", "--tp-size", "--watchdog-timeout", "--reasoning-parser"):
         assert flag in r.stdout
+
+
+def test_watchdog_timeout_ends_a_stuck_process(tmp_path):
+    """--watchdog-timeout: a forward step longer than the limit ends the process (SGLang's
+    watchdog), here with a limit no prefill can meet."""
+    from test_server import free_port
+    port = free_port()
+    log = open(tmp_path / "log", "w+")
+    proc = subprocess.Popen([BINARY, "serve", "--model-path", GGUF, "--port", str(port),
+                             "--max-total-tokens", "8192", "--watchdog-timeout", "0.001"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        wait_healthy(proc, url, log)
+        try:
+            requests.post(url + "/generate", json={"text": "word " * 1500, "sampling_params": {
+                "max_new_tokens": 64}}, timeout=120)
+        except requests.RequestException:
+            pass  # the process may end before it answers
+        rc = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    out = log.read()
+    assert rc != 0, out
+    assert "watchdog: a forward step has run for" in out, out
