@@ -178,8 +178,8 @@ typedef enum {
 /* Compiles a grammar for this engine's vocabulary. Thread-safe (HTTP threads call it while
  * requests run). Returns 0 and a handle with one reference, or < 0 with one line in err naming
  * the problem (a client error: HTTP 400). Release every grammar before closing the engine. */
-int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const char *src,
-                                size_t len, sglc_grammar **out, char *err, size_t errlen);
+int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const char *src, size_t len,
+                                sglc_grammar **out, char *err, size_t errlen);
 /* Drops one reference; NULL is fine. */
 void sglc_grammar_release(sglc_grammar *g);
 
