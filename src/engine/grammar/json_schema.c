@@ -183,7 +183,38 @@ static char *json_quote(const char *s) {
     return out;
 }
 
-static int32_t literal_json(js *j, const cJSON *v) {
+/* Exactly the JSON value v (enum / const), with the same optional spaces as any other value. */
+static int32_t literal_json(js *j, const cJSON *v, int depth) {
+    gbuild *b = j->b;
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        if (depth > SGLC_GRAM_MAX_NEST)
+            return js_fail(j, "enum / const value nested too deeply%s", "");
+        int obj = cJSON_IsObject(v);
+        int32_t seq = gb_seq(b);
+        gb_add(b, seq, gb_char(b, obj ? '{' : '['));
+        gb_add(b, seq, ws(j));
+        int first = 1;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, v) {
+            if (!first) {
+                gb_add(b, seq, gb_char(b, ','));
+                gb_add(b, seq, ws(j));
+            }
+            first = 0;
+            if (obj) {
+                char *key = json_quote(x->string);
+                if (!key) return gb_fail(b, "out of memory");
+                gb_add(b, seq, lit(j, key));
+                free(key);
+                gb_add(b, seq, gb_char(b, ':'));
+                gb_add(b, seq, ws(j));
+            }
+            gb_add(b, seq, literal_json(j, x, depth + 1));
+        }
+        gb_add(b, seq, ws(j));
+        gb_add(b, seq, gb_char(b, obj ? '}' : ']'));
+        return b->failed ? -1 : seq;
+    }
     char *t = cJSON_PrintUnformatted(v);
     if (!t) return gb_fail(j->b, "out of memory");
     int32_t n = gb_literal(j->b, t, strlen(t));
@@ -649,13 +680,13 @@ static int32_t schema_node(js *j, const cJSON *s, int depth) {
         if (!cJSON_IsString(x)) return js_fail(j, "$ref must be a string%s", "");
         return ref_node(j, x->valuestring);
     }
-    if ((x = cJSON_GetObjectItemCaseSensitive(s, "const"))) return literal_json(j, x);
+    if ((x = cJSON_GetObjectItemCaseSensitive(s, "const"))) return literal_json(j, x, 0);
     if ((x = cJSON_GetObjectItemCaseSensitive(s, "enum"))) {
         if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) == 0)
             return js_fail(j, "enum must be a non-empty array%s", "");
         int32_t a = gb_alt(b);
         const cJSON *v;
-        cJSON_ArrayForEach(v, x) gb_add(b, a, literal_json(j, v));
+        cJSON_ArrayForEach(v, x) gb_add(b, a, literal_json(j, v, 0));
         return b->failed ? -1 : a;
     }
     const char *comb = NULL;
