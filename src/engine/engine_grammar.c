@@ -102,6 +102,17 @@ sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *cg) {
     return g;
 }
 
+void sglc_engine_grammar_clear_cache(sglc_grammar *g) {
+    pthread_mutex_lock(&g->mu);
+    size_t words = sglc_gvocab_mask_words(g->vocab);
+    sglc_gmask_cache *fresh = NULL;
+    if (sglc_gmask_cache_open(&fresh, MASK_CACHE_SETS, words) == 0) {
+        sglc_gmask_cache_close(g->cache);
+        g->cache = fresh;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 void sglc_engine_grammar_free(sglc_engine *e) {
     sglc_gvocab_close(e->gvocab);
     sglc_gscratch_close(e->gscratch);

@@ -169,6 +169,8 @@ void sglc_request_unref(sglc_request *r);
 void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, float *logits, int32_t n_vocab);
 int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok);
 void sglc_engine_grammar_free(sglc_engine *e);
+/* Drops every cached mask of g (benchmarks measure cold masks with it). */
+void sglc_engine_grammar_clear_cache(sglc_grammar *g);
 
 /* Records n observations of value v seconds (metrics.c); the caller holds smu. */
 void sglc_engine_observe_locked(sglc_engine *e, sglc_hist_kind kind, double v, uint64_t n);

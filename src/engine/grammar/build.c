@@ -192,7 +192,7 @@ int32_t gb_cls_end(gbuild *b, int negate) {
         free(pr);
         return gb_fail(b, "out of memory");
     }
-    uint32_t *nh = realloc(b->rhi, (size_t)b->cap_ranges * sizeof *nh);
+    uint32_t *nh = realloc(b->rhi, ((size_t)b->cap_ranges + 1) * sizeof *nh);
     int32_t cap = b->cap_cls;
     if (!nh || grow((void **)&b->cls_off, &cap, b->n_cls + 1, sizeof *b->cls_off) != 0) {
         if (nh) b->rhi = nh;
@@ -617,7 +617,7 @@ int gb_finish(gbuild *b, int32_t root, sglc_gram **out) {
         uint32_t r = L.alts.w[3 * a], st = L.alts.w[3 * a + 1], n = L.alts.w[3 * a + 2];
         g->alt_off[r + 1]++;
         g->alt_pos[a] = pos;
-        memcpy(g->code + pos, L.elems.w + st, n * sizeof *g->code);
+        if (n) memcpy(g->code + pos, L.elems.w + st, n * sizeof *g->code);
         pos += (int32_t)n;
         g->code[pos++] = GE_END;
     }
