@@ -12,6 +12,8 @@
 
 typedef struct sglc_engine sglc_engine;
 typedef struct sglc_request sglc_request;
+/* A compiled structured-output grammar (refcounted, immutable, shareable between requests). */
+typedef struct sglc_grammar sglc_grammar;
 
 typedef enum {
     SGLC_SCHEDULE_FCFS = 0, /* first come, first served */
@@ -74,6 +76,11 @@ typedef struct {
     const int32_t *logit_bias_ids;
     const float *logit_bias;
     int32_t n_logit_bias;
+    /* structured output: every output token keeps the text a prefix of a sentence of the
+     * grammar; end of generation is allowed only when the text is complete, and the request
+     * finishes (STOP, matched_stop_token = eos) once nothing more can follow. NULL = none; the
+     * engine takes its own reference at submit. */
+    const sglc_grammar *grammar;
 } sglc_request_params;
 
 #define SGLC_MAX_LOGIT_BIAS 1024
@@ -161,6 +168,24 @@ typedef struct {
 void sglc_engine_get_histogram(sglc_engine *e, sglc_hist_kind kind, sglc_histogram *out);
 /* Drops every cached prefix when nothing runs; returns 0, or -1 when requests are running. */
 int sglc_engine_flush_cache(sglc_engine *e);
+
+/* Structured output (SGLang's json_schema / regex / ebnf sampling parameters, OpenAI
+ * response_format json_object / json_schema). */
+typedef enum {
+    SGLC_GRAMMAR_JSON_SCHEMA = 0, /* a JSON Schema document */
+    SGLC_GRAMMAR_JSON_OBJECT,     /* any JSON object (src ignored) */
+    SGLC_GRAMMAR_REGEX,           /* the whole output fullmatches the regex */
+    SGLC_GRAMMAR_EBNF,            /* GBNF / SGLang EBNF with a root rule */
+    SGLC_GRAMMAR_COUNT
+} sglc_grammar_kind;
+
+/* Compiles a grammar for this engine's vocabulary. Thread-safe (HTTP threads call it while
+ * requests run). Returns 0 and a handle with one reference, or < 0 with one line in err naming
+ * the problem (a client error: HTTP 400). Release every grammar before closing the engine. */
+int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const char *src, size_t len,
+                                sglc_grammar **out, char *err, size_t errlen);
+/* Drops one reference; NULL is fine. */
+void sglc_grammar_release(sglc_grammar *g);
 
 /* Model facts and tokenizer access for front ends. The engine's tokenizer is immutable, so these
  * may be called from any thread while requests run. */

@@ -13,6 +13,8 @@
 #include "formats/gguf.h"
 #include "quant/ggml_types.h"
 
+sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *g); /* engine_grammar.c */
+
 void sglc_engine_params_default(sglc_engine_params *p) {
     memset(p, 0, sizeof *p);
     p->device = "cpu";
@@ -87,6 +89,8 @@ void sglc_engine_close(sglc_engine *e) {
         sglc_request_unref(r);
     }
     sglc_scheduler_free(e);
+    sglc_engine_grammar_free(e);
+    pthread_mutex_destroy(&e->gmu);
     sglc_sampler_free(&e->sampler);
     sglc_radix_close(e->radix);
     sglc_kv_pool_close(e->pool);
@@ -167,6 +171,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     pthread_mutex_init(&e->smu, NULL);
     pthread_mutex_init(&e->wmu, NULL);
     pthread_cond_init(&e->wcv, NULL);
+    pthread_mutex_init(&e->gmu, NULL);
     sglc_err se = {{0}};
     int rc = SGLC_ERR_ARG;
     if (!p->model_path) {
@@ -246,7 +251,8 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     }
     if (sglc_kv_pool_open(&e->pool, e->pool_size) != 0 ||
         (!p->disable_radix_cache && sglc_radix_open(&e->radix, e->pool) != 0) ||
-        sglc_sampler_init(&e->sampler, c->n_vocab) != 0) {
+        sglc_sampler_init(&e->sampler, c->n_vocab) != 0 || sglc_gscratch_open(&e->gscratch) != 0 ||
+        !(e->gmask = calloc(((size_t)c->n_vocab + 31) / 32, sizeof *e->gmask))) {
         snprintf(err, errlen, "out of memory");
         rc = SGLC_ERR_NOMEM;
         goto fail;
@@ -303,6 +309,8 @@ static void request_free(sglc_request *r) {
     free(r->out_top);
     free(r->pub_text);
     free(r->client_text);
+    sglc_gmatcher_free(&r->gm);
+    sglc_grammar_release(r->grammar);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -421,6 +429,8 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         }
     }
     r->params.stop = (const char *const *)r->stop_strs;
+    if (p->grammar) r->grammar = sglc_engine_grammar_ref(p->grammar);
+    r->params.grammar = r->grammar;
     if (p->repetition_penalty != 1.0f) {
         r->prompt_mask = calloc((size_t)V, sizeof(int32_t));
         if (!r->prompt_mask) goto nomem_r;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
+#include "engine/grammar/grammar.h"
 #include "engine/kv_pool.h"
 #include "engine/radix_cache.h"
 #include "engine/sampler.h"
@@ -64,6 +65,9 @@ struct sglc_request {
     int32_t *counts;      /* occurrences of each token in the output (penalties), lazily made */
     int32_t *prompt_mask; /* tokens present in the prompt (repetition penalty), lazily made */
     int32_t n_sampled;
+    sglc_grammar *grammar; /* own reference (immutable after submit), or NULL */
+    sglc_gmatcher gm;      /* made at the first sample; advanced by each sampled token */
+    int gm_state;          /* 0: not made, 1: live, -1: failed (no constraint any more) */
 
     /* ---- mailbox (mu) ---- */
     pthread_mutex_t mu;
@@ -140,6 +144,13 @@ struct sglc_engine {
     step *prev_for_launch;
     int compute_stop;
 
+    /* structured output: the vocabulary as the grammar mask sees it (built by the first
+     * compile under gmu, immutable after), and compute-side scratch and mask buffers */
+    pthread_mutex_t gmu;
+    sglc_gvocab *gvocab;
+    sglc_gscratch *gscratch;
+    uint32_t *gmask;
+
     /* stats (smu) */
     pthread_mutex_t smu;
     sglc_engine_stats stats;
@@ -159,6 +170,15 @@ void *sglc_compute_main(void *arg);
 int sglc_scheduler_init(sglc_engine *e, char *err, size_t errlen);
 void sglc_scheduler_free(sglc_engine *e);
 void sglc_request_unref(sglc_request *r);
+/* Structured output on the compute side (engine_grammar.c): masks logits[n_vocab] of r's
+ * grammar (after penalties and bias, before sampling and logprobs), and advances r's matcher by
+ * the chosen token; returns 1 when the grammar is complete and nothing more may follow. */
+void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, float *logits, int32_t n_vocab);
+int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok);
+void sglc_engine_grammar_free(sglc_engine *e);
+/* Drops every cached mask of g (benchmarks measure cold masks with it). */
+void sglc_engine_grammar_clear_cache(sglc_grammar *g);
+
 /* Records n observations of value v seconds (metrics.c); the caller holds smu. */
 void sglc_engine_observe_locked(sglc_engine *e, sglc_hist_kind kind, double v, uint64_t n);
 

@@ -31,6 +31,7 @@ struct step {
     int32_t *seq_new;       /* tokens of each sequence in this step */
     sglc_request **row_req; /* per logit row */
     int32_t *sampled;       /* per logit row */
+    uint8_t *grammar_done;  /* per logit row: the token completed the request's grammar */
     float *row_logprob;
     sglc_token_logprob *row_top; /* [row][20] */
     int is_prefill;
@@ -67,13 +68,14 @@ static step *step_new(sglc_engine *e) {
     s->sampled = malloc(R * sizeof(int32_t));
     s->row_logprob = malloc(R * sizeof(float));
     s->row_top = malloc(R * TOP_LOGPROBS_MAX * sizeof(sglc_token_logprob));
-    if (!s->tokens || !s->pos || !s->seq || !s->out_slot || !s->token_src || !s->seq_slot_start ||
-        !s->slot_table || !s->logit_rows || !s->seq_req || !s->seq_new || !s->row_req ||
-        !s->sampled || !s->row_logprob || !s->row_top) {
+    s->grammar_done = malloc(R);
+    if (!s->grammar_done || !s->tokens || !s->pos || !s->seq || !s->out_slot || !s->token_src ||
+        !s->seq_slot_start || !s->slot_table || !s->logit_rows || !s->seq_req || !s->seq_new ||
+        !s->row_req || !s->sampled || !s->row_logprob || !s->row_top) {
         free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
         free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
         free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
-        free(s->row_top), free(s);
+        free(s->row_top), free(s->grammar_done), free(s);
         return NULL;
     }
     return s;
@@ -84,13 +86,14 @@ static void step_free(step *s) {
     free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
     free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
     free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
-    free(s->row_top), free(s);
+    free(s->row_top), free(s->grammar_done), free(s);
 }
 
 /* ------------------------------------------------------------------ compute side */
 
-/* Penalties, logit bias, min-new-tokens suppression, then the sampling pipeline; logprobs from
- * the penalized and biased logits (as SGLang computes them). Runs on the compute thread (or
+/* Penalties, logit bias, min-new-tokens suppression, the grammar mask, then the sampling
+ * pipeline; logprobs from the penalized, biased and masked logits (as SGLang computes them).
+ * The chosen token advances the request's grammar matcher. Runs on the compute thread (or
  * inline without overlap). */
 static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
     sglc_request *r = s->row_req[row];
@@ -118,6 +121,7 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
         for (int32_t i = 0; i < p->n_stop_token_ids; i++)
             logits[r->stop_ids[i]] = -INFINITY;
     }
+    if (r->grammar) sglc_engine_grammar_mask(e, r, logits, V);
     int32_t tok = sglc_sample(&e->sampler, logits,
                               &(sglc_sampling_params){
                                   .temperature = p->temperature,
@@ -127,6 +131,7 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
                               },
                               &r->rng);
     s->sampled[row] = tok;
+    s->grammar_done[row] = r->grammar ? (uint8_t)sglc_engine_grammar_accept(e, r, tok) : 0;
     if (p->return_logprob) {
         float mx = logits[sglc_argmax(logits, V)];
         double z = 0.0;
@@ -383,6 +388,12 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
         visible = r->text_len - stop_holdback(r);
     }
     if (is_stop_tok) r->matched_stop_token = tok;
+    /* the grammar is complete: finish as if eos followed (SGLang's matched eos) */
+    int grammar_done = s->grammar_done[row] && !is_stop_tok && matched_str < 0;
+    if (grammar_done) {
+        r->matched_stop_token = sglc_tokenizer_eos(e->tok);
+        visible = r->text_len;
+    }
     if (r->pub_text_cap < visible + 1) {
         size_t cap = r->pub_text_cap ? r->pub_text_cap : 256;
         while (cap < visible + 1)
@@ -399,7 +410,7 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    if (is_stop_tok || matched_str >= 0)
+    if (is_stop_tok || matched_str >= 0 || grammar_done)
         finish(e, r, SGLC_FINISH_STOP);
     else if (k + 1 >= p->max_new_tokens)
         finish(e, r, SGLC_FINISH_LENGTH);

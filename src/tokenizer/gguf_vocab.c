@@ -653,6 +653,12 @@ int sglc_tokenizer_is_eog(const sglc_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab && t->eog[id];
 }
 
+int sglc_tokenizer_is_control(const sglc_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->n_vocab) return 0;
+    return (t->attr[id] & (SGLC_TOK_ATTR_CONTROL | SGLC_TOK_ATTR_UNKNOWN | SGLC_TOK_ATTR_UNUSED)) !=
+           0;
+}
+
 const char *sglc_tokenizer_token_bytes(const sglc_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) return NULL;
     *len = (size_t)(t->piece_off[id + 1] - t->piece_off[id]);

@@ -63,6 +63,8 @@ int sglc_tokenizer_add_bos(const sglc_tokenizer *t); /* the model's default */
 /* End-of-generation: eos, and tokens like <|im_end|>/<|endoftext|>/<|eot_id|> that llama.cpp
  * also treats as end of generation. */
 int sglc_tokenizer_is_eog(const sglc_tokenizer *t, int32_t id);
+/* Control, unknown or unused tokens (special markup such as <|im_start|>): never text. */
+int sglc_tokenizer_is_control(const sglc_tokenizer *t, int32_t id);
 
 /* Encodes len bytes of text. parse_special != 0: special/control token markup in the text
  * (e.g. "<|im_start|>") becomes the special token, as llama.cpp does for raw prompts; == 0:

@@ -1,0 +1,189 @@
+/* Structured output in the engine: compiled grammars (sglc_grammar, refcounted, shared by
+ * every request that uses them) and the compute-side hooks of sample_row.
+ *
+ * Threading: compile runs on any thread (HTTP threads); the first compile builds the engine's
+ * vocabulary index under gmu, and it is immutable afterwards. Masks and matcher steps run on
+ * the compute side only (the compute thread, or the scheduler thread without overlap), which
+ * owns e->gscratch and e->gmask; a grammar's mask cache is shared by the requests that use the
+ * grammar and locked by its own mutex.
+ *
+ * Semantics (as SGLang with xgrammar): the mask is applied after penalties and logit bias and
+ * before sampling, so greedy, sampled requests and logprobs all see it (logprobs are
+ * normalized over the allowed tokens). End-of-generation tokens are allowed exactly when the
+ * text so far is complete; control tokens never. When the grammar is complete and nothing
+ * may follow, the request finishes with STOP. A state with no allowed token at all (a
+ * grammar whose next character no token spells) allows eos, so the request ends rather than
+ * sampling from nothing. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_impl.h"
+
+#define MASK_CACHE_SETS 256 /* 2 ways: at most 512 masks (3 MB at a 49k vocabulary) */
+
+struct sglc_grammar {
+    atomic_int refs;
+    sglc_gram *gram;
+    const sglc_gvocab *vocab; /* borrowed from the engine */
+    pthread_mutex_t mu;       /* guards cache */
+    sglc_gmask_cache *cache;
+};
+
+static int ensure_vocab(sglc_engine *e, char *err, size_t errlen) {
+    int rc = 0;
+    pthread_mutex_lock(&e->gmu);
+    if (!e->gvocab) {
+        int32_t n = sglc_tokenizer_vocab_size(e->tok);
+        const char **bytes = malloc((size_t)n * sizeof *bytes);
+        size_t *lens = malloc((size_t)n * sizeof *lens);
+        uint8_t *kinds = malloc((size_t)n);
+        if (!bytes || !lens || !kinds) {
+            rc = SGLC_ERR_NOMEM;
+        } else {
+            for (int32_t t = 0; t < n; t++) {
+                bytes[t] = sglc_tokenizer_token_bytes(e->tok, t, &lens[t]);
+                kinds[t] = sglc_tokenizer_is_eog(e->tok, t)       ? SGLC_GTOK_EOG
+                           : sglc_tokenizer_is_control(e->tok, t) ? SGLC_GTOK_NEVER
+                                                                  : SGLC_GTOK_TEXT;
+            }
+            rc = sglc_gvocab_open(&e->gvocab, n, bytes, lens, kinds);
+        }
+        free(bytes);
+        free(lens);
+        free(kinds);
+        if (rc != 0) snprintf(err, errlen, "out of memory for the grammar vocabulary");
+    }
+    pthread_mutex_unlock(&e->gmu);
+    return rc;
+}
+
+int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const char *src, size_t len,
+                                sglc_grammar **out, char *err, size_t errlen) {
+    *out = NULL;
+    if ((int)kind < 0 || kind >= SGLC_GRAMMAR_COUNT) {
+        snprintf(err, errlen, "unknown grammar kind %d", (int)kind);
+        return SGLC_ERR_ARG;
+    }
+    int rc = ensure_vocab(e, err, errlen);
+    if (rc != 0) return rc;
+    sglc_gram *gram = NULL;
+    if ((rc = sglc_gram_compile(kind, src, len, &gram, err, errlen)) != 0) return rc;
+    sglc_grammar *g = calloc(1, sizeof *g);
+    if (!g ||
+        sglc_gmask_cache_open(&g->cache, MASK_CACHE_SETS, sglc_gvocab_mask_words(e->gvocab)) != 0) {
+        free(g);
+        sglc_gram_free(gram);
+        snprintf(err, errlen, "out of memory");
+        return SGLC_ERR_NOMEM;
+    }
+    atomic_init(&g->refs, 1);
+    g->gram = gram;
+    g->vocab = e->gvocab;
+    pthread_mutex_init(&g->mu, NULL);
+    *out = g;
+    return 0;
+}
+
+void sglc_grammar_release(sglc_grammar *g) {
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
+    sglc_gmask_cache_close(g->cache);
+    sglc_gram_free(g->gram);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* The engine's reference for a submitted request (sglc_engine_submit). */
+sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *cg);
+sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *cg) {
+    sglc_grammar *g = (sglc_grammar *)cg; /* the count is the one mutable field */
+    atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+void sglc_engine_grammar_clear_cache(sglc_grammar *g) {
+    pthread_mutex_lock(&g->mu);
+    size_t words = sglc_gvocab_mask_words(g->vocab);
+    sglc_gmask_cache *fresh = NULL;
+    if (sglc_gmask_cache_open(&fresh, MASK_CACHE_SETS, words) == 0) {
+        sglc_gmask_cache_close(g->cache);
+        g->cache = fresh;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void sglc_engine_grammar_free(sglc_engine *e) {
+    sglc_gvocab_close(e->gvocab);
+    sglc_gscratch_close(e->gscratch);
+    free(e->gmask);
+    e->gvocab = NULL;
+    e->gscratch = NULL;
+    e->gmask = NULL;
+}
+
+void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, float *logits, int32_t n_vocab) {
+    sglc_grammar *g = r->grammar;
+    if (!g || r->gm_state < 0) return;
+    if (!e->gscratch || !e->gmask) {
+        r->gm_state = -1;
+        return;
+    }
+    if (r->gm_state == 0) {
+        if (sglc_gmatcher_init(&r->gm, g->gram, e->gscratch) != 0) {
+            sglc_log(SGLC_LOG_ERROR, "request %lld: out of memory for its grammar matcher",
+                     (long long)r->id);
+            r->gm_state = -1;
+            return;
+        }
+        r->gm_state = 1;
+    }
+    size_t words = sglc_gvocab_mask_words(g->vocab);
+    pthread_mutex_lock(&g->mu);
+    const uint32_t *hit = sglc_gmask_cache_get(g->cache, &r->gm);
+    if (hit) memcpy(e->gmask, hit, words * sizeof *hit);
+    pthread_mutex_unlock(&g->mu);
+    if (!hit) {
+        if (sglc_gmask_compute(g->vocab, &r->gm, e->gscratch, e->gmask) < 0) {
+            sglc_log(SGLC_LOG_ERROR, "request %lld: out of memory computing its grammar mask",
+                     (long long)r->id);
+            r->gm_state = -1;
+            return;
+        }
+        pthread_mutex_lock(&g->mu);
+        (void)sglc_gmask_cache_put(g->cache, &r->gm, e->gmask); /* a miss next time is fine */
+        pthread_mutex_unlock(&g->mu);
+    }
+    int32_t tv = sglc_gvocab_size(g->vocab);
+    int any = 0;
+    for (int32_t w = 0; (size_t)w < words; w++) {
+        uint32_t m = e->gmask[w];
+        if (m == 0xFFFFFFFFu) {
+            any = 1;
+            continue;
+        }
+        any |= m != 0;
+        int32_t base = w * 32;
+        for (int32_t k = 0; k < 32 && base + k < n_vocab; k++)
+            if (!((m >> k) & 1u)) logits[base + k] = -INFINITY;
+    }
+    for (int32_t t = tv; t < n_vocab; t++) /* model rows past the tokenizer's vocabulary */
+        logits[t] = -INFINITY;
+    int32_t eos = sglc_tokenizer_eos(e->tok);
+    if (!any && eos >= 0 && eos < n_vocab) logits[eos] = 0.0f;
+}
+
+int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok) {
+    if (!r->grammar || r->gm_state <= 0) return 0;
+    if (sglc_tokenizer_is_eog(e->tok, tok)) return 0;
+    size_t len = 0;
+    const char *bytes = sglc_tokenizer_token_bytes(e->tok, tok, &len);
+    int rc = bytes ? sglc_gmatcher_advance(&r->gm, (const uint8_t *)bytes, len, e->gscratch) : -1;
+    if (rc != 0) {
+        /* the mask allowed tok, so only out of memory gets here: end the request rather than
+         * go on unconstrained */
+        r->gm_state = -1;
+        return 1;
+    }
+    return sglc_gmatcher_terminated(&r->gm);
+}
