@@ -88,15 +88,44 @@ THINK = [
     [m(U, "a"), m(A, "<think>t1</think>r1"), m(U, "b"), m(A, "<think>t2</think>\n\nr2")],
 ]
 
+# OpenAI-style `tools` (chat completions' request field), passed to the template as `tools`
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "unit": {"type": "string", "enum": ["C", "F"]}}, "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "now", "description": "The time now (UTC).",
+        "parameters": {"type": "object", "properties": {}}}},
+]
+TOOL_CONVS = [
+    [m(U, "What is the weather in Paris?")],
+    [m(S, "You are a weather bot."), m(U, "Weather in Oslo, in F?")],
+    [m(U, "What is the weather?"),
+     m(A, "", tool_calls=[tool_call("get_weather", {"city": "Paris", "unit": "C"})]),
+     m(T, "22 degrees"), m(U, "thanks")],
+    [m(U, "Time and weather?"),
+     m(A, "", tool_calls=[tool_call("now", {}), tool_call("get_weather", {"city": "Rome"})]),
+     m(T, "12:00"), m(T, "30 degrees")],
+]
+TOOLS_KW = {"tools": TOOLS}
+
 FAMILIES = [
     # name, template file, bos, eos, conversations, list of kwargs dicts
     ("smollm2", "HuggingFaceTB-SmolLM2-135M-Instruct.jinja", "<|im_start|>", "<|im_end|>", BASE,
      [{}]),
     ("qwen2.5", "Qwen-Qwen2.5-7B-Instruct.jinja", "", "<|im_end|>", BASE, [{}]),
+    ("qwen2.5-tools", "Qwen-Qwen2.5-7B-Instruct.jinja", "", "<|im_end|>", TOOL_CONVS,
+     [TOOLS_KW]),
     ("qwen3", "Qwen-Qwen3-0.6B.jinja", "", "<|im_end|>", BASE + THINK,
      [{}, {"enable_thinking": True}, {"enable_thinking": False}]),
+    ("qwen3-tools", "Qwen-Qwen3-0.6B.jinja", "", "<|im_end|>", TOOL_CONVS,
+     [TOOLS_KW, dict(TOOLS_KW, enable_thinking=False)]),
     ("llama3.1", "meta-llama-Llama-3.1-8B-Instruct.jinja", "<|begin_of_text|>", "<|eot_id|>",
      BASE, [{}, {"date_string": "15 Mar 2025"}]),
+    ("llama3.1-tools", "meta-llama-Llama-3.1-8B-Instruct.jinja", "<|begin_of_text|>",
+     "<|eot_id|>", TOOL_CONVS[:2], [dict(TOOLS_KW, date_string="15 Mar 2025")]),
     ("llama3.2", "meta-llama-Llama-3.2-3B-Instruct.jinja", "<|begin_of_text|>", "<|eot_id|>",
      BASE, [{"date_string": "01 Jan 2026"}]),
 ]

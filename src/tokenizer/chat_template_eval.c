@@ -228,7 +228,19 @@ static value *call_method(ctx *c, value *f, value **args, int nargs) {
     sglc_ct_fail(c, "unsupported method '%s'", m);
 }
 
-static value *tojson(ctx *c, value *v, int depth) {
+/* transformers' tojson filter: json.dumps(x, ensure_ascii=False, indent=indent); with an indent,
+ * members go on their own lines, indent spaces per level, "," between them (no space) and
+ * empty containers stay "[]" / "{}". indent < 0: one line, ", " and ": ". */
+static value *newline_indent(ctx *c, value *r, int indent, int level) {
+    char buf[1 + 256];
+    int n = indent * level;
+    if (n > 256) sglc_ct_fail(c, "tojson indent too deep");
+    buf[0] = '\n';
+    memset(buf + 1, ' ', (size_t)n);
+    return concat(c, r, sglc_ct_mk_str(c, buf, (size_t)n + 1));
+}
+
+static value *tojson(ctx *c, value *v, int depth, int indent) {
     if (depth > CT_MAX_DEPTH) sglc_ct_fail(c, "value nested too deeply");
     switch (v->t) {
     case V_NONE:
@@ -251,20 +263,44 @@ static value *tojson(ctx *c, value *v, int depth) {
         int is_list = v->t == V_LIST;
         value *r = sglc_ct_mk_str(c, is_list ? "[" : "{", 1);
         for (int i = 0; i < v->c->n; i++) {
-            if (i) r = concat(c, r, sglc_ct_mk_str(c, ", ", 2));
+            if (i)
+                r = concat(c, r, sglc_ct_mk_str(c, indent >= 0 ? "," : ", ", indent >= 0 ? 1 : 2));
+            if (indent >= 0) r = newline_indent(c, r, indent, depth + 1);
             if (!is_list) {
                 size_t kl = strlen(v->c->keys[i]);
                 value *k = sglc_ct_mk_str_m(c, v->c->keys[i], kl,
                                             v->c->tainted_keys ? sglc_ct_mask_all(c, kl) : NULL);
-                r = concat(c, r, tojson(c, k, depth + 1));
+                r = concat(c, r, tojson(c, k, depth + 1, indent));
                 r = concat(c, r, sglc_ct_mk_str(c, ": ", 2));
             }
-            r = concat(c, r, tojson(c, v->c->items[i], depth + 1));
+            r = concat(c, r, tojson(c, v->c->items[i], depth + 1, indent));
         }
+        if (indent >= 0 && v->c->n > 0) r = newline_indent(c, r, indent, depth);
         return concat(c, r, sglc_ct_mk_str(c, is_list ? "]" : "}", 1));
     }
     default: sglc_ct_fail(c, "cannot serialize a %s", sglc_ct_type_name(v->t));
     }
+}
+
+/* tojson's arguments: indent=N (or N positionally); the others transformers takes
+ * (ensure_ascii, separators, sort_keys) are refused rather than ignored */
+static int tojson_indent(ctx *c, scope *s, node *nd) {
+    int indent = -1;
+    for (int i = 0; i < nd->nkids; i++) {
+        node *k = nd->kids[i];
+        if (k->k == N_LIT && k->negate) {
+            if (strcmp(k->lit->s, "indent") != 0)
+                sglc_ct_fail(c, "tojson: unsupported argument '%s'", k->lit->s);
+            k = nd->kids[++i];
+        } else if (i > 0) {
+            sglc_ct_fail(c, "tojson: too many arguments");
+        }
+        value *a = eval(c, s, k);
+        if (a->t == V_NONE) continue;
+        if (a->t != V_INT || a->i < 0 || a->i > 16) sglc_ct_fail(c, "tojson: indent must be 0-16");
+        indent = (int)a->i;
+    }
+    return indent;
 }
 
 static value *apply_filter(ctx *c, scope *s, node *nd) {
@@ -290,7 +326,7 @@ static value *apply_filter(ctx *c, scope *s, node *nd) {
         sglc_ct_fail(c, "length of a %s", sglc_ct_type_name(v->t));
     }
     if (strcmp(f, "string") == 0) return sglc_ct_to_str(c, v);
-    if (strcmp(f, "tojson") == 0) return tojson(c, v, 0);
+    if (strcmp(f, "tojson") == 0) return tojson(c, v, 0, tojson_indent(c, s, nd));
     if (strcmp(f, "default") == 0 || strcmp(f, "d") == 0) {
         if (v->t != V_UNDEF) return v;
         return nd->nkids > 0 ? eval(c, s, nd->kids[0]) : sglc_ct_mk_str(c, "", 0);
@@ -573,7 +609,7 @@ static void exec_stmt(ctx *c, scope *s, node *nd) {
     case N_TEXT: sglc_ct_out_append(c, nd->s, nd->n, NULL); break;
     case N_OUTPUT: {
         value *v = eval(c, s, nd->a);
-        if (v->t == V_LIST || v->t == V_DICT) v = tojson(c, v, 0);
+        if (v->t == V_LIST || v->t == V_DICT) v = tojson(c, v, 0, -1);
         v = sglc_ct_to_str(c, v);
         sglc_ct_out_append(c, v->s, v->n, v->m);
         break;

@@ -365,6 +365,10 @@ int main(void) {
     test_golden_hf("qwen3", 40);
     test_golden_hf("llama3.1", 40);
     test_golden_hf("llama3.2", 40);
+    /* OpenAI `tools` passed as the template's `tools` (chat completions with tools) */
+    test_golden_hf("qwen2.5-tools", 8);
+    test_golden_hf("qwen3-tools", 16);
+    test_golden_hf("llama3.1-tools", 4);
     test_spans();
     test_strftime_now();
     test_hostile();
