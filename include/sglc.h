@@ -186,6 +186,10 @@ int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const ch
                                 sglc_grammar **out, char *err, size_t errlen);
 /* Drops one reference; NULL is fine. */
 void sglc_grammar_release(sglc_grammar *g);
+/* Takes one more reference and returns g (NULL is fine). The engine keeps the last compiled
+ * grammars by source, so compiling the same source again returns the same grammar (its mask
+ * cache warm) without compiling. */
+sglc_grammar *sglc_grammar_retain(const sglc_grammar *g);
 
 /* Model facts and tokenizer access for front ends. The engine's tokenizer is immutable, so these
  * may be called from any thread while requests run. */

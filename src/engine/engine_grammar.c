@@ -59,6 +59,56 @@ static int ensure_vocab(sglc_engine *e, char *err, size_t errlen) {
     return rc;
 }
 
+sglc_grammar *sglc_grammar_retain(const sglc_grammar *cg) {
+    sglc_grammar *g = (sglc_grammar *)cg; /* the count is the one mutable field */
+    if (g) atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+/* A new reference to the cached grammar of this source, or NULL. */
+static sglc_grammar *gcache_get(sglc_engine *e, sglc_grammar_kind kind, const char *src,
+                                size_t len) {
+    sglc_grammar *g = NULL;
+    pthread_mutex_lock(&e->gmu);
+    for (int i = 0; i < SGLC_GRAMMAR_CACHE_ENTRIES; i++)
+        if (e->gcache[i].g && e->gcache[i].kind == (int)kind && e->gcache[i].len == len &&
+            (len == 0 || memcmp(e->gcache[i].src, src, len) == 0)) {
+            e->gcache[i].last_use = ++e->gcache_clock;
+            g = sglc_grammar_retain(e->gcache[i].g);
+            break;
+        }
+    pthread_mutex_unlock(&e->gmu);
+    return g;
+}
+
+/* Keeps a reference to g under its source, evicting the least recently used entry. */
+static void gcache_put(sglc_engine *e, sglc_grammar_kind kind, const char *src, size_t len,
+                       sglc_grammar *g) {
+    if (len > (64u << 10)) return; /* huge grammars are not worth pinning */
+    char *copy = malloc(len + 1);
+    if (!copy) return;
+    if (len) memcpy(copy, src, len);
+    copy[len] = 0;
+    pthread_mutex_lock(&e->gmu);
+    int victim = 0;
+    for (int i = 0; i < SGLC_GRAMMAR_CACHE_ENTRIES; i++) {
+        if (!e->gcache[i].g) {
+            victim = i;
+            break;
+        }
+        if (e->gcache[i].last_use < e->gcache[victim].last_use) victim = i;
+    }
+    sglc_grammar *old = e->gcache[victim].g;
+    free(e->gcache[victim].src);
+    e->gcache[victim].g = sglc_grammar_retain(g);
+    e->gcache[victim].kind = (int)kind;
+    e->gcache[victim].src = copy;
+    e->gcache[victim].len = len;
+    e->gcache[victim].last_use = ++e->gcache_clock;
+    pthread_mutex_unlock(&e->gmu);
+    sglc_grammar_release(old);
+}
+
 int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const char *src, size_t len,
                                 sglc_grammar **out, char *err, size_t errlen) {
     *out = NULL;
@@ -66,6 +116,8 @@ int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const ch
         snprintf(err, errlen, "unknown grammar kind %d", (int)kind);
         return SGLC_ERR_ARG;
     }
+    if (kind == SGLC_GRAMMAR_JSON_OBJECT) len = 0; /* src is ignored */
+    if ((*out = gcache_get(e, kind, src, len)) != NULL) return 0;
     int rc = ensure_vocab(e, err, errlen);
     if (rc != 0) return rc;
     sglc_gram *gram = NULL;
@@ -82,6 +134,7 @@ int sglc_engine_grammar_compile(sglc_engine *e, sglc_grammar_kind kind, const ch
     g->gram = gram;
     g->vocab = e->gvocab;
     pthread_mutex_init(&g->mu, NULL);
+    gcache_put(e, kind, src, len, g);
     *out = g;
     return 0;
 }
@@ -97,9 +150,7 @@ void sglc_grammar_release(sglc_grammar *g) {
 /* The engine's reference for a submitted request (sglc_engine_submit). */
 sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *cg);
 sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *cg) {
-    sglc_grammar *g = (sglc_grammar *)cg; /* the count is the one mutable field */
-    atomic_fetch_add(&g->refs, 1);
-    return g;
+    return sglc_grammar_retain(cg);
 }
 
 void sglc_engine_grammar_clear_cache(sglc_grammar *g) {
@@ -114,6 +165,13 @@ void sglc_engine_grammar_clear_cache(sglc_grammar *g) {
 }
 
 void sglc_engine_grammar_free(sglc_engine *e) {
+    /* the cached grammars point at the vocabulary: they go first */
+    for (int i = 0; i < SGLC_GRAMMAR_CACHE_ENTRIES; i++) {
+        sglc_grammar_release(e->gcache[i].g);
+        free(e->gcache[i].src);
+        e->gcache[i].g = NULL;
+        e->gcache[i].src = NULL;
+    }
     sglc_gvocab_close(e->gvocab);
     sglc_gscratch_close(e->gscratch);
     free(e->gmask);

@@ -100,6 +100,8 @@ typedef struct {
     double sum;
 } sglc_hist_acc;
 
+#define SGLC_GRAMMAR_CACHE_ENTRIES 32
+
 struct sglc_engine {
     sglc_engine_params params;
     char model_path[4096];
@@ -150,6 +152,16 @@ struct sglc_engine {
     sglc_gvocab *gvocab;
     sglc_gscratch *gscratch;
     uint32_t *gmask;
+    /* compiled grammars by source (under gmu): a client that sends the same schema on every
+     * request gets one grammar, and its mask cache stays warm across requests */
+    struct {
+        sglc_grammar *g; /* one reference held here */
+        int kind;
+        char *src;
+        size_t len;
+        uint64_t last_use;
+    } gcache[SGLC_GRAMMAR_CACHE_ENTRIES];
+    uint64_t gcache_clock;
 
     /* stats (smu) */
     pthread_mutex_t smu;
