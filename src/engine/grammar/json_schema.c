@@ -113,10 +113,18 @@ static int32_t string_rule(js *j) {
     return j->r_string;
 }
 
+/* Number literals are bounded: at most 19 integer digits (every int64), 17 fraction digits (a
+ * double's precision) and a 3-digit exponent. JSON Schema puts no bound on them, but no JSON
+ * parser keeps more, and a small model under an unbounded number grammar can write digits until
+ * max_tokens (seen with SmolLM2-135M: "1000000000..."), which leaves an answer that never parses. */
+#define MAX_INT_DIGITS 19
+#define INT_BODY "(0|[1-9][0-9]{0,18})"
+#define NUM_BODY INT_BODY "(\\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?"
+
 static int32_t number_rule(js *j) {
     if (j->r_number < 0)
         j->r_number =
-            rule_of(j, "number", rx(j, "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?", 0));
+            rule_of(j, "number", rx(j, "-?" NUM_BODY, 0));
     return j->r_number;
 }
 
@@ -279,7 +287,8 @@ static int32_t nonneg_range(js *j, long long a, long long c) {
     if (c < 0) { /* every number with more digits than a */
         uint32_t d19[2] = {'1', '9'}, d09[2] = {'0', '9'};
         gb_add(b, alt,
-               seq2(j, gb_ranges(b, d19, 1, 0), gb_repeat(b, gb_ranges(b, d09, 1, 0), la, -1)));
+               seq2(j, gb_ranges(b, d19, 1, 0),
+                    gb_repeat(b, gb_ranges(b, d09, 1, 0), la, MAX_INT_DIGITS - 1)));
     }
     return alt;
 }
@@ -329,7 +338,7 @@ static int32_t integer_schema(js *j, const cJSON *s) {
     int has_lo, has_hi, xl, xh;
     double dlo = 0, dhi = 0;
     if (bounds(j, s, 1, &has_lo, &dlo, &has_hi, &dhi, &xl, &xh) != 0) return -1;
-    if (!has_lo && !has_hi) return rx(j, "-?(0|[1-9][0-9]*)", 0);
+    if (!has_lo && !has_hi) return rx(j, "-?" INT_BODY, 0);
     long long lo = 0, hi = 0;
     if (has_lo) lo = xl ? (long long)floor(dlo) + 1 : (long long)ceil(dlo);
     if (has_hi) hi = xh ? (long long)ceil(dhi) - 1 : (long long)floor(dhi);
@@ -352,9 +361,9 @@ static int32_t number_schema(js *j, const cJSON *s) {
     if (has_lo && has_hi && (lo > hi || (lo == hi && (xl || xh))))
         return js_fail(j, "minimum is greater than maximum%s", "");
     /* only the sign is expressible */
-    if (has_lo && lo >= 0) return rx(j, "(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?", 0);
+    if (has_lo && lo >= 0) return rx(j, NUM_BODY, 0);
     if (has_hi && (hi < 0 || (hi == 0 && xh)))
-        return rx(j, "-(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?", 0);
+        return rx(j, "-" NUM_BODY, 0);
     return gb_ref(j->b, number_rule(j));
 }
 
