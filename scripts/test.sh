@@ -17,7 +17,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
 # playwright drives Debian's /usr/bin/chromium (scripts/setup.sh): no `playwright install`
-if ! "$venv/bin/python" -c 'import pytest, openai, requests, playwright' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pytest, openai, requests, playwright, jsonschema' 2>/dev/null; then
   "$venv/bin/pip" install -q pytest openai requests playwright
 fi
 echo "== Release end-to-end server tests" >&2

@@ -10,6 +10,20 @@
 #include <string.h>
 #include <time.h>
 
+char *sglc_srv_prepend_echo(const conn_ctx *c, int i, char *t) {
+    if (!c->echo || !c->echo_texts || !t) return t;
+    int p = c->n_per_prompt > 0 ? i / c->n_per_prompt : i;
+    const char *echo = p < c->n_echo && c->echo_texts[p] ? c->echo_texts[p] : "";
+    size_t el = strlen(echo), tl = strlen(t);
+    char *full = malloc(el + tl + 1);
+    if (full) {
+        memcpy(full, echo, el);
+        memcpy(full + el, t, tl + 1);
+    }
+    free(t);
+    return full;
+}
+
 const char *sglc_srv_finish_str(sglc_finish_reason f) {
     switch (f) {
     case SGLC_FINISH_LENGTH: return "length";
@@ -75,21 +89,20 @@ enum MHD_Result sglc_srv_finish_generation(conn_ctx *c) {
         }
         cJSON *ch = cJSON_CreateObject();
         cJSON_AddNumberToObject(ch, "index", i);
-        char *t = sglc_srv_utf8_sanitize(o.text, o.text_len);
+        int has_calls = 0;
         if (c->api == API_CHAT) {
-            cJSON *m = cJSON_AddObjectToObject(ch, "message");
-            cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", t ? t : "");
+            cJSON_AddItemToObject(ch, "message", sglc_srv_chat_message(c, i, &o, &has_calls));
         } else {
+            char *t = sglc_srv_prepend_echo(c, i, sglc_srv_utf8_sanitize(o.text, o.text_len));
             cJSON_AddStringToObject(ch, "text", t ? t : "");
+            free(t);
         }
-        free(t);
         if (c->return_logprob)
             cJSON_AddItemToObject(ch, "logprobs",
                                   sglc_srv_openai_logprobs(c, &o, 0, o.n_output, 0));
         else
             cJSON_AddNullToObject(ch, "logprobs");
-        sglc_srv_add_finish(ch, &o);
+        sglc_srv_add_finish(c, ch, &o, has_calls);
         cJSON_AddItemToArray(choices, ch);
     }
     (void)s;

@@ -184,8 +184,16 @@ static void ctx_free(conn_ctx *c) {
     free(c->first_sent);
     free(c->completion_tokens);
     free(c->cached);
+    free(c->sent_reasoning);
+    free(c->sent_content);
+    free(c->sent_calls);
+    free(c->req_model);
+    for (int i = 0; c->echo_texts && i < c->n_echo; i++)
+        free(c->echo_texts[i]);
+    free(c->echo_texts);
     for (int i = 0; i < c->n_args; i++) {
         cJSON_Delete(c->args[i].stop_json);
+        sglc_grammar_release(c->args[i].grammar);
         free(c->args[i].bias_ids);
         free(c->args[i].bias_vals);
     }
@@ -193,6 +201,7 @@ static void ctx_free(conn_ctx *c) {
     free(c->bias_ids);
     free(c->bias_vals);
     cJSON_Delete(c->stop_json);
+    sglc_grammar_release(c->grammar);
     free(c->body);
     free(c->pend);
     if (c->counted) {
@@ -220,6 +229,9 @@ typedef enum {
     R_DETOKENIZE,
     R_ABORT,
     R_METRICS,
+    R_EMBEDDINGS,
+    R_MODEL_INFO_NEW,
+    R_SERVER_INFO_NEW,
     R_ROUTE_COUNT
 } route_id;
 
@@ -240,6 +252,10 @@ static const struct {
     [R_DETOKENIZE] = {"/detokenize", "POST"},
     [R_ABORT] = {"/abort_request", "POST"},
     [R_METRICS] = {"/metrics", "GET"},
+    [R_EMBEDDINGS] = {"/v1/embeddings", "POST"},
+    /* SGLang's current names of /get_model_info and /get_server_info */
+    [R_MODEL_INFO_NEW] = {"/model_info", "GET"},
+    [R_SERVER_INFO_NEW] = {"/server_info", "GET"},
 };
 
 static int key_matches(const char *given, const char *want) {
@@ -282,6 +298,11 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) return send_chat_page(c, method);
     for (int i = 0; i < R_ROUTE_COUNT; i++)
         if (strcmp(url, ROUTES[i].path) == 0) rid = i;
+    const char *model_id = NULL; /* GET /v1/models/{id} */
+    if (rid < 0 && strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
+        rid = R_MODELS;
+        model_id = url + 11;
+    }
     if (rid < 0) {
         char msg[300];
         snprintf(msg, sizeof msg, "no route %.200s", url);
@@ -312,9 +333,19 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
         return sglc_srv_send_error(c->conn, 413, msg);
     }
     switch (rid) {
-    case R_MODELS: return sglc_srv_handle_models(c);
-    case R_MODEL_INFO: return sglc_srv_handle_model_info(c);
-    case R_SERVER_INFO: return sglc_srv_handle_server_info(c);
+    case R_MODELS: return sglc_srv_handle_models(c, model_id);
+    case R_MODEL_INFO:
+    case R_MODEL_INFO_NEW: return sglc_srv_handle_model_info(c);
+    case R_SERVER_INFO:
+    case R_SERVER_INFO_NEW: return sglc_srv_handle_server_info(c);
+    case R_EMBEDDINGS: {
+        char msg[700];
+        snprintf(msg, sizeof msg,
+                 "the model %.500s is a generative model (%s), not an embedding model: "
+                 "/v1/embeddings needs an embedding model",
+                 s->model_name, s->info.arch ? s->info.arch : "?");
+        return sglc_srv_send_error(c->conn, 400, msg);
+    }
     case R_METRICS: return sglc_srv_handle_metrics(c);
     case R_FLUSH:
         if (sglc_engine_flush_cache(atomic_load(&s->engine)) != 0)

@@ -44,9 +44,11 @@ static const item_args *args_of(const conn_ctx *c, int i) {
 
 cJSON *sglc_srv_native_result(conn_ctx *c, int i, const sglc_output *o) {
     cJSON *j = cJSON_CreateObject();
-    char *t = sglc_srv_utf8_sanitize(o->text, o->text_len);
-    cJSON_AddStringToObject(j, "text", t ? t : "");
-    free(t);
+    if (!c->srv->p.skip_tokenizer_init) { /* --skip-tokenizer-init: token ids only, as SGLang */
+        char *t = sglc_srv_utf8_sanitize(o->text, o->text_len);
+        cJSON_AddStringToObject(j, "text", t ? t : "");
+        free(t);
+    }
     cJSON *ids = cJSON_AddArrayToObject(j, "output_ids");
     for (int32_t i = 0; i < o->n_output; i++)
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(o->output_ids[i]));
@@ -105,6 +107,13 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
     }
     if (!!text == !!input_ids) {
         snprintf(err, sizeof err, "give exactly one of 'text' and 'input_ids'");
+        goto fail;
+    }
+    if (sglc_srv_refuse_unsupported(body, err, sizeof err)) goto fail;
+    if (text && s->p.skip_tokenizer_init) {
+        snprintf(err, sizeof err,
+                 "'text' needs the tokenizer, which this server skips (--skip-tokenizer-init): "
+                 "send 'input_ids'");
         goto fail;
     }
     if (text) {
@@ -215,7 +224,8 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
                 snprintf(err, sizeof err, "'sampling_params'[%d] must be an object", i);
                 goto fail;
             }
-            if (sglc_srv_parse_sampling(c, item, "max_new_tokens", NULL, "min_new_tokens",
+            if (sglc_srv_refuse_unsupported(item, ierr, sizeof ierr) ||
+                sglc_srv_parse_sampling(c, item, "max_new_tokens", NULL, "min_new_tokens",
                                         "sampling_seed", 128, rp, &has_max, ierr, sizeof ierr) ||
                 sglc_srv_opt_int(item, "n", 1, 1, &k, ierr, sizeof ierr) < 0) {
                 if (strstr(ierr, "'n'"))

@@ -104,18 +104,123 @@ cJSON *sglc_srv_openai_envelope(conn_ctx *c, int chunk) {
                                 ? (chunk ? "chat.completion.chunk" : "chat.completion")
                                 : "text_completion");
     cJSON_AddNumberToObject(j, "created", (double)c->created);
-    cJSON_AddStringToObject(j, "model", c->srv->model_name);
+    /* the request's model name, as SGLang answers (the served name when it gave none) */
+    cJSON_AddStringToObject(j, "model", c->req_model ? c->req_model : c->srv->model_name);
     return j;
 }
 
-void sglc_srv_add_finish(cJSON *choice, const sglc_output *o) {
+void sglc_srv_add_finish(conn_ctx *c, cJSON *choice, const sglc_output *o, int has_calls) {
     if (o && o->finished) {
-        cJSON_AddStringToObject(choice, "finish_reason", sglc_srv_finish_str(o->finish_reason));
-        if (o->finish_reason == SGLC_FINISH_STOP && o->matched_stop_token >= 0)
+        /* a stop that ends in tool calls is "tool_calls", as OpenAI and SGLang report it */
+        cJSON_AddStringToObject(choice, "finish_reason",
+                                has_calls && o->finish_reason == SGLC_FINISH_STOP
+                                    ? "tool_calls"
+                                    : sglc_srv_finish_str(o->finish_reason));
+        /* matched_stop: the stop string, else the token id (SGLang's field) */
+        if (o->finish_reason == SGLC_FINISH_STOP && o->matched_stop_string >= 0 &&
+            o->matched_stop_string < MAX_STOP && c->stops[o->matched_stop_string])
+            cJSON_AddStringToObject(choice, "matched_stop", c->stops[o->matched_stop_string]);
+        else if (o->finish_reason == SGLC_FINISH_STOP && o->matched_stop_token >= 0)
             cJSON_AddNumberToObject(choice, "matched_stop", o->matched_stop_token);
+        else
+            cJSON_AddNullToObject(choice, "matched_stop");
     } else {
         cJSON_AddNullToObject(choice, "finish_reason");
     }
+}
+
+/* tools / tool_choice (chat): validates the tools, picks the parser (--tool-call-parser) for
+ * "auto", or marks the answer forced for "required" / a named function. *tools is what the
+ * template sees (NULL for tool_choice "none" or no tools). 0, or -1 with err. */
+static int parse_tools(conn_ctx *c, const cJSON *body, const cJSON **tools, const char **forced,
+                       char *err, size_t el) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "tools");
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+    *tools = NULL;
+    *forced = NULL;
+    if (t && cJSON_IsNull(t)) t = NULL;
+    if (tc && cJSON_IsNull(tc)) tc = NULL;
+    if (t) {
+        if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) == 0 || cJSON_GetArraySize(t) > 128) {
+            snprintf(err, el, "'tools' must be a list of 1 to 128 tools");
+            return -1;
+        }
+        int i = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, t) {
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(x, "type");
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(x, "function");
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+            const cJSON *pa = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+            if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "function") != 0 ||
+                !cJSON_IsObject(fn) || !cJSON_IsString(nm) || !nm->valuestring[0] ||
+                (pa && !cJSON_IsNull(pa) && !cJSON_IsObject(pa))) {
+                snprintf(err, el,
+                         "'tools'[%d] must be {\"type\": \"function\", \"function\": {\"name\": "
+                         "string, \"parameters\": object}}",
+                         i);
+                return -1;
+            }
+            i++;
+        }
+    }
+    const char *mode = t ? "auto" : "none";
+    if (cJSON_IsString(tc)) {
+        mode = tc->valuestring;
+        if (strcmp(mode, "none") != 0 && strcmp(mode, "auto") != 0 &&
+            strcmp(mode, "required") != 0) {
+            snprintf(err, el,
+                     "'tool_choice' must be \"none\", \"auto\", \"required\" or a "
+                     "named function");
+            return -1;
+        }
+    } else if (tc) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (!cJSON_IsObject(tc) || !cJSON_IsString(nm)) {
+            snprintf(err, el,
+                     "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                     "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+            return -1;
+        }
+        mode = "named";
+        *forced = nm->valuestring;
+    }
+    if (!t) {
+        if (strcmp(mode, "none") != 0) {
+            snprintf(err, el, "'tool_choice' needs 'tools'");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(mode, "none") == 0) return 0;
+    if (*forced) {
+        int found = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, t) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(x, "function"), "name");
+            found |= strcmp(nm->valuestring, *forced) == 0;
+        }
+        if (!found) {
+            snprintf(err, el, "'tool_choice' names '%.100s', which is not in 'tools'", *forced);
+            return -1;
+        }
+    }
+    *tools = t;
+    c->tool_forced = strcmp(mode, "auto") != 0;
+    if (!c->tool_forced)
+        c->tool_parser = sglc_tool_parser_kind_from_name(c->srv->p.tool_call_parser);
+    return 0;
+}
+
+/* --reasoning-parser, unless the request says separate_reasoning: false */
+static int parse_reasoning(conn_ctx *c, const cJSON *body, char *err, size_t el) {
+    int sep = 1;
+    if (sglc_srv_opt_bool(body, "separate_reasoning", &sep, err, el) < 0) return -1;
+    c->reasoning =
+        sep ? sglc_reasoning_kind_from_name(c->srv->p.reasoning_parser) : SGLC_REASONING_NONE;
+    return 0;
 }
 
 enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
@@ -138,10 +243,31 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     }
     if ((r = sglc_srv_opt_int(body, "n", 1, MAX_N, &k, err, sizeof err)) < 0) goto fail;
     c->n_per_prompt = r ? (int)k : 1;
+    if (model && cJSON_IsString(model) && !(c->req_model = strdup(model->valuestring))) {
+        snprintf(err, sizeof err, "out of memory");
+        status = 500;
+        goto fail;
+    }
+    if (sglc_srv_refuse_unsupported(body, err, sizeof err)) goto fail;
+    if (s->p.skip_tokenizer_init) {
+        snprintf(err, sizeof err,
+                 "%s needs the tokenizer, which this server skips (--skip-tokenizer-init): use "
+                 "/generate with 'input_ids'",
+                 api == API_CHAT ? "/v1/chat/completions" : "/v1/completions");
+        goto fail;
+    }
+    const cJSON *tools = NULL;
+    const char *forced_fn = NULL;
     if (api == API_CHAT) {
+        int cont = 0;
+        if (sglc_srv_opt_bool(body, "continue_final_message", &cont, err, sizeof err) < 0 ||
+            parse_tools(c, body, &tools, &forced_fn, err, sizeof err) < 0 ||
+            parse_reasoning(c, body, err, sizeof err) < 0)
+            goto fail;
         sglc_chat_template_span *spans = NULL;
         size_t n_spans = 0;
-        int trc = sglc_srv_render_chat(s, body, &prompt, &spans, &n_spans, err, sizeof err) ||
+        int trc = sglc_srv_render_chat(s, body, tools, cont, &prompt, &spans, &n_spans, err,
+                                       sizeof err) ||
                   sglc_srv_tokenize_chat(e, prompt, spans, n_spans, &ids, &n_ids, err, sizeof err);
         free(spans);
         if (trc) goto fail;
@@ -195,10 +321,7 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
             goto fail;
         }
         if ((r = sglc_srv_opt_bool(body, "echo", &b, err, sizeof err)) < 0) goto fail;
-        if (r && b) {
-            snprintf(err, sizeof err, "'echo' is not supported");
-            goto fail;
-        }
+        c->echo = r && b;
     }
     if (n_ids == 0) {
         snprintf(err, sizeof err, "the prompt is empty");
@@ -210,8 +333,35 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     int has_max = 0;
     if (sglc_srv_parse_sampling(c, body, "max_tokens",
                                 api == API_CHAT ? "max_completion_tokens" : NULL, "min_tokens",
-                                "seed", def_max, &rp, &has_max, err, sizeof err))
+                                "seed", def_max, &rp, &has_max, err, sizeof err) ||
+        sglc_srv_parse_response_format(c, body, &c->grammar, err, sizeof err) < 0)
         goto fail;
+    if (c->tool_forced) {
+        /* tool_choice "required" / a named function: the answer is held to the calls' schema */
+        if (c->grammar) {
+            snprintf(err, sizeof err,
+                     "'tool_choice' %s conflicts with 'response_format' / 'json_schema' / "
+                     "'regex' / 'ebnf'",
+                     forced_fn ? "naming a function" : "\"required\"");
+            goto fail;
+        }
+        cJSON *sch = sglc_tool_choice_schema(tools, forced_fn);
+        char *src = sch ? cJSON_PrintUnformatted(sch) : NULL;
+        cJSON_Delete(sch);
+        char gerr[600];
+        int grc = src ? sglc_engine_grammar_compile(e, SGLC_GRAMMAR_JSON_SCHEMA, src, strlen(src),
+                                                    &c->grammar, gerr, sizeof gerr)
+                      : -1;
+        free(src);
+        if (grc != 0) {
+            snprintf(err, sizeof err,
+                     "'tools': the function parameters are not a schema sglc can "
+                     "enforce: %s",
+                     src ? gerr : "out of memory");
+            goto fail;
+        }
+    }
+    rp.grammar = c->grammar;
     if ((int64_t)n_ids + rp.max_new_tokens > ctx) {
         snprintf(err, sizeof err,
                  "the prompt (%d tokens) plus max_tokens (%d) exceeds the context length (%d)",
@@ -236,6 +386,9 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
         }
         if (sglc_srv_opt_bool(so, "include_usage", &b, err, sizeof err) < 0) goto fail;
         c->include_usage = sglc_srv_opt_bool(so, "include_usage", &b, err, sizeof err) > 0 && b;
+        if (sglc_srv_opt_bool(so, "continuous_usage_stats", &b, err, sizeof err) < 0) goto fail;
+        c->continuous_usage =
+            sglc_srv_opt_bool(so, "continuous_usage_stats", &b, err, sizeof err) > 0 && b;
     }
     if (api == API_CHAT) {
         if ((r = sglc_srv_opt_bool(body, "logprobs", &b, err, sizeof err)) < 0) goto fail;
@@ -256,6 +409,39 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     }
     rp.return_logprob = c->return_logprob;
     rp.top_logprobs_num = c->top_logprobs;
+    if (c->echo) {
+        if (c->return_logprob) {
+            /* OpenAI's echo + logprobs scores the prompt too; sglc does not compute prompt
+             * logprobs yet, so it says so instead of leaving them out */
+            snprintf(err, sizeof err,
+                     "'echo' with 'logprobs' (prompt logprobs) is not supported "
+                     "yet; use one or the other");
+            goto fail;
+        }
+        /* the prompt text, as the tokens decode (what OpenAI echoes) */
+        int np = pl.n > 0 ? pl.n : 1;
+        c->echo_texts = calloc((size_t)np, sizeof *c->echo_texts);
+        c->n_echo = np;
+        for (int q = 0; c->echo_texts && q < np; q++) {
+            const int32_t *pid = pl.n > 0 ? pl.ids[q] : ids;
+            int32_t plen = pl.n > 0 ? pl.len[q] : n_ids;
+            size_t need = sglc_engine_detokenize(e, pid, (size_t)plen, 1, NULL, 0);
+            if (!(c->echo_texts[q] = malloc(need + 1))) break;
+            sglc_engine_detokenize(e, pid, (size_t)plen, 1, c->echo_texts[q], need);
+            c->echo_texts[q][need] = 0;
+        }
+        for (int q = 0; q < np; q++)
+            if (!c->echo_texts || !c->echo_texts[q]) {
+                snprintf(err, sizeof err, "out of memory");
+                status = 500;
+                goto fail;
+            }
+    }
+    if (api == API_CHAT && sglc_srv_chat_alloc(c, c->n_per_prompt)) {
+        snprintf(err, sizeof err, "out of memory");
+        status = 500;
+        goto fail;
+    }
     sglc_srv_make_ids(c, api == API_CHAT ? "chatcmpl-" : "cmpl-", NULL);
     if (pl.n > 0)
         status = sglc_srv_submit_all(c, pl.n, pl.ids, pl.len, &rp, 1, err, sizeof err);
@@ -273,11 +459,14 @@ fail:
     return sglc_srv_send_error(c->conn, status ? status : 400, err);
 }
 
-enum MHD_Result sglc_srv_handle_models(conn_ctx *c) {
+enum MHD_Result sglc_srv_handle_models(conn_ctx *c, const char *id) {
     server *s = c->srv;
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "object", "list");
-    cJSON *d = cJSON_AddArrayToObject(j, "data");
+    if (id && strcmp(id, s->model_name) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "The model '%.300s' does not exist (this server serves '%.300s')",
+                 id, s->model_name);
+        return sglc_srv_send_error(c->conn, 404, msg);
+    }
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "id", s->model_name);
     cJSON_AddStringToObject(m, "object", "model");
@@ -285,6 +474,10 @@ enum MHD_Result sglc_srv_handle_models(conn_ctx *c) {
     cJSON_AddStringToObject(m, "owned_by", "sglc");
     cJSON_AddStringToObject(m, "root", s->info.model_path);
     cJSON_AddNumberToObject(m, "max_model_len", s->info.context_length);
+    if (id) return sglc_srv_send_json(c->conn, MHD_HTTP_OK, m);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "object", "list");
+    cJSON *d = cJSON_AddArrayToObject(j, "data");
     cJSON_AddItemToArray(d, m);
     return sglc_srv_send_json(c->conn, MHD_HTTP_OK, j);
 }

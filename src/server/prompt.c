@@ -4,7 +4,9 @@
  * request data stays plain text. It calls the engine's tokenizer API only. */
 #include "server/server_impl.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +57,58 @@ int sglc_srv_ids_from_json(const cJSON *a, const char *field, int32_t vocab, int
 /* messages -> normalized [{role, content}] + extra keys kept; renders the model's template.
  * *spans (malloc'd) are the prompt's byte ranges that came from the request
  * (sglc_srv_tokenize_chat). */
-int sglc_srv_render_chat(server *s, const cJSON *body, char **prompt,
-                         sglc_chat_template_span **spans, size_t *n_spans, char *err, size_t el) {
+/* continue_final_message (transformers' semantics): the prompt ends where the final message's
+ * text (stripped of surrounding whitespace) last appears, so the model continues that message
+ * instead of starting a new turn. Spans past the cut are dropped or clipped. */
+static int cut_after_final(const cJSON *norm, char *prompt, sglc_chat_template_span *spans,
+                           size_t *n_spans, char *err, size_t el) {
+    const cJSON *last = NULL, *m;
+    cJSON_ArrayForEach(m, norm) last = m;
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(last, "role");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+    if (!cJSON_IsString(role) || strcmp(role->valuestring, "assistant") != 0 ||
+        !cJSON_IsString(content)) {
+        snprintf(err, el, "'continue_final_message' needs an assistant message last");
+        return -1;
+    }
+    const char *t = content->valuestring;
+    size_t b = 0, n = strlen(t);
+    while (b < n && isspace((unsigned char)t[b]))
+        b++;
+    while (n > b && isspace((unsigned char)t[n - 1]))
+        n--;
+    size_t len = strlen(prompt), cut = SIZE_MAX;
+    if (n == b) {
+        snprintf(err, el, "'continue_final_message': the final message is empty");
+        return -1;
+    }
+    for (size_t i = len >= n - b ? len - (n - b) + 1 : 0; i-- > 0;)
+        if (memcmp(prompt + i, t + b, n - b) == 0) {
+            cut = i + (n - b);
+            break;
+        }
+    if (cut == SIZE_MAX) {
+        snprintf(err, el,
+                 "'continue_final_message': the chat template does not write the final message's "
+                 "text");
+        return -1;
+    }
+    prompt[cut] = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < *n_spans; i++) {
+        if (spans[i].off >= cut) continue;
+        spans[k] = spans[i];
+        if (spans[k].off + spans[k].len > cut) spans[k].len = cut - spans[k].off;
+        k++;
+    }
+    *n_spans = k;
+    return 0;
+}
+
+int sglc_srv_render_chat(server *s, const cJSON *body, const cJSON *tools, int continue_final,
+                         char **prompt, sglc_chat_template_span **spans, size_t *n_spans, char *err,
+                         size_t el) {
+    cJSON *extra = NULL;
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!cJSON_IsArray(msgs)) {
         snprintf(err, el, "'messages' must be a list of messages");
@@ -117,7 +169,18 @@ int sglc_srv_render_chat(server *s, const cJSON *body, char **prompt,
         snprintf(err, el, "'chat_template_kwargs' must be an object");
         goto done;
     }
-    int agp = 1;
+    if (tools) {
+        /* the template sees `tools` (as transformers passes them), next to the kwargs */
+        extra = cJSON_IsObject(kw) ? cJSON_Duplicate(kw, 1) : cJSON_CreateObject();
+        cJSON *tc = cJSON_Duplicate(tools, 1);
+        if (!extra || !tc || !cJSON_AddItemToObject(extra, "tools", tc)) {
+            cJSON_Delete(tc);
+            snprintf(err, el, "out of memory");
+            goto done;
+        }
+        kw = extra;
+    }
+    int agp = !continue_final;
     const cJSON *agpj = cJSON_GetObjectItemCaseSensitive(body, "add_generation_prompt");
     if (agpj && !cJSON_IsNull(agpj)) {
         if (!cJSON_IsBool(agpj)) {
@@ -125,6 +188,12 @@ int sglc_srv_render_chat(server *s, const cJSON *body, char **prompt,
             goto done;
         }
         agp = cJSON_IsTrue(agpj);
+        if (agp && continue_final) {
+            snprintf(err, el,
+                     "'continue_final_message' and 'add_generation_prompt' exclude each "
+                     "other");
+            goto done;
+        }
     }
     sglc_engine *e = atomic_load(&s->engine);
     size_t bl = 0, elen = 0;
@@ -144,9 +213,17 @@ int sglc_srv_render_chat(server *s, const cJSON *body, char **prompt,
         snprintf(err, el, "chat template: %s", terr);
         goto done;
     }
+    if (continue_final && cut_after_final(norm, *prompt, *spans, n_spans, err, el)) {
+        free(*prompt);
+        free(*spans);
+        *prompt = NULL;
+        *spans = NULL;
+        goto done;
+    }
     rc = 0;
 done:
     cJSON_Delete(norm);
+    cJSON_Delete(extra);
     return rc;
 }
 

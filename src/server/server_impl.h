@@ -25,6 +25,8 @@
 
 #include "server/server.h"
 #include "sglc.h"
+#include "server/reasoning.h"
+#include "server/tool_parser.h"
 #include "tokenizer/chat_template.h"
 
 #define MAX_N 16
@@ -77,7 +79,8 @@ struct conn_ctx {
     /* per-prompt copies of stop lists, stop ids and logit bias (one when shared) */
     struct item_args *args;
     int n_args;
-    int32_t *bias_ids; /* logit_bias being parsed, [SGLC_MAX_LOGIT_BIAS] */
+    sglc_grammar *grammar; /* the constraint being parsed (OpenAI: the request's), owned */
+    int32_t *bias_ids;     /* logit_bias being parsed, [SGLC_MAX_LOGIT_BIAS] */
     float *bias_vals;
     char rid[128];
     char id[64];
@@ -85,6 +88,18 @@ struct conn_ctx {
     const char *stops[MAX_STOP];
     int32_t stop_ids[MAX_STOP_IDS];
     cJSON *stop_json; /* owns the strings stops[] points to */
+    /* chat answers (chat_output.c): reasoning split and tool calls; per choice, what a stream
+     * has sent of each */
+    sglc_reasoning_kind reasoning;
+    sglc_tool_parser_kind tool_parser;
+    int tool_forced;      /* tool_choice required / named: the answer is a JSON array of calls */
+    int continuous_usage; /* stream_options.continuous_usage_stats: usage in every chunk */
+    char *req_model; /* the request's "model", echoed in responses (a copy: streams outlive body) */
+    int echo;        /* completions: the prompt's text comes first in each choice */
+    char **echo_texts; /* [n_echo], one per prompt */
+    int n_echo;
+    size_t *sent_reasoning, *sent_content;
+    int *sent_calls;
     /* streaming output */
     char *pend;
     size_t pend_len, pend_pos, pend_cap;
@@ -100,6 +115,7 @@ typedef struct item_args {
     int32_t stop_ids[MAX_STOP_IDS];
     int32_t *bias_ids;
     float *bias_vals;
+    sglc_grammar *grammar; /* owned */
 } item_args;
 
 /* Prompts of one request: one, or a batch (the JSON field was a list). */
@@ -129,14 +145,34 @@ int sglc_srv_parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, co
                             const char *min_key, const char *seed_key, int32_t default_max,
                             sglc_request_params *rp, int *has_max, char *err, size_t el);
 int sglc_srv_detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp);
+/* -1 with err naming the first request field sglc does not implement (given and not false) */
+int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el);
+
+/* structured.c: json_schema / regex / ebnf in o (sampling_params, or an OpenAI body), and
+ * OpenAI's response_format. Each returns 1 with *out compiled (owned by the caller), 0 when
+ * absent, -1 with err (400). */
+int sglc_srv_parse_constraint(conn_ctx *c, const cJSON *o, sglc_grammar **out, char *err,
+                              size_t el);
+int sglc_srv_parse_response_format(conn_ctx *c, const cJSON *body, sglc_grammar **out, char *err,
+                                   size_t el);
+
+/* chat_output.c: the assistant message of a finished chat choice (content, reasoning_content,
+ * tool_calls), and a stream's delta for choice i (what the split gained since the last one);
+ * both set *has_calls when the answer holds tool calls (finish_reason "tool_calls"). */
+cJSON *sglc_srv_chat_message(conn_ctx *c, int i, const sglc_output *o, int *has_calls);
+int sglc_srv_chat_delta(conn_ctx *c, int i, const sglc_output *o, cJSON *delta, int *has_calls);
+int sglc_srv_chat_alloc(conn_ctx *c, int n);
 
 /* prompt.c */
 int sglc_srv_tokenize_alloc(sglc_engine *e, const char *text, size_t len, int add_bos,
                             int32_t **ids, int32_t *n, char *err, size_t el);
 int sglc_srv_ids_from_json(const cJSON *a, const char *field, int32_t vocab, int32_t **ids,
                            int32_t *n, char *err, size_t el);
-int sglc_srv_render_chat(server *s, const cJSON *body, char **prompt,
-                         sglc_chat_template_span **spans, size_t *n_spans, char *err, size_t el);
+/* tools: the array the template sees as `tools` (NULL: none); continue_final: the prompt ends
+ * inside the final (assistant) message instead of opening a new turn */
+int sglc_srv_render_chat(server *s, const cJSON *body, const cJSON *tools, int continue_final,
+                         char **prompt, sglc_chat_template_span **spans, size_t *n_spans, char *err,
+                         size_t el);
 int sglc_srv_tokenize_chat(sglc_engine *e, const char *prompt, const sglc_chat_template_span *spans,
                            size_t n_spans, int32_t **ids, int32_t *n, char *err, size_t el);
 void sglc_srv_prompts_free(prompt_list *pl);
@@ -145,6 +181,9 @@ int sglc_srv_batch_len(const cJSON *a, const char *field, char *err, size_t el);
 
 /* generation.c */
 const char *sglc_srv_finish_str(sglc_finish_reason f);
+/* completions with echo: t (malloc'd, taken) with choice i's prompt text before it; t itself
+ * without echo; NULL when out of memory */
+char *sglc_srv_prepend_echo(const conn_ctx *c, int i, char *t);
 enum MHD_Result sglc_srv_finish_generation(conn_ctx *c);
 unsigned sglc_srv_submit_all(conn_ctx *c, int n_prompts, int32_t *const *ids, const int32_t *n_ids,
                              const sglc_request_params *rps, int n_rps, char *err, size_t el);
@@ -165,9 +204,9 @@ cJSON *sglc_srv_openai_logprobs(conn_ctx *c, const sglc_output *o, int32_t from,
                                 size_t text_offset0);
 cJSON *sglc_srv_usage_json(conn_ctx *c);
 cJSON *sglc_srv_openai_envelope(conn_ctx *c, int chunk);
-void sglc_srv_add_finish(cJSON *choice, const sglc_output *o);
+void sglc_srv_add_finish(conn_ctx *c, cJSON *choice, const sglc_output *o, int has_calls);
 enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api);
-enum MHD_Result sglc_srv_handle_models(conn_ctx *c);
+enum MHD_Result sglc_srv_handle_models(conn_ctx *c, const char *id); /* id: /v1/models/{id} */
 
 /* sse.c: the content reader of a streamed answer (MHD_create_response_from_callback) */
 ssize_t sglc_srv_stream_reader(void *cls, uint64_t pos, char *buf, size_t max);

@@ -37,6 +37,11 @@ static int stream_choice(conn_ctx *c, int i, const sglc_output *o) {
     size_t from = c->sent_text[i] < o->text_len ? c->sent_text[i] : o->text_len;
     int32_t tfrom = c->seen[i];
     int new_tokens = o->n_output > tfrom, new_text = o->text_len > from;
+    /* --stream-interval N: a chunk every N tokens (and the last one) */
+    int interval = c->srv->p.stream_interval > 1 ? c->srv->p.stream_interval : 1;
+    if (!o->finished && (c->api == API_NATIVE || c->first_sent[i]) &&
+        o->n_output - tfrom < interval)
+        return 0;
     c->completion_tokens[i] = o->n_output;
     c->cached[i] = o->cached_tokens;
     if (c->api == API_NATIVE) {
@@ -50,22 +55,26 @@ static int stream_choice(conn_ctx *c, int i, const sglc_output *o) {
         cJSON *choices = cJSON_AddArrayToObject(j, "choices");
         cJSON *ch = cJSON_CreateObject();
         cJSON_AddNumberToObject(ch, "index", i);
-        char *t = sglc_srv_utf8_sanitize(o->text + from, o->text_len - from);
+        int has_calls = 0;
         if (c->api == API_CHAT) {
             cJSON *d = cJSON_AddObjectToObject(ch, "delta");
             if (!c->first_sent[i]) cJSON_AddStringToObject(d, "role", "assistant");
-            cJSON_AddStringToObject(d, "content", t ? t : "");
+            if (!sglc_srv_chat_delta(c, i, o, d, &has_calls))
+                cJSON_AddStringToObject(d, "content", "");
         } else {
+            char *t = sglc_srv_utf8_sanitize(o->text + from, o->text_len - from);
+            if (!c->first_sent[i]) t = sglc_srv_prepend_echo(c, i, t); /* first chunk */
             cJSON_AddStringToObject(ch, "text", t ? t : "");
+            free(t);
         }
-        free(t);
         if (c->return_logprob && o->n_output > tfrom)
             cJSON_AddItemToObject(ch, "logprobs",
                                   sglc_srv_openai_logprobs(c, o, tfrom, o->n_output, from));
         else
             cJSON_AddNullToObject(ch, "logprobs");
-        sglc_srv_add_finish(ch, o);
+        sglc_srv_add_finish(c, ch, o, has_calls);
         cJSON_AddItemToArray(choices, ch);
+        if (c->continuous_usage) cJSON_AddItemToObject(j, "usage", sglc_srv_usage_json(c));
         if (pend_event(c, j)) return -1;
         c->first_sent[i] = 1;
     }
@@ -109,7 +118,8 @@ ssize_t sglc_srv_stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             sglc_output o;
             int tmo = waited ? 0 : WAIT_SLICE_MS;
             waited = 1;
-            sglc_request_wait(c->reqs[i], c->seen[i], &o, tmo);
+            int interval = c->srv->p.stream_interval > 1 ? c->srv->p.stream_interval : 1;
+            sglc_request_wait(c->reqs[i], c->seen[i] + interval - 1, &o, tmo);
             if (stream_choice(c, i, &o)) return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (c->pend_len == 0 && sglc_srv_peer_gone(c->conn)) {

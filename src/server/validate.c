@@ -250,6 +250,8 @@ int sglc_srv_parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, co
         rp->n_stop_token_ids = n;
     }
     TRY(parse_logit_bias(c, o, rp, err, el));
+    TRY(sglc_srv_parse_constraint(c, o, &c->grammar, err, el));
+    rp->grammar = c->grammar;
     return 0;
 }
 
@@ -258,6 +260,8 @@ int sglc_srv_parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, co
 int sglc_srv_detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp) {
     a->stop_json = c->stop_json;
     c->stop_json = NULL;
+    a->grammar = c->grammar;
+    c->grammar = NULL;
     memcpy(a->stops, c->stops, sizeof a->stops);
     if (rp->n_stop > 0) rp->stop = a->stops;
     memcpy(a->stop_ids, c->stop_ids, sizeof a->stop_ids);
@@ -270,6 +274,23 @@ int sglc_srv_detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp) {
         memcpy(a->bias_vals, rp->logit_bias, (size_t)rp->n_logit_bias * sizeof(float));
         rp->logit_bias_ids = a->bias_ids;
         rp->logit_bias = a->bias_vals;
+    }
+    return 0;
+}
+
+int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el) {
+    /* SGLang request fields sglc does not implement: refused by name, never dropped, so a client
+     * never believes it got what it asked for. false / null / absent are fine. */
+    static const char *const keys[] = {"return_hidden_states", "custom_logit_processor",
+                                       "custom_params",        "lora_path",
+                                       "image_data",           "audio_data",
+                                       "video_data",           "bootstrap_host",
+                                       "structural_tag"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v)) continue;
+        snprintf(err, el, "'%s' is not supported by sglc", keys[i]);
+        return -1;
     }
     return 0;
 }
