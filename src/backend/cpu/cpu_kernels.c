@@ -7,6 +7,9 @@
  * over threads in 16-row units. A thread walks its rows in tiles of MM_ROW_TILE weight rows and,
  * for each tile, over the tokens in groups of the entry's max_rows, so every weight row is read
  * from memory once per call and then served from L1/L2 to all tokens. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include "backend/cpu/cpu_kernels.h"
 
 #include <stdlib.h>
@@ -31,8 +34,11 @@ const char *sglc_cpu_isa_name(sglc_cpu_isa isa) {
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    /* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know
+     * "f16c"; avx2 and fma through the builtin, which also checks that the OS saves YMM state */
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
     return 0;
 #endif
