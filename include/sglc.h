@@ -86,6 +86,11 @@ typedef struct {
 #define SGLC_MAX_LOGIT_BIAS 1024
 
 void sglc_request_params_default(sglc_request_params *p);
+/* The message for a prompt of n_input tokens with max_new more that do not fit context (SGLang's
+ * wording: "The input (N tokens) is longer than the model's context length (C tokens)." or
+ * "Requested token count exceeds the model's maximum context length of C tokens. ..."). */
+void sglc_context_error(int32_t n_input, int32_t max_new, int32_t context, char *err,
+                        size_t errlen);
 
 typedef enum {
     SGLC_FINISH_NONE = 0,
@@ -194,9 +199,10 @@ sglc_grammar *sglc_grammar_retain(const sglc_grammar *g);
 /* Model facts and tokenizer access for front ends. The engine's tokenizer is immutable, so these
  * may be called from any thread while requests run. */
 typedef struct {
-    const char *model_path;    /* borrowed from the engine */
-    const char *arch;          /* "llama", "qwen2", ... */
-    const char *chat_template; /* Jinja source from the model; NULL when none */
+    const char *model_path;     /* borrowed from the engine */
+    const char *tokenizer_path; /* borrowed; NULL when the model's own */
+    const char *arch;           /* "llama", "qwen2", ... */
+    const char *chat_template;  /* Jinja source from the model; NULL when none */
     int32_t n_layer, n_embd, n_head, n_head_kv, vocab_size;
     int32_t context_length;       /* the engine's (--context-length or the model's) */
     int32_t context_length_train; /* the model's */

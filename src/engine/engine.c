@@ -154,6 +154,23 @@ static void *watchdog_main(void *arg) {
     return NULL;
 }
 
+void sglc_context_error(int32_t n_input, int32_t max_new, int32_t context, char *err,
+                        size_t errlen) {
+    /* SGLang's wording (tokenizer_manager._validate_input_length / serving_chat), which clients
+     * match on */
+    if (n_input >= context)
+        snprintf(err, errlen,
+                 "The input (%d tokens) is longer than the model's context length (%d tokens).",
+                 n_input, context);
+    else
+        snprintf(err, errlen,
+                 "Requested token count exceeds the model's maximum context length of %d tokens. "
+                 "You requested a total of %lld tokens: %d tokens from the input messages and %d "
+                 "tokens for the completion. Please reduce the number of tokens in the input "
+                 "messages or the completion to fit within the limit.",
+                 context, (long long)n_input + max_new, n_input, max_new);
+}
+
 int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err, size_t errlen) {
     *out = NULL;
     sglc_engine *e = calloc(1, sizeof *e);
@@ -180,6 +197,12 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     }
     snprintf(e->model_path, sizeof e->model_path, "%s", p->model_path);
     p->model_path = e->model_path;
+    if (p->tokenizer_path && strcmp(p->tokenizer_path, p->model_path) != 0) {
+        snprintf(e->tokenizer_path, sizeof e->tokenizer_path, "%s", p->tokenizer_path);
+        p->tokenizer_path = e->tokenizer_path;
+    } else {
+        p->tokenizer_path = NULL;
+    }
     /* keep no pointer into the caller's memory past open */
     int qbits = sglc_quant_preset_bits(p->quantization);
     if (qbits < 0) {
@@ -339,9 +362,7 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         return SGLC_ERR_ARG;
     }
     if ((int64_t)n + p->max_new_tokens > e->context_length) {
-        snprintf(err, errlen,
-                 "the prompt (%d tokens) plus max_new_tokens (%d) exceeds the context length %d", n,
-                 p->max_new_tokens, e->context_length);
+        sglc_context_error(n, p->max_new_tokens, e->context_length, err, errlen);
         return SGLC_ERR_RANGE;
     }
     if ((int64_t)n + p->max_new_tokens > e->pool_size) {
@@ -564,6 +585,7 @@ void sglc_engine_get_model_info(sglc_engine *e, sglc_model_info *o) {
     const sglc_model_config *c = &e->model->cfg;
     memset(o, 0, sizeof *o);
     o->model_path = e->model_path;
+    o->tokenizer_path = e->tokenizer_path[0] ? e->tokenizer_path : NULL;
     o->arch = sglc_arch_name(c->arch);
     o->chat_template = sglc_tokenizer_chat_template(e->tok);
     o->n_layer = c->n_layer;

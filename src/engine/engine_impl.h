@@ -105,6 +105,7 @@ typedef struct {
 struct sglc_engine {
     sglc_engine_params params;
     char model_path[4096];
+    char tokenizer_path[4096]; /* --tokenizer-path, "" when the model's own */
     sglc_backend *be;
     sglc_model *model;
     sglc_tokenizer *tok;

@@ -329,7 +329,7 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
     }
     if (c->too_large) {
         char msg[128];
-        snprintf(msg, sizeof msg, "the request body exceeds %zu bytes", s->p.max_body_bytes);
+        snprintf(msg, sizeof msg, "Payload Too Large: the request body exceeds %zu bytes", s->p.max_body_bytes);
         return sglc_srv_send_error(c->conn, 413, msg);
     }
     switch (rid) {
@@ -403,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* an absurd length is refused before reading anything */
             if (errno || !end || *end || v > ABSURD_BODY) {
                 char msg[128];
-                snprintf(msg, sizeof msg, "the request body exceeds %zu bytes",
+                snprintf(msg, sizeof msg, "Payload Too Large: the request body exceeds %zu bytes",
                          s->p.max_body_bytes);
                 return sglc_srv_send_error(conn, 413, msg);
             }

@@ -286,6 +286,13 @@ enum MHD_Result sglc_srv_handle_server_info(conn_ctx *c) {
     cJSON_AddItemToArray(is, stats_json(s));
     cJSON_AddStringToObject(j, "version", SGLC_VERSION);
     cJSON_AddNumberToObject(j, "uptime_s", sglc_srv_now_s() - s->t_start);
+    /* what SGLang's scheduler reports next to the server args, which clients (sglang.bench_*,
+     * sglang-router) read */
+    cJSON_AddNumberToObject(j, "max_total_num_tokens", (double)s->info.kv_pool_size);
+    cJSON_AddNumberToObject(j, "max_req_input_len", s->info.context_length - 1);
+    cJSON_AddNumberToObject(j, "max_running_requests_effective", s->info.max_running_requests);
+    cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "tp_size");
+    if (!tp) cJSON_AddNumberToObject(j, "tp_size", 1);
     return sglc_srv_send_json(c->conn, MHD_HTTP_OK, j);
 }
 
@@ -293,7 +300,8 @@ enum MHD_Result sglc_srv_handle_model_info(conn_ctx *c) {
     server *s = c->srv;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model_path", s->info.model_path);
-    cJSON_AddStringToObject(j, "tokenizer_path", s->info.model_path);
+    cJSON_AddStringToObject(j, "tokenizer_path",
+                            s->info.tokenizer_path ? s->info.tokenizer_path : s->info.model_path);
     cJSON_AddStringToObject(j, "served_model_name", s->model_name);
     cJSON_AddBoolToObject(j, "is_generation", 1);
     cJSON_AddNullToObject(j, "preferred_sampling_params");

@@ -363,17 +363,14 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     }
     rp.grammar = c->grammar;
     if ((int64_t)n_ids + rp.max_new_tokens > ctx) {
-        snprintf(err, sizeof err,
-                 "the prompt (%d tokens) plus max_tokens (%d) exceeds the context length (%d)",
-                 n_ids, rp.max_new_tokens, ctx);
+        sglc_context_error(n_ids, rp.max_new_tokens, ctx, err, sizeof err);
         goto fail;
     }
     for (int q = 1; q < pl.n; q++)
         if ((int64_t)pl.len[q] + rp.max_new_tokens > ctx) {
-            snprintf(err, sizeof err,
-                     "'prompt'[%d] (%d tokens) plus max_tokens (%d) exceeds the context length "
-                     "(%d)",
-                     q, pl.len[q], rp.max_new_tokens, ctx);
+            char cerr[600];
+            sglc_context_error(pl.len[q], rp.max_new_tokens, ctx, cerr, sizeof cerr);
+            snprintf(err, sizeof err, "'prompt'[%d]: %s", q, cerr);
             goto fail;
         }
     if ((r = sglc_srv_opt_bool(body, "stream", &b, err, sizeof err)) < 0) goto fail;

@@ -428,3 +428,26 @@ def test_stream_interval_skip_tokenizer_init_grammar_none():
         assert r.status_code == 400 and "--grammar-backend none" in r.json()["error"]["message"]
     finally:
         assert s.stop() == 0
+
+
+def test_server_info_fields_and_sglang_error_wording(server, client):
+    info = requests.get(server.url + "/get_server_info", timeout=30,
+                        headers={"Authorization": "Bearer " + API_KEY}).json()
+    assert info["max_total_num_tokens"] == info["internal_states"][0]["kv_pool_size"]
+    model = requests.get(server.url + "/model_info", timeout=30,
+                         headers={"Authorization": "Bearer " + API_KEY}).json()
+    assert info["max_req_input_len"] == model["context_length"] - 1
+    assert requests.get(server.url + "/server_info", timeout=30, headers={
+        "Authorization": "Bearer " + API_KEY}).json()["max_total_num_tokens"] > 0
+    ctx = model["context_length"]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="smollm2", prompt=[1] * (ctx + 5), max_tokens=1)
+    assert "The input (%d tokens) is longer than the model's context length (%d tokens)." % (
+        ctx + 5, ctx) in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="smollm2", prompt="Hello", max_tokens=ctx)
+    assert "Requested token count exceeds the model's maximum context length of %d tokens" % ctx \
+        in str(e.value)
+    r = requests.post(server.url + "/generate", data=b"x" * (9 << 20), timeout=60,
+                      headers={"Authorization": "Bearer " + API_KEY})
+    assert r.status_code == 413 and "Payload Too Large" in r.json()["error"]["message"]
