@@ -81,7 +81,17 @@ typedef struct {
      * finishes (STOP, matched_stop_token = eos) once nothing more can follow. NULL = none; the
      * engine takes its own reference at submit. */
     const sglc_grammar *grammar;
+    /* prompt logprobs (SGLang's logprob_start_len, with return_logprob): the logprob of every
+     * prompt token from this position on given the tokens before it (-1: none). Those positions
+     * are computed, not taken from the prefix cache. */
+    int32_t logprob_start_len;
+    /* SGLang's token_ids_logprob: at every output step, the logprobs of these ids (copied at
+     * submit; at most SGLC_MAX_LOGPROB_TOKEN_IDS), with return_logprob */
+    const int32_t *logprob_token_ids;
+    int32_t n_logprob_token_ids;
 } sglc_request_params;
+
+#define SGLC_MAX_LOGPROB_TOKEN_IDS 64
 
 #define SGLC_MAX_LOGIT_BIAS 1024
 
@@ -119,6 +129,13 @@ typedef struct {
     int32_t matched_stop_string; /* index into stop, -1 when none */
     int32_t prompt_tokens, cached_tokens;
     double ttft_s, e2e_s;
+    /* prompt logprobs (logprob_start_len >= 0), complete once n_output > 0 or finished:
+     * input_logprobs[i] is the logprob of prompt token input_logprob_start + i (NaN for the
+     * first prompt token, which has no context); input_top_logprobs [n][top_logprobs_num] */
+    const float *input_logprobs;
+    const sglc_token_logprob *input_top_logprobs;
+    int32_t n_input_logprobs, input_logprob_start;
+    const float *token_ids_logprobs; /* [n_output][n_logprob_token_ids] */
 } sglc_output;
 
 /* Submits a request over prompt ids. Returns 0 and a handle (release it with

@@ -37,6 +37,7 @@ void sglc_request_params_default(sglc_request_params *p) {
     p->repetition_penalty = 1.0f;
     p->max_new_tokens = 128;
     p->skip_special_tokens = 1;
+    p->logprob_start_len = -1;
 }
 
 static void say_info(const char *line) {
@@ -330,6 +331,10 @@ static void request_free(sglc_request *r) {
     free(r->out_ids);
     free(r->out_logprobs);
     free(r->out_top);
+    free(r->in_logprobs);
+    free(r->in_top);
+    free(r->lp_ids);
+    free(r->out_ids_lp);
     free(r->pub_text);
     free(r->client_text);
     sglc_gmatcher_free(&r->gm);
@@ -361,6 +366,17 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         snprintf(err, errlen, "max_new_tokens must be positive");
         return SGLC_ERR_ARG;
     }
+    if (p->n_logprob_token_ids < 0 || p->n_logprob_token_ids > SGLC_MAX_LOGPROB_TOKEN_IDS ||
+        (p->n_logprob_token_ids > 0 && !p->logprob_token_ids)) {
+        snprintf(err, errlen, "token_ids_logprob: at most %d ids", SGLC_MAX_LOGPROB_TOKEN_IDS);
+        return SGLC_ERR_ARG;
+    }
+    for (int32_t i = 0; i < p->n_logprob_token_ids; i++)
+        if (p->logprob_token_ids[i] < 0 || p->logprob_token_ids[i] >= V) {
+            snprintf(err, errlen, "token_ids_logprob: token id %d is outside the vocabulary [0, %d)",
+                     p->logprob_token_ids[i], V);
+            return SGLC_ERR_ARG;
+        }
     if ((int64_t)n + p->max_new_tokens > e->context_length) {
         sglc_context_error(n, p->max_new_tokens, e->context_length, err, errlen);
         return SGLC_ERR_RANGE;
@@ -423,7 +439,27 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         r->out_top = malloc((size_t)p->max_new_tokens * (size_t)(p->top_logprobs_num + 1) *
                             sizeof(sglc_token_logprob));
         if (!r->out_logprobs || !r->out_top) goto nomem_r;
+        if (p->logprob_start_len >= 0 && p->logprob_start_len < n) {
+            r->n_in_logprobs = n - p->logprob_start_len;
+            r->in_logprobs = malloc((size_t)r->n_in_logprobs * sizeof(float));
+            r->in_top = calloc((size_t)r->n_in_logprobs * (size_t)(p->top_logprobs_num + 1),
+                               sizeof(sglc_token_logprob));
+            if (!r->in_logprobs || !r->in_top) goto nomem_r;
+            for (int32_t i = 0; i < r->n_in_logprobs; i++)
+                r->in_logprobs[i] = NAN;
+        }
+        if (p->n_logprob_token_ids > 0) {
+            r->lp_ids = malloc((size_t)p->n_logprob_token_ids * sizeof(int32_t));
+            r->out_ids_lp = malloc((size_t)p->max_new_tokens * (size_t)p->n_logprob_token_ids *
+                                   sizeof(float));
+            if (!r->lp_ids || !r->out_ids_lp) goto nomem_r;
+            memcpy(r->lp_ids, p->logprob_token_ids,
+                   (size_t)p->n_logprob_token_ids * sizeof(int32_t));
+        }
     }
+    r->params.logprob_token_ids = r->lp_ids;
+    if (!r->lp_ids) r->params.n_logprob_token_ids = 0;
+    if (!r->in_logprobs) r->params.logprob_start_len = -1;
     if (p->n_stop_token_ids > 0) {
         r->stop_ids = malloc((size_t)p->n_stop_token_ids * sizeof(int32_t));
         if (!r->stop_ids) goto nomem_r;
@@ -534,6 +570,13 @@ int sglc_request_wait(sglc_request *r, int32_t seen, sglc_output *out, int timeo
     out->text_len = tl;
     out->logprobs = r->out_logprobs;
     out->top_logprobs = r->out_top;
+    if (r->in_logprobs && (r->pub_n_output > 0 || r->pub_finished)) {
+        out->input_logprobs = r->in_logprobs;
+        out->input_top_logprobs = r->in_top;
+        out->n_input_logprobs = r->n_in_logprobs;
+        out->input_logprob_start = r->params.logprob_start_len;
+    }
+    out->token_ids_logprobs = r->out_ids_lp;
     out->finished = r->pub_finished;
     out->finish_reason = r->finish_reason;
     out->matched_stop_token = r->matched_stop_token;

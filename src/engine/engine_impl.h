@@ -72,6 +72,13 @@ struct sglc_request {
     /* ---- mailbox (mu) ---- */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* prompt logprobs and token_ids_logprob (written by the scheduler before the first token
+     * is published, read by wait after it) */
+    float *in_logprobs;          /* [n_prompt - logprob_start_len], NaN until computed */
+    sglc_token_logprob *in_top;  /* [same][top_logprobs_num] */
+    int32_t n_in_logprobs;       /* 0 when not asked */
+    int32_t *lp_ids;             /* token_ids_logprob copy */
+    float *out_ids_lp;           /* [max_new_tokens][n_logprob_token_ids] */
     int32_t *out_ids;            /* capacity max_new_tokens */
     float *out_logprobs;         /* capacity max_new_tokens, when return_logprob */
     sglc_token_logprob *out_top; /* [max_new_tokens][top_logprobs_num] */

@@ -34,6 +34,9 @@ struct step {
     uint8_t *grammar_done;  /* per logit row: the token completed the request's grammar */
     float *row_logprob;
     sglc_token_logprob *row_top; /* [row][20] */
+    uint8_t *row_prompt;         /* per logit row: a prompt position's logprob, not a sample */
+    int32_t *row_pos;            /* prompt rows: the position whose next token is scored */
+    float *row_ids_lp;           /* [row][SGLC_MAX_LOGPROB_TOKEN_IDS]: token_ids_logprob */
     int is_prefill;
     int32_t n_cached_new, n_new_seqs;
     const step *prev; /* step whose samples resolve placeholders */
@@ -69,6 +72,15 @@ static step *step_new(sglc_engine *e) {
     s->row_logprob = malloc(R * sizeof(float));
     s->row_top = malloc(R * TOP_LOGPROBS_MAX * sizeof(sglc_token_logprob));
     s->grammar_done = malloc(R);
+    s->row_prompt = calloc(R, 1);
+    s->row_pos = malloc(R * sizeof(int32_t));
+    s->row_ids_lp = malloc(R * SGLC_MAX_LOGPROB_TOKEN_IDS * sizeof(float));
+    if (!s->row_prompt || !s->row_pos || !s->row_ids_lp) {
+        free(s->row_prompt), free(s->row_pos), free(s->row_ids_lp);
+        s->row_prompt = NULL, s->row_pos = NULL, s->row_ids_lp = NULL;
+        free(s->grammar_done);
+        s->grammar_done = NULL; /* fails the check below, which frees the rest */
+    }
     if (!s->grammar_done || !s->tokens || !s->pos || !s->seq || !s->out_slot || !s->token_src ||
         !s->seq_slot_start || !s->slot_table || !s->logit_rows || !s->seq_req || !s->seq_new ||
         !s->row_req || !s->sampled || !s->row_logprob || !s->row_top) {
@@ -86,10 +98,45 @@ static void step_free(step *s) {
     free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
     free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
     free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
-    free(s->row_top), free(s->grammar_done), free(s);
+    free(s->row_top), free(s->grammar_done), free(s->row_prompt), free(s->row_pos);
+    free(s->row_ids_lp), free(s);
 }
 
 /* ------------------------------------------------------------------ compute side */
+
+/* The logprob of tok and the k most likely tokens of row's logits into the step; returns the
+ * log of the normalizer. */
+static float row_logprobs(step *s, int32_t row, const float *logits, int32_t V, int32_t tok,
+                          int32_t k) {
+    float mx = logits[sglc_argmax(logits, V)];
+    double z = 0.0;
+    for (int32_t t = 0; t < V; t++)
+        z += exp((double)(logits[t] - mx));
+    float lz = mx + (float)log(z);
+    s->row_logprob[row] = logits[tok] - lz;
+    sglc_token_logprob *top = s->row_top + (size_t)row * TOP_LOGPROBS_MAX;
+    for (int32_t j = 0; j < k; j++)
+        top[j] = (sglc_token_logprob){-1, -INFINITY};
+    for (int32_t t = 0; t < V && k > 0; t++) {
+        float lp = logits[t] - lz;
+        if (lp <= top[k - 1].logprob) continue;
+        int32_t j = k - 1;
+        while (j > 0 && top[j - 1].logprob < lp) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = (sglc_token_logprob){t, lp};
+    }
+    return lz;
+}
+
+/* A prompt row: the logprob of the prompt's next token from the raw logits (no penalty, bias
+ * or constraint applies to the prompt, as in SGLang). */
+static void prompt_row(sglc_engine *e, step *s, int32_t row, const float *logits) {
+    sglc_request *r = s->row_req[row];
+    row_logprobs(s, row, logits, e->model->cfg.n_vocab, r->tokens[s->row_pos[row] + 1],
+                 r->params.top_logprobs_num);
+}
 
 /* Penalties, logit bias, min-new-tokens suppression, the grammar mask, then the sampling
  * pipeline; logprobs from the penalized, biased and masked logits (as SGLang computes them).
@@ -133,26 +180,10 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
     s->sampled[row] = tok;
     s->grammar_done[row] = r->grammar ? (uint8_t)sglc_engine_grammar_accept(e, r, tok) : 0;
     if (p->return_logprob) {
-        float mx = logits[sglc_argmax(logits, V)];
-        double z = 0.0;
-        for (int32_t t = 0; t < V; t++)
-            z += exp((double)(logits[t] - mx));
-        float lz = mx + (float)log(z);
-        s->row_logprob[row] = logits[tok] - lz;
-        sglc_token_logprob *top = s->row_top + (size_t)row * TOP_LOGPROBS_MAX;
-        int32_t k = p->top_logprobs_num;
-        for (int32_t j = 0; j < k; j++)
-            top[j] = (sglc_token_logprob){-1, -INFINITY};
-        for (int32_t t = 0; t < V && k > 0; t++) {
-            float lp = logits[t] - lz;
-            if (lp <= top[k - 1].logprob) continue;
-            int32_t j = k - 1;
-            while (j > 0 && top[j - 1].logprob < lp) {
-                top[j] = top[j - 1];
-                j--;
-            }
-            top[j] = (sglc_token_logprob){t, lp};
-        }
+        float lz = row_logprobs(s, row, logits, V, tok, p->top_logprobs_num);
+        float *ids_lp = s->row_ids_lp + (size_t)row * SGLC_MAX_LOGPROB_TOKEN_IDS;
+        for (int32_t j = 0; j < p->n_logprob_token_ids; j++)
+            ids_lp[j] = logits[p->logprob_token_ids[j]] - lz;
     }
     r->n_sampled++;
     if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f ||
@@ -191,8 +222,13 @@ static void run_step(sglc_engine *e, step *s) {
         return;
     }
     int32_t V = e->model->cfg.n_vocab;
-    for (int32_t row = 0; row < s->n_logits; row++)
-        sample_row(e, s, row, (float *)logits + (size_t)row * (size_t)V);
+    for (int32_t row = 0; row < s->n_logits; row++) {
+        float *lg = (float *)logits + (size_t)row * (size_t)V;
+        if (s->row_prompt[row])
+            prompt_row(e, s, row, lg);
+        else
+            sample_row(e, s, row, lg);
+    }
 }
 
 void *sglc_compute_main(void *arg) {
@@ -333,6 +369,10 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
     r->tokens[r->n_tokens++] = tok;
     r->out_ids[k] = tok;
     if (p->return_logprob) {
+        if (p->n_logprob_token_ids > 0)
+            memcpy(r->out_ids_lp + (size_t)k * (size_t)p->n_logprob_token_ids,
+                   s->row_ids_lp + (size_t)row * SGLC_MAX_LOGPROB_TOKEN_IDS,
+                   (size_t)p->n_logprob_token_ids * sizeof(float));
         r->out_logprobs[k] = s->row_logprob[row];
         memcpy(r->out_top + (size_t)k * (size_t)p->top_logprobs_num,
                s->row_top + (size_t)row * TOP_LOGPROBS_MAX,
@@ -435,14 +475,33 @@ static void cache_prefill(sglc_engine *e, sglc_request *r) {
     r->prefill_cached = 1;
 }
 
+/* Index into r's prompt logprobs of the token after position p, or -1 when not asked for. */
+static int32_t prompt_lp_index(const sglc_request *r, int32_t p) {
+    if (!r->in_logprobs) return -1;
+    int32_t i = p + 1 - r->params.logprob_start_len;
+    return p + 1 < r->n_prompt && i >= 0 && i < r->n_in_logprobs ? i : -1;
+}
+
+static void store_prompt_logprob(sglc_request *r, const step *s, int32_t row) {
+    int32_t i = prompt_lp_index(r, s->row_pos[row]), k = r->params.top_logprobs_num;
+    if (i < 0) return;
+    r->in_logprobs[i] = s->row_logprob[row];
+    memcpy(r->in_top + (size_t)i * (size_t)k, s->row_top + (size_t)row * TOP_LOGPROBS_MAX,
+           (size_t)k * sizeof(sglc_token_logprob));
+}
+
 static void process_results(sglc_engine *e, step *s) {
     for (int32_t q = 0; q < s->n_seqs; q++) {
         sglc_request *r = s->seq_req[q];
         r->inflight--;
     }
     if (s->ok) {
+        /* prompt logprobs first: a request's first token publishes them to its client */
+        for (int32_t row = 0; row < s->n_logits; row++)
+            if (s->row_prompt[row]) store_prompt_logprob(s->row_req[row], s, row);
         for (int32_t row = 0; row < s->n_logits; row++) {
             sglc_request *r = s->row_req[row];
+            if (s->row_prompt[row]) continue;
             if (s->is_prefill && r->state == REQ_RUNNING) cache_prefill(e, r);
             accept_token(e, s, row);
         }
@@ -503,6 +562,7 @@ static void step_add_seq(sglc_engine *e, step *s, sglc_request *r, int32_t from,
         int32_t row = s->n_logits++;
         s->logit_rows[row] = s->n_tokens - 1;
         s->row_req[row] = r;
+        s->row_prompt[row] = 0;
         r->last_sample_step = s->number;
         r->last_sample_row = row;
         r->n_out_sched++;
@@ -516,6 +576,11 @@ static void match_waiting(sglc_engine *e, sglc_request *r) {
     sglc_radix_node *node = NULL;
     int32_t m = sglc_radix_match_prefix(e->radix, r->tokens, r->n_fill, r->slots, &node);
     if (m >= r->n_fill) m = r->n_fill - 1; /* the last token is recomputed for its logits */
+    /* prompt logprobs from logprob_start_len need the logits at the positions before it */
+    if (r->in_logprobs) {
+        int32_t need = r->params.logprob_start_len > 0 ? r->params.logprob_start_len - 1 : 0;
+        if (m > need) m = need;
+    }
     if (m < 0) m = 0;
     sglc_radix_lock(e->radix, node);
     r->last_node = node;
@@ -528,6 +593,16 @@ static void unmatch_waiting(sglc_engine *e, sglc_request *r) {
     sglc_radix_unlock(e->radix, r->last_node);
     r->last_node = NULL;
     r->n_cached = r->n_sched = 0;
+}
+
+/* Logit rows the prompt positions [from, from + n) of r need for prompt logprobs. */
+static int32_t prompt_rows(const sglc_request *r, int32_t from, int32_t n) {
+    int32_t k = 0;
+    for (int32_t p = from; r->in_logprobs && p < from + n; p++) {
+        int32_t i = prompt_lp_index(r, p);
+        k += i >= 0 && isnan(r->in_logprobs[i]);
+    }
+    return k;
 }
 
 static int cmp_lpm(const void *a, const void *b) {
@@ -565,6 +640,10 @@ static step *build_prefill(sglc_engine *e, step *s) {
         if (!in_progress) match_waiting(e, r);
         int32_t from = r->n_sched, rest = r->n_fill - from;
         int32_t take = rest < budget - used ? rest : budget - used;
+        /* prompt logprobs take a logit row per position: the chunk is what the rows allow */
+        while (take > 0 && prompt_rows(r, from, take) + (from + take == r->n_fill) >
+                               e->max_running - s->n_logits)
+            take = take > 8 ? take / 2 : take - 1;
         if (take <= 0) break;
         if (!ensure_slots(e, take)) {
             if (!in_progress) unmatch_waiting(e, r);
@@ -589,6 +668,16 @@ static step *build_prefill(sglc_engine *e, step *s) {
         }
         int done = from + take == r->n_fill;
         step_add_seq(e, s, r, from, take, done, 0);
+        if (r->in_logprobs)
+            for (int32_t p = from; p < from + take; p++) {
+                if (prompt_lp_index(r, p) < 0 || !isnan(r->in_logprobs[prompt_lp_index(r, p)]))
+                    continue;
+                int32_t row = s->n_logits++;
+                s->logit_rows[row] = s->n_tokens - take + (p - from);
+                s->row_req[row] = r;
+                s->row_prompt[row] = 1;
+                s->row_pos[row] = p;
+            }
         used += take;
         if (done) {
             memmove(e->waiting + i, e->waiting + i + 1,

@@ -99,7 +99,7 @@ enum MHD_Result sglc_srv_finish_generation(conn_ctx *c) {
         }
         if (c->return_logprob)
             cJSON_AddItemToObject(ch, "logprobs",
-                                  sglc_srv_openai_logprobs(c, &o, 0, o.n_output, 0));
+                                  sglc_srv_openai_logprobs(c, i, &o, 0, o.n_output, 0));
         else
             cJSON_AddNullToObject(ch, "logprobs");
         sglc_srv_add_finish(c, ch, &o, has_calls);

@@ -188,6 +188,10 @@ static void ctx_free(conn_ctx *c) {
     free(c->sent_content);
     free(c->sent_calls);
     free(c->req_model);
+    for (int i = 0; c->prompt_ids && i < c->n_prompt_ids; i++)
+        free(c->prompt_ids[i]);
+    free(c->prompt_ids);
+    free(c->prompt_len);
     for (int i = 0; c->echo_texts && i < c->n_echo; i++)
         free(c->echo_texts[i]);
     free(c->echo_texts);
@@ -232,6 +236,7 @@ typedef enum {
     R_EMBEDDINGS,
     R_MODEL_INFO_NEW,
     R_SERVER_INFO_NEW,
+    R_SCORE,
     R_ROUTE_COUNT
 } route_id;
 
@@ -256,6 +261,7 @@ static const struct {
     /* SGLang's current names of /get_model_info and /get_server_info */
     [R_MODEL_INFO_NEW] = {"/model_info", "GET"},
     [R_SERVER_INFO_NEW] = {"/server_info", "GET"},
+    [R_SCORE] = {"/v1/score", "POST"},
 };
 
 static int key_matches(const char *given, const char *want) {
@@ -329,7 +335,8 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
     }
     if (c->too_large) {
         char msg[128];
-        snprintf(msg, sizeof msg, "Payload Too Large: the request body exceeds %zu bytes", s->p.max_body_bytes);
+        snprintf(msg, sizeof msg, "Payload Too Large: the request body exceeds %zu bytes",
+                 s->p.max_body_bytes);
         return sglc_srv_send_error(c->conn, 413, msg);
     }
     switch (rid) {
@@ -354,8 +361,8 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
         return sglc_srv_send_text(c->conn, 200, "text/plain", "Cache flushed.\n", 15, NULL);
     default: break;
     }
-    int gen =
-        rid == R_GENERATE || rid == R_COMPLETIONS || rid == R_CHAT || rid == R_HEALTH_GENERATE;
+    int gen = rid == R_GENERATE || rid == R_COMPLETIONS || rid == R_CHAT ||
+              rid == R_HEALTH_GENERATE || rid == R_SCORE;
     if (gen) {
         if (atomic_load(&s->draining))
             return sglc_srv_send_error(c->conn, 503, "the server is shutting down");
@@ -376,6 +383,7 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
     case R_TOKENIZE: r = sglc_srv_handle_tokenize(c, body); break;
     case R_DETOKENIZE: r = sglc_srv_handle_detokenize(c, body); break;
     case R_ABORT: r = sglc_srv_handle_abort(c, body); break;
+    case R_SCORE: r = sglc_srv_handle_score(c, body); break;
     default: r = sglc_srv_send_error(c->conn, 404, "no route");
     }
     cJSON_Delete(body);

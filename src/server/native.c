@@ -5,33 +5,72 @@
  * generation.c. */
 #include "server/server_impl.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void native_logprobs(conn_ctx *c, cJSON *meta, const sglc_output *o) {
+/* SGLang's [logprob, token id, token text or null] triple (return_text_in_logprobs) */
+static cJSON *lp_triple(conn_ctx *c, float lp, int32_t id) {
+    cJSON *x = cJSON_CreateArray();
+    cJSON_AddItemToArray(x, isnan(lp) ? cJSON_CreateNull() : cJSON_CreateNumber(lp));
+    cJSON_AddItemToArray(x, cJSON_CreateNumber(id));
+    if (c->return_text_in_logprobs) {
+        size_t L = 0;
+        const char *t = sglc_engine_token_text(atomic_load(&c->srv->engine), id, &L);
+        char *s = sglc_srv_utf8_sanitize(t ? t : "", t ? L : 0);
+        cJSON_AddItemToArray(x, cJSON_CreateString(s ? s : ""));
+        free(s);
+    } else {
+        cJSON_AddItemToArray(x, cJSON_CreateNull());
+    }
+    return x;
+}
+
+/* one position's top alternatives, or null (the first prompt token has no context) */
+static cJSON *top_row(conn_ctx *c, const sglc_token_logprob *tl, int K, int none) {
+    if (none) return cJSON_CreateNull();
+    cJSON *row = cJSON_CreateArray();
+    for (int k = 0; k < K; k++)
+        cJSON_AddItemToArray(row, lp_triple(c, tl[k].logprob, tl[k].token));
+    return row;
+}
+
+static void native_logprobs(conn_ctx *c, cJSON *meta, const sglc_output *o, int32_t prompt_n,
+                            const int32_t *prompt) {
     int K = c->top_logprobs;
     cJSON *lps = cJSON_AddArrayToObject(meta, "output_token_logprobs");
     cJSON *tops = K > 0 ? cJSON_AddArrayToObject(meta, "output_top_logprobs") : NULL;
     for (int32_t t = 0; t < o->n_output; t++) {
-        cJSON *tr = cJSON_CreateArray();
-        cJSON_AddItemToArray(tr, cJSON_CreateNumber(o->logprobs[t]));
-        cJSON_AddItemToArray(tr, cJSON_CreateNumber(o->output_ids[t]));
-        cJSON_AddItemToArray(tr, cJSON_CreateNull());
-        cJSON_AddItemToArray(lps, tr);
-        if (!tops) continue;
-        cJSON *row = cJSON_CreateArray();
-        for (int k = 0; k < K; k++) {
-            const sglc_token_logprob *tl = &o->top_logprobs[(size_t)t * (size_t)K + (size_t)k];
-            cJSON *x = cJSON_CreateArray();
-            cJSON_AddItemToArray(x, cJSON_CreateNumber(tl->logprob));
-            cJSON_AddItemToArray(x, cJSON_CreateNumber(tl->token));
-            cJSON_AddItemToArray(x, cJSON_CreateNull());
-            cJSON_AddItemToArray(row, x);
+        cJSON_AddItemToArray(lps, lp_triple(c, o->logprobs[t], o->output_ids[t]));
+        if (tops)
+            cJSON_AddItemToArray(tops, top_row(c, &o->top_logprobs[(size_t)t * (size_t)K], K, 0));
+    }
+    if (o->input_logprobs && prompt) {
+        cJSON *in = cJSON_AddArrayToObject(meta, "input_token_logprobs");
+        cJSON *itops = K > 0 ? cJSON_AddArrayToObject(meta, "input_top_logprobs") : NULL;
+        for (int32_t i = 0; i < o->n_input_logprobs; i++) {
+            int32_t pos = o->input_logprob_start + i;
+            if (pos >= prompt_n) break;
+            cJSON_AddItemToArray(in, lp_triple(c, o->input_logprobs[i], prompt[pos]));
+            if (itops)
+                cJSON_AddItemToArray(itops,
+                                     top_row(c, &o->input_top_logprobs[(size_t)i * (size_t)K], K,
+                                             isnan(o->input_logprobs[i])));
         }
-        cJSON_AddItemToArray(tops, row);
+    }
+    if (o->token_ids_logprobs && c->n_lp_ids > 0) {
+        cJSON *a = cJSON_AddArrayToObject(meta, "output_token_ids_logprobs");
+        for (int32_t t = 0; t < o->n_output; t++) {
+            cJSON *row = cJSON_CreateArray();
+            for (int j = 0; j < c->n_lp_ids; j++)
+                cJSON_AddItemToArray(
+                    row, lp_triple(c, o->token_ids_logprobs[(size_t)t * (size_t)c->n_lp_ids + j],
+                                   c->lp_ids[j]));
+            cJSON_AddItemToArray(a, row);
+        }
     }
 }
 
@@ -83,7 +122,11 @@ cJSON *sglc_srv_native_result(conn_ctx *c, int i, const sglc_output *o) {
     cJSON_AddNumberToObject(m, "completion_tokens", o->n_output);
     cJSON_AddNumberToObject(m, "cached_tokens", o->cached_tokens);
     cJSON_AddNumberToObject(m, "e2e_latency", sglc_srv_now_s() - c->t0);
-    if (c->return_logprob) native_logprobs(c, m, o);
+    if (c->return_logprob) {
+        int p = c->n_per_prompt > 0 ? i / c->n_per_prompt : i;
+        native_logprobs(c, m, o, c->prompt_ids && p < c->n_prompt_ids ? c->prompt_len[p] : 0,
+                        c->prompt_ids && p < c->n_prompt_ids ? c->prompt_ids[p] : NULL);
+    }
     return j;
 }
 
@@ -205,6 +248,13 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
     if (r < 0) goto fail;
     c->top_logprobs = r > 0 ? (int)k : 0;
     if (!c->return_logprob) c->top_logprobs = 0;
+    /* prompt logprobs from logprob_start_len (-1: output only, SGLang's default) */
+    int64_t lp_start = -1;
+    if (sglc_srv_opt_int(body, "logprob_start_len", -1, 1 << 30, &lp_start, err, sizeof err) < 0 ||
+        sglc_srv_opt_bool(body, "return_text_in_logprobs", &c->return_text_in_logprobs, err,
+                          sizeof err) < 0 ||
+        sglc_srv_parse_token_ids_logprob(c, body, err, sizeof err) < 0)
+        goto fail;
     rps = calloc((size_t)n_rps, sizeof *rps);
     c->args = calloc((size_t)n_rps, sizeof *c->args);
     if (!rps || !c->args) {
@@ -240,6 +290,9 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
         }
         rp->return_logprob = c->return_logprob;
         rp->top_logprobs_num = c->return_logprob ? c->top_logprobs : 0;
+        rp->logprob_start_len = c->return_logprob ? (int32_t)lp_start : -1;
+        rp->logprob_token_ids = c->lp_ids;
+        rp->n_logprob_token_ids = c->return_logprob ? c->n_lp_ids : 0;
         if (sglc_srv_detach_args(c, &c->args[i], rp)) {
             snprintf(err, sizeof err, "out of memory");
             status = 500;
@@ -249,6 +302,7 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
     sglc_srv_make_ids(c, "", body);
     status = sglc_srv_submit_all(c, pl.n, pl.ids, pl.len, rps, n_rps, err, sizeof err);
     if (status != 0) goto fail;
+    if (c->return_logprob && lp_start >= 0) sglc_srv_keep_prompts(c, &pl); /* for their ids */
     sglc_srv_prompts_free(&pl);
     free(rps);
     return sglc_srv_finish_generation(c);

@@ -4,6 +4,7 @@
  * fill in. Validation is validate.c's and prompt.c's. */
 #include "server/server_impl.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,8 @@ static cJSON *token_bytes_json(sglc_engine *e, int32_t id) {
 }
 
 /* OpenAI logprobs for output tokens [from, to) */
-cJSON *sglc_srv_openai_logprobs(conn_ctx *c, const sglc_output *o, int32_t from, int32_t to,
-                                size_t text_offset0) {
+cJSON *sglc_srv_openai_logprobs(conn_ctx *c, int choice, const sglc_output *o, int32_t from,
+                                int32_t to, size_t text_offset0) {
     sglc_engine *e = atomic_load(&c->srv->engine);
     int K = c->top_logprobs;
     if (c->api == API_CHAT) {
@@ -59,6 +60,35 @@ cJSON *sglc_srv_openai_logprobs(conn_ctx *c, const sglc_output *o, int32_t from,
     cJSON *top = cJSON_AddArrayToObject(lp, "top_logprobs");
     cJSON *off = cJSON_AddArrayToObject(lp, "text_offset");
     size_t pos = text_offset0;
+    /* echo with logprobs: the prompt's tokens come first, the first one without a logprob */
+    int pi = c->n_per_prompt > 0 ? choice / c->n_per_prompt : choice;
+    if (c->echo && from == 0 && o->input_logprobs && c->prompt_ids && pi < c->n_prompt_ids) {
+        for (int32_t i = 0; i < o->n_input_logprobs && i < c->prompt_len[pi]; i++) {
+            int32_t id = c->prompt_ids[pi][i];
+            float v = o->input_logprobs[i];
+            cJSON_AddItemToArray(toks, token_str_json(e, id));
+            cJSON_AddItemToArray(tlp, isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v));
+            if (isnan(v)) {
+                cJSON_AddItemToArray(top, cJSON_CreateNull());
+            } else {
+                cJSON *d = cJSON_CreateObject();
+                for (int k = 0; k < K; k++) {
+                    const sglc_token_logprob *tl =
+                        &o->input_top_logprobs[(size_t)i * (size_t)K + (size_t)k];
+                    size_t L = 0;
+                    const char *ts = sglc_engine_token_text(e, tl->token, &L);
+                    char *sv = sglc_srv_utf8_sanitize(ts ? ts : "", ts ? L : 0);
+                    if (sv && !cJSON_GetObjectItemCaseSensitive(d, sv))
+                        cJSON_AddNumberToObject(d, sv, tl->logprob);
+                    free(sv);
+                }
+                cJSON_AddItemToArray(top, d);
+            }
+            cJSON_AddItemToArray(off, cJSON_CreateNumber((double)pos));
+            size_t L = 0;
+            if (sglc_engine_token_text(e, id, &L)) pos += L;
+        }
+    }
     for (int32_t t = from; t < to; t++) {
         cJSON_AddItemToArray(toks, token_str_json(e, o->output_ids[t]));
         cJSON_AddItemToArray(tlp, cJSON_CreateNumber(o->logprobs[t]));
@@ -407,14 +437,8 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     rp.return_logprob = c->return_logprob;
     rp.top_logprobs_num = c->top_logprobs;
     if (c->echo) {
-        if (c->return_logprob) {
-            /* OpenAI's echo + logprobs scores the prompt too; sglc does not compute prompt
-             * logprobs yet, so it says so instead of leaving them out */
-            snprintf(err, sizeof err,
-                     "'echo' with 'logprobs' (prompt logprobs) is not supported "
-                     "yet; use one or the other");
-            goto fail;
-        }
+        /* OpenAI's echo + logprobs scores the prompt too: prompt logprobs from position 0 */
+        if (c->return_logprob) rp.logprob_start_len = 0;
         /* the prompt text, as the tokens decode (what OpenAI echoes) */
         int np = pl.n > 0 ? pl.n : 1;
         c->echo_texts = calloc((size_t)np, sizeof *c->echo_texts);
@@ -445,6 +469,14 @@ enum MHD_Result sglc_srv_handle_openai(conn_ctx *c, cJSON *body, api_kind api) {
     else
         status = sglc_srv_submit_all(c, 1, &ids, &n_ids, &rp, 1, err, sizeof err);
     if (status != 0) goto fail;
+    if (rp.logprob_start_len >= 0) { /* echo's logprobs name the prompt's tokens */
+        if (pl.n == 0 && sglc_srv_prompts_alloc(&pl, 1, err, sizeof err) == 0) {
+            pl.ids[0] = ids;
+            pl.len[0] = n_ids;
+            ids = NULL;
+        }
+        if (pl.n > 0) sglc_srv_keep_prompts(c, &pl);
+    }
     free(ids);
     sglc_srv_prompts_free(&pl);
     free(prompt);

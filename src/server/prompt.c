@@ -292,6 +292,13 @@ int sglc_srv_tokenize_chat(sglc_engine *e, const char *prompt, const sglc_chat_t
     return 0;
 }
 
+void sglc_srv_keep_prompts(conn_ctx *c, prompt_list *pl) {
+    c->prompt_ids = pl->ids;
+    c->prompt_len = pl->len;
+    c->n_prompt_ids = pl->n;
+    memset(pl, 0, sizeof *pl);
+}
+
 void sglc_srv_prompts_free(prompt_list *pl) {
     for (int i = 0; pl->ids && i < pl->n; i++)
         free(pl->ids[i]);

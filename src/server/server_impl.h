@@ -10,7 +10,11 @@
  *   native.c      SGLang's native endpoints (/generate, /get_model_info, /tokenize, ...)
  *   openai.c      the OpenAI endpoints (/v1/completions, /v1/chat/completions, /v1/models)
  *   sse.c         streamed answers (server-sent events) of both APIs
- *   metrics.c     Prometheus /metrics */
+ *   metrics.c     Prometheus /metrics
+ *   structured.c  structured-output constraints (json_schema, regex, ebnf, response_format)
+ *   chat_output.c the assistant message: reasoning_content, content, tool_calls
+ *   score.c       /v1/score (label-token probabilities after query + item)
+ *   reasoning.c, tool_parser.c: pure parsers of model output (own headers) */
 #ifndef SGLC_SERVER_SERVER_IMPL_H
 #define SGLC_SERVER_SERVER_IMPL_H
 
@@ -95,7 +99,13 @@ struct conn_ctx {
     int tool_forced;      /* tool_choice required / named: the answer is a JSON array of calls */
     int continuous_usage; /* stream_options.continuous_usage_stats: usage in every chunk */
     char *req_model; /* the request's "model", echoed in responses (a copy: streams outlive body) */
-    int echo;        /* completions: the prompt's text comes first in each choice */
+    int return_text_in_logprobs; /* token text in the third slot of logprob triples */
+    int32_t lp_ids[SGLC_MAX_LOGPROB_TOKEN_IDS]; /* token_ids_logprob */
+    int n_lp_ids;
+    int32_t **prompt_ids; /* the prompts' ids, kept for prompt logprobs (owned) */
+    int32_t *prompt_len;
+    int n_prompt_ids;
+    int echo;          /* completions: the prompt's text comes first in each choice */
     char **echo_texts; /* [n_echo], one per prompt */
     int n_echo;
     size_t *sent_reasoning, *sent_content;
@@ -147,6 +157,11 @@ int sglc_srv_parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, co
 int sglc_srv_detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp);
 /* -1 with err naming the first request field sglc does not implement (given and not false) */
 int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el);
+/* token_ids_logprob (a list of ids) into c->lp_ids: 1, 0 when absent, -1 with err */
+int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *o, char *err, size_t el);
+
+/* score.c */
+enum MHD_Result sglc_srv_handle_score(conn_ctx *c, cJSON *body);
 
 /* structured.c: json_schema / regex / ebnf in o (sampling_params, or an OpenAI body), and
  * OpenAI's response_format. Each returns 1 with *out compiled (owned by the caller), 0 when
@@ -176,6 +191,8 @@ int sglc_srv_render_chat(server *s, const cJSON *body, const cJSON *tools, int c
 int sglc_srv_tokenize_chat(sglc_engine *e, const char *prompt, const sglc_chat_template_span *spans,
                            size_t n_spans, int32_t **ids, int32_t *n, char *err, size_t el);
 void sglc_srv_prompts_free(prompt_list *pl);
+/* moves pl's prompts into c (prompt logprobs name their tokens); pl is left empty */
+void sglc_srv_keep_prompts(conn_ctx *c, prompt_list *pl);
 int sglc_srv_prompts_alloc(prompt_list *pl, int n, char *err, size_t el);
 int sglc_srv_batch_len(const cJSON *a, const char *field, char *err, size_t el);
 
@@ -200,8 +217,8 @@ enum MHD_Result sglc_srv_handle_abort(conn_ctx *c, cJSON *body);
 enum MHD_Result sglc_srv_handle_health_generate(conn_ctx *c);
 
 /* openai.c */
-cJSON *sglc_srv_openai_logprobs(conn_ctx *c, const sglc_output *o, int32_t from, int32_t to,
-                                size_t text_offset0);
+cJSON *sglc_srv_openai_logprobs(conn_ctx *c, int choice, const sglc_output *o, int32_t from,
+                                int32_t to, size_t text_offset0);
 cJSON *sglc_srv_usage_json(conn_ctx *c);
 cJSON *sglc_srv_openai_envelope(conn_ctx *c, int chunk);
 void sglc_srv_add_finish(conn_ctx *c, cJSON *choice, const sglc_output *o, int has_calls);

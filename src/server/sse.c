@@ -67,9 +67,11 @@ static int stream_choice(conn_ctx *c, int i, const sglc_output *o) {
             cJSON_AddStringToObject(ch, "text", t ? t : "");
             free(t);
         }
-        if (c->return_logprob && o->n_output > tfrom)
+        /* with logprobs asked, every chunk carries a logprobs object (empty on the chunk that
+         * only says it finished), so clients that index it per chunk never meet null */
+        if (c->return_logprob)
             cJSON_AddItemToObject(ch, "logprobs",
-                                  sglc_srv_openai_logprobs(c, o, tfrom, o->n_output, from));
+                                  sglc_srv_openai_logprobs(c, i, o, tfrom, o->n_output, from));
         else
             cJSON_AddNullToObject(ch, "logprobs");
         sglc_srv_add_finish(c, ch, o, has_calls);

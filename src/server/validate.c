@@ -294,3 +294,25 @@ int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el) {
     }
     return 0;
 }
+
+int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *o, char *err, size_t el) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "token_ids_logprob");
+    c->n_lp_ids = 0;
+    if (!a || cJSON_IsNull(a)) return 0;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > SGLC_MAX_LOGPROB_TOKEN_IDS) {
+        snprintf(err, el, "'token_ids_logprob' must be a list of at most %d token ids",
+                 SGLC_MAX_LOGPROB_TOKEN_IDS);
+        return -1;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (!cJSON_IsNumber(e) || floor(e->valuedouble) != e->valuedouble || e->valuedouble < 0 ||
+            e->valuedouble >= c->srv->info.vocab_size) {
+            snprintf(err, el, "'token_ids_logprob' entries must be token ids in [0, %d)",
+                     c->srv->info.vocab_size);
+            return -1;
+        }
+        c->lp_ids[c->n_lp_ids++] = (int32_t)e->valuedouble;
+    }
+    return 1;
+}

@@ -359,10 +359,7 @@ def test_echo_model_name_and_model_by_id(client):
     assert client.models.retrieve("smollm2").id == "smollm2"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("other")
-    with pytest.raises(openai.BadRequestError) as e:
-        client.completions.create(model="smollm2", prompt="x", max_tokens=2, echo=True,
-                                  logprobs=1)
-    assert "echo" in str(e.value)
+    # echo with logprobs: tests/e2e/test_logprobs.py
 
 
 def test_continuous_usage_stats_user_metadata(client):
