@@ -96,24 +96,20 @@ cJSON *sglc_srv_chat_message(conn_ctx *c, int i, const sglc_output *o, int *has_
     return m;
 }
 
+/* delta[key] = what a field gained past *sent (then *sent = len); 1 when it gained */
+static int emit_more(cJSON *delta, const char *key, const char *t, size_t len, size_t *sent) {
+    if (len <= *sent) return 0;
+    cJSON_AddItemToObject(delta, key, sanitized(t + *sent, len - *sent));
+    *sent = len;
+    return 1;
+}
+
 int sglc_srv_chat_delta(conn_ctx *c, int i, const sglc_output *o, cJSON *delta, int *has_calls) {
     chat_split s;
     split(c, o, o->finished, &s);
-    int any = 0;
-    if (s.r_len > c->sent_reasoning[i]) {
-        cJSON_AddItemToObject(
-            delta, "reasoning_content",
-            sanitized(o->text + s.r_off + c->sent_reasoning[i], s.r_len - c->sent_reasoning[i]));
-        c->sent_reasoning[i] = s.r_len;
-        any = 1;
-    }
-    if (s.c_len > c->sent_content[i]) {
-        cJSON_AddItemToObject(
-            delta, "content",
-            sanitized(o->text + s.c_off + c->sent_content[i], s.c_len - c->sent_content[i]));
-        c->sent_content[i] = s.c_len;
-        any = 1;
-    }
+    int any =
+        emit_more(delta, "reasoning_content", o->text + s.r_off, s.r_len, &c->sent_reasoning[i]);
+    any |= emit_more(delta, "content", o->text + s.c_off, s.c_len, &c->sent_content[i]);
     if (s.tools.n_calls > c->sent_calls[i]) {
         cJSON *arr = cJSON_AddArrayToObject(delta, "tool_calls");
         int k = 0;

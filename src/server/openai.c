@@ -29,6 +29,20 @@ static cJSON *token_bytes_json(sglc_engine *e, int32_t id) {
     return a;
 }
 
+/* completions' top_logprobs entry: {"token text": logprob} of K alternatives */
+static cJSON *top_dict(sglc_engine *e, const sglc_token_logprob *tl, int K) {
+    cJSON *d = cJSON_CreateObject();
+    for (int k = 0; k < K; k++) {
+        size_t L = 0;
+        const char *ts = sglc_engine_token_text(e, tl[k].token, &L);
+        char *sv = sglc_srv_utf8_sanitize(ts ? ts : "", ts ? L : 0);
+        if (sv && !cJSON_GetObjectItemCaseSensitive(d, sv))
+            cJSON_AddNumberToObject(d, sv, tl[k].logprob);
+        free(sv);
+    }
+    return d;
+}
+
 /* OpenAI logprobs for output tokens [from, to) */
 cJSON *sglc_srv_openai_logprobs(conn_ctx *c, int choice, const sglc_output *o, int32_t from,
                                 int32_t to, size_t text_offset0) {
@@ -71,18 +85,8 @@ cJSON *sglc_srv_openai_logprobs(conn_ctx *c, int choice, const sglc_output *o, i
             if (isnan(v)) {
                 cJSON_AddItemToArray(top, cJSON_CreateNull());
             } else {
-                cJSON *d = cJSON_CreateObject();
-                for (int k = 0; k < K; k++) {
-                    const sglc_token_logprob *tl =
-                        &o->input_top_logprobs[(size_t)i * (size_t)K + (size_t)k];
-                    size_t L = 0;
-                    const char *ts = sglc_engine_token_text(e, tl->token, &L);
-                    char *sv = sglc_srv_utf8_sanitize(ts ? ts : "", ts ? L : 0);
-                    if (sv && !cJSON_GetObjectItemCaseSensitive(d, sv))
-                        cJSON_AddNumberToObject(d, sv, tl->logprob);
-                    free(sv);
-                }
-                cJSON_AddItemToArray(top, d);
+                cJSON_AddItemToArray(top,
+                                     top_dict(e, &o->input_top_logprobs[(size_t)i * (size_t)K], K));
             }
             cJSON_AddItemToArray(off, cJSON_CreateNumber((double)pos));
             size_t L = 0;
@@ -92,17 +96,7 @@ cJSON *sglc_srv_openai_logprobs(conn_ctx *c, int choice, const sglc_output *o, i
     for (int32_t t = from; t < to; t++) {
         cJSON_AddItemToArray(toks, token_str_json(e, o->output_ids[t]));
         cJSON_AddItemToArray(tlp, cJSON_CreateNumber(o->logprobs[t]));
-        cJSON *d = cJSON_CreateObject();
-        for (int k = 0; k < K; k++) {
-            const sglc_token_logprob *tl = &o->top_logprobs[(size_t)t * (size_t)K + (size_t)k];
-            size_t L = 0;
-            const char *ts = sglc_engine_token_text(e, tl->token, &L);
-            char *sv = sglc_srv_utf8_sanitize(ts ? ts : "", ts ? L : 0);
-            if (sv && !cJSON_GetObjectItemCaseSensitive(d, sv))
-                cJSON_AddNumberToObject(d, sv, tl->logprob);
-            free(sv);
-        }
-        cJSON_AddItemToArray(top, d);
+        cJSON_AddItemToArray(top, top_dict(e, &o->top_logprobs[(size_t)t * (size_t)K], K));
         cJSON_AddItemToArray(off, cJSON_CreateNumber((double)pos));
         size_t L = 0;
         if (sglc_engine_token_text(e, o->output_ids[t], &L)) pos += L;

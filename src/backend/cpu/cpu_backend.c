@@ -352,24 +352,28 @@ static void rope_vec(float *v, const float *cs, const float *sn, const sglc_attn
     }
 }
 
+/* Rotates one token's q heads (q: [n_head][hd]) and k heads (k: [n_head_kv][hd]) in place. */
+static void rope_token(const sglc_attn_params *p, int32_t pos, float *q, float *k, int exact) {
+    float cs[256], sn[256];
+    SGLC_ASSERT(p->rot_dim <= 512);
+    rope_table(pos, p, cs, sn);
+    for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
+        float *v = h < p->n_head ? q + h * p->head_dim : k + (h - p->n_head) * p->head_dim;
+        if (exact)
+            sglc_gx_rope(v, cs, sn, p->rot_dim, p->mode == SGLC_ROPE_NEOX);
+        else
+            rope_vec(v, cs, sn, p);
+    }
+}
+
 static void rope_task(void *vctx, int ith, int nth) {
     rope_ctx *c = vctx;
     const sglc_attn_params *p = c->p;
     long lo, hi;
     sglc_split_range((long)c->b->n_tokens, ith, nth, &lo, &hi);
-    float cs[256], sn[256];
-    SGLC_ASSERT(p->rot_dim <= 512);
-    for (long t = lo; t < hi; t++) {
-        rope_table(c->b->pos[t], p, cs, sn);
-        for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
-            float *v = h < p->n_head ? c->q + (t * p->n_head + h) * p->head_dim
-                                     : c->k + (t * p->n_head_kv + h - p->n_head) * p->head_dim;
-            if (c->exact)
-                sglc_gx_rope(v, cs, sn, p->rot_dim, p->mode == SGLC_ROPE_NEOX);
-            else
-                rope_vec(v, cs, sn, p);
-        }
-    }
+    for (long t = lo; t < hi; t++)
+        rope_token(p, c->b->pos[t], c->q + t * p->n_head * p->head_dim,
+                   c->k + t * p->n_head_kv * p->head_dim, c->exact);
 }
 
 static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
@@ -442,27 +446,12 @@ static void rope_kv_task(void *vctx, int ith, int nth) {
     const sglc_attn_params *p = c->p;
     long lo, hi;
     sglc_split_range((long)c->b->n_tokens, ith, nth, &lo, &hi);
-    float cs[256], sn[256];
-    SGLC_ASSERT(p->rot_dim <= 512);
     const size_t kvd = (size_t)p->n_head_kv * (size_t)p->head_dim;
     SGLC_ASSERT(kvd <= 8192);
     float krow[8192];
     for (long t = lo; t < hi; t++) {
-        rope_table(c->b->pos[t], p, cs, sn);
-        for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
-            float *v;
-            if (h < p->n_head) {
-                v = c->q + (t * p->n_head + h) * p->head_dim;
-            } else {
-                v = krow + (h - p->n_head) * p->head_dim;
-                memcpy(v, c->k + (size_t)t * kvd + (size_t)(h - p->n_head) * (size_t)p->head_dim,
-                       (size_t)p->head_dim * sizeof(float));
-            }
-            if (c->exact)
-                sglc_gx_rope(v, cs, sn, p->rot_dim, p->mode == SGLC_ROPE_NEOX);
-            else
-                rope_vec(v, cs, sn, p);
-        }
+        memcpy(krow, c->k + (size_t)t * kvd, kvd * sizeof(float));
+        rope_token(p, c->b->pos[t], c->q + t * p->n_head * p->head_dim, krow, c->exact);
         int32_t slot = c->b->out_slot[t];
         SGLC_ASSERT(slot >= 0 && slot < p->kv_slots);
         kv_store_row(c->isa, krow, c->v + (size_t)t * kvd, c->kc, c->vc, slot, kvd, p);
