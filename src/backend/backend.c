@@ -6,7 +6,6 @@
 
 int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, int exact,
                           sglc_err *err);
-void sglc_backend_cpu_close(sglc_backend *be);
 
 int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_params *params,
                       sglc_err *err) {
@@ -19,7 +18,5 @@ int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_p
 }
 
 void sglc_backend_close(sglc_backend *be) {
-    if (!be) return;
-    if (strcmp(be->ops->name, "cpu") == 0 || strcmp(be->ops->name, "cpu-ggml") == 0)
-        sglc_backend_cpu_close(be);
+    if (be) be->ops->close(be);
 }

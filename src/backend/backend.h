@@ -31,6 +31,10 @@ typedef struct {
     /* 1 when prepare_weight stored dev in a backend-private layout (CPU: Q4_1 packed 8 rows at
      * a time, cpu_kernels.h); host keeps the file's layout (embedding lookups read it). */
     int dev_packed;
+    /* 1 when the model has this weight (optional biases and norms may be absent). Set by the
+     * loaders; the forward pass asks this, never host, which a device backend may release once
+     * the weight is uploaded. */
+    int present;
 } sglc_weight;
 
 /* One step's work, flat so it can be copied to a device in one piece. Token i belongs to
@@ -75,6 +79,16 @@ typedef struct sglc_backend sglc_backend;
 
 typedef struct {
     const char *name;
+    /* Frees the backend (sglc_backend_close calls it; be is never NULL). */
+    void (*close)(sglc_backend *be);
+    /* Memory the backend's allocations draw on: free and total bytes (CPU: available and total
+     * RAM; a GPU: cudaMemGetInfo), which --mem-fraction-static sizes the KV pool from. 0, or < 0
+     * when unknown. */
+    int (*mem_info)(sglc_backend *be, size_t *free_bytes, size_t *total_bytes);
+    /* Optional (NULL: nothing): called by the model around each step's ops, where a GPU backend
+     * captures or replays a graph per padded batch size. No-ops on the CPU. */
+    void (*begin_step)(sglc_backend *be, const sglc_batch *b);
+    void (*end_step)(sglc_backend *be);
     /* Memory. */
     void *(*alloc)(sglc_backend *be, size_t bytes); /* uninitialized; NULL on failure */
     void (*free)(sglc_backend *be, void *p);

@@ -44,15 +44,12 @@ static void say_info(const char *line) {
     sglc_log(SGLC_LOG_INFO, "%s", line);
 }
 
-static long long mem_available_bytes(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 4LL << 30;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb > 0 ? kb * 1024 : 4LL << 30;
+/* Free memory of the engine's device (the backend's mem_info; 4 GiB when it cannot tell). */
+static long long mem_available_bytes(sglc_backend *be) {
+    size_t free_b = 0, total_b = 0;
+    if (be->ops->mem_info && be->ops->mem_info(be, &free_b, &total_b) == 0 && free_b > 0)
+        return (long long)free_b;
+    return 4LL << 30;
 }
 
 void sglc_engine_close(sglc_engine *e) {
@@ -253,7 +250,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     long long pool =
         p->max_total_tokens > 0
             ? p->max_total_tokens
-            : (long long)(p->mem_fraction_static * (double)mem_available_bytes()) / per_token;
+            : (long long)(p->mem_fraction_static * (double)mem_available_bytes(e->be)) / per_token;
     if (pool > (1LL << 22)) pool = 1LL << 22;
     if (pool < 16) {
         snprintf(err, errlen,
@@ -373,7 +370,8 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
     }
     for (int32_t i = 0; i < p->n_logprob_token_ids; i++)
         if (p->logprob_token_ids[i] < 0 || p->logprob_token_ids[i] >= V) {
-            snprintf(err, errlen, "token_ids_logprob: token id %d is outside the vocabulary [0, %d)",
+            snprintf(err, errlen,
+                     "token_ids_logprob: token id %d is outside the vocabulary [0, %d)",
                      p->logprob_token_ids[i], V);
             return SGLC_ERR_ARG;
         }
@@ -450,8 +448,8 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         }
         if (p->n_logprob_token_ids > 0) {
             r->lp_ids = malloc((size_t)p->n_logprob_token_ids * sizeof(int32_t));
-            r->out_ids_lp = malloc((size_t)p->max_new_tokens * (size_t)p->n_logprob_token_ids *
-                                   sizeof(float));
+            r->out_ids_lp =
+                malloc((size_t)p->max_new_tokens * (size_t)p->n_logprob_token_ids * sizeof(float));
             if (!r->lp_ids || !r->out_ids_lp) goto nomem_r;
             memcpy(r->lp_ids, p->logprob_token_ids,
                    (size_t)p->n_logprob_token_ids * sizeof(int32_t));

@@ -163,16 +163,17 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         .freq_factors = m->rope_freqs,
     };
 
+    if (op->begin_step) op->begin_step(be, b);
     op->embed(be, &m->tok_embd, b, st->x);
     for (int32_t l = 0; l < c->n_layer; l++) {
         const sglc_layer_weights *w = &m->layers[l];
         op->rmsnorm(be, st->x, &w->attn_norm, st->xb, T, d, c->rms_eps);
         const sglc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
-        const sglc_weight *qkv_b[3] = {w->bq.host ? &w->bq : NULL, w->bk.host ? &w->bk : NULL,
-                                       w->bv.host ? &w->bv : NULL};
+        const sglc_weight *qkv_b[3] = {w->bq.present ? &w->bq : NULL, w->bk.present ? &w->bk : NULL,
+                                       w->bv.present ? &w->bv : NULL};
         float *const qkv_y[3] = {st->q, st->k, st->v};
         matmul_n(be, 3, qkv, qkv_b, st->xb, T, qkv_y);
-        if (w->q_norm.host) {
+        if (w->q_norm.present) {
             op->rmsnorm(be, st->q, &w->q_norm, st->q, T * c->n_head, c->head_dim, c->rms_eps);
             op->rmsnorm(be, st->k, &w->k_norm, st->k, T * c->n_head_kv, c->head_dim, c->rms_eps);
         }
@@ -183,7 +184,7 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
             op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
         }
         op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, &ap);
-        op->matmul(be, &w->wo, w->bo.host ? &w->bo : NULL, st->att, T, st->xb2);
+        op->matmul(be, &w->wo, w->bo.present ? &w->bo : NULL, st->att, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);
         op->rmsnorm(be, st->x, &w->ffn_norm, st->xb, T, d, c->rms_eps);
         const sglc_weight *gu[2] = {&w->w_gate, &w->w_up};
@@ -202,6 +203,7 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
         op->download(be, st->logits_host, st->logits_dev,
                      (size_t)hb->n_logits * (size_t)c->n_vocab * sizeof(float));
     }
+    if (op->end_step) op->end_step(be);
     op->sync(be);
     *logits = st->logits_host;
     return SGLC_OK;

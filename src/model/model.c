@@ -84,6 +84,7 @@ static int bind(loader *L, sglc_weight *w, const char *name, int64_t k, int64_t 
     w->k = k;
     w->n = n;
     w->host = t->data;
+    w->present = 1;
     int rc = L->m->be->ops->prepare_weight(L->m->be, w, L->err);
     if (rc != 0) return rc;
     /* The backend computes from its packed copy: the file's pages of the tensor leave our
@@ -171,7 +172,7 @@ static int load_weights(loader *L) {
     if ((rc = bind(L, &m->tok_embd, "token_embd.weight", d, c->n_vocab, 1))) return rc;
     if ((rc = bind(L, &m->out_norm, "output_norm.weight", d, 1, 1))) return rc;
     if ((rc = bind(L, &m->output, "output.weight", d, c->n_vocab, 0))) return rc;
-    if (!m->output.host) {
+    if (!m->output.present) {
         m->output = m->tok_embd;
         m->cfg.tied_embeddings = 1;
     }

@@ -224,6 +224,7 @@ static int bind_affine(hf_loader *L, sglc_weight *w, const char *name, const sgl
     w->k = k;
     w->n = n;
     w->host = wd;
+    w->present = 1;
     w->q_bits = bits;
     w->q_group = group;
     w->q_dtype = dtype;
@@ -305,6 +306,7 @@ static int bind(hf_loader *L, sglc_weight *w, const char *name, int64_t k, int64
     w->k = k;
     w->n = is_vec ? 1 : n;
     w->host = data;
+    w->present = 1;
     int rc = m->be->ops->prepare_weight(m->be, w, L->err);
     if (rc) return rc;
     m->weight_bytes += t->nbytes;

@@ -5,6 +5,7 @@
  * steady-state decode path does not allocate. */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,25 @@ static void cpu_copy(sglc_backend *be, void *dst, const void *src, size_t bytes)
 }
 static void cpu_sync(sglc_backend *be) {
     (void)be;
+}
+
+/* Available and total RAM from /proc/meminfo (the page cache counts as available, as the
+ * kernel reclaims it); -1 where there is none. */
+static int cpu_mem_info(sglc_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    long long avail = -1, total = -1, v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %lld kB", &v) == 1) avail = v;
+        if (sscanf(line, "MemTotal: %lld kB", &v) == 1) total = v;
+    }
+    fclose(f);
+    if (avail <= 0 || total <= 0) return -1;
+    *free_bytes = (size_t)avail * 1024;
+    *total_bytes = (size_t)total * 1024;
+    return 0;
 }
 
 static int cpu_supports_weight(sglc_backend *be, uint32_t type) {
@@ -668,11 +688,14 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
         memmove(dst + (int64_t)r * dim, src + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
 }
 
+void sglc_backend_cpu_close(sglc_backend *be);
+
 /* one op table; "cpu-ggml" differs only in name (the ops read im->exact) */
 #define CPU_OPS(NAME)                                                                              \
     {                                                                                              \
-        .name = NAME, .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy,                    \
-        .download = cpu_copy, .sync = cpu_sync, .supports_weight = cpu_supports_weight,            \
+        .name = NAME, .close = sglc_backend_cpu_close, .mem_info = cpu_mem_info,                   \
+        .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,            \
+        .sync = cpu_sync, .supports_weight = cpu_supports_weight,                                  \
         .prepare_weight = cpu_prepare_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,      \
         .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul, .matmul_n = cpu_matmul_n, .rope = cpu_rope,  \
         .kv_store = cpu_kv_store, .rope_kv_store = cpu_rope_kv_store, .attention = cpu_attention,  \
@@ -713,8 +736,6 @@ int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params,
     *out = be;
     return SGLC_OK;
 }
-
-void sglc_backend_cpu_close(sglc_backend *be);
 
 void sglc_backend_cpu_close(sglc_backend *be) {
     if (!be) return;
