@@ -35,6 +35,7 @@ typedef struct {
      * loaders; the forward pass asks this, never host, which a device backend may release once
      * the weight is uploaded. */
     int present;
+    size_t host_bytes; /* bytes of host (the codes, for MLX affine), for dropping file pages */
 } sglc_weight;
 
 /* One step's work, flat so it can be copied to a device in one piece. Token i belongs to
@@ -97,8 +98,13 @@ typedef struct {
     void (*sync)(sglc_backend *be);
     /* 1 when the backend can compute matmuls with weights of this ggml type. */
     int (*supports_weight)(sglc_backend *be, uint32_t type);
-    /* Makes w->dev usable (CPU: w->dev = w->host; GPU: upload / repack). */
+    /* Makes w->dev usable (CPU: w->dev = w->host; GPU: upload / repack). The loaders call it
+     * once per weight after any quantization at load (sglc_model_load), so a float matrix that
+     * is quantized is never uploaded. */
     int (*prepare_weight)(sglc_backend *be, sglc_weight *w, sglc_err *err);
+    /* Optional (NULL: nothing to free): gives back what prepare_weight made for w, for a weight
+     * replaced after preparing (sglc_model_quantize_mlx on a prepared model). */
+    void (*release_weight)(sglc_backend *be, sglc_weight *w);
     /* Prepares the batch description for the step (copies it to the device when needed) and
      * returns the pointer ops get. */
     const sglc_batch *(*set_batch)(sglc_backend *be, const sglc_batch *host_batch);

@@ -295,11 +295,12 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
     sglc_backend *be = NULL;
     sglc_model *model = NULL;
     int ret = 1;
-    sglc_backend_params bp = {.n_threads = (int)threads};
-    if (sglc_backend_open(&be, device, &bp, &err) != 0 ||
-        sglc_model_open(&model, model_path, be, &err) != 0 ||
-        sglc_model_apply_quant_preset(model, quant, model_path, (int)threads, say_stdout, &err) !=
-            0) {
+    sglc_model_load_params lp = {.path = model_path,
+                                 .device = device,
+                                 .quantization = quant,
+                                 .n_threads = (int)threads,
+                                 .say = say_stdout};
+    if (sglc_model_load(&be, &model, &lp, &err) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);
         goto cleanup;
     }

@@ -131,16 +131,14 @@ int sglc_cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     char *piece = NULL;
     double t0 = now_s();
-    sglc_backend_params bp = {.n_threads = (int)threads};
-    if (sglc_backend_open(&be, device, &bp, &err) != 0 ||
-        sglc_model_open(&model, model_path, be, &err) != 0 ||
+    sglc_model_load_params lp = {.path = model_path,
+                                 .device = device,
+                                 .quantization = quant_preset,
+                                 .n_threads = (int)threads,
+                                 .say = say_stderr};
+    if (sglc_model_load(&be, &model, &lp, &err) != 0 ||
         (model->gguf ? sglc_tokenizer_open_gguf(&tok, model->gguf, &err)
                      : sglc_tokenizer_open_hf(&tok, model_path, &err)) != 0) {
-        fprintf(stderr, "sglc: %s\n", err.msg);
-        goto cleanup;
-    }
-    if (sglc_model_apply_quant_preset(model, quant_preset, model_path, (int)threads, say_stderr,
-                                      &err) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);
         goto cleanup;
     }

@@ -224,11 +224,12 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         snprintf(err, errlen, "--mem-fraction-static must be in (0, 1)");
         goto fail;
     }
-    sglc_backend_params bp = {.n_threads = p->n_threads};
-    if ((rc = sglc_backend_open(&e->be, p->device, &bp, &se)) != 0 ||
-        (rc = sglc_model_open(&e->model, e->model_path, e->be, &se)) != 0 ||
-        (rc = sglc_model_apply_quant_preset(e->model, p->quantization, e->model_path, p->n_threads,
-                                            say_info, &se)) != 0 ||
+    sglc_model_load_params lp = {.path = e->model_path,
+                                 .device = p->device,
+                                 .quantization = p->quantization,
+                                 .n_threads = p->n_threads,
+                                 .say = say_info};
+    if ((rc = sglc_model_load(&e->be, &e->model, &lp, &se)) != 0 ||
         (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {
         snprintf(err, errlen, "%s", se.msg);
         goto fail;

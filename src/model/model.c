@@ -85,11 +85,7 @@ static int bind(loader *L, sglc_weight *w, const char *name, int64_t k, int64_t 
     w->n = n;
     w->host = t->data;
     w->present = 1;
-    int rc = L->m->be->ops->prepare_weight(L->m->be, w, L->err);
-    if (rc != 0) return rc;
-    /* The backend computes from its packed copy: the file's pages of the tensor leave our
-     * resident set (a read of host, e.g. an embedding row, faults them back from the file). */
-    if (w->dev_packed) sglc_drop_mapped_pages(w->host, t->nbytes);
+    w->host_bytes = t->nbytes;
     L->m->weight_bytes += t->nbytes;
     return SGLC_OK;
 }
@@ -215,7 +211,66 @@ void sglc_drop_mapped_pages(const void *p, size_t bytes) {
     if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+static int prepare_one(sglc_model *m, sglc_weight *w, sglc_err *err) {
+    if (!w->present) return SGLC_OK;
+    int rc = m->be->ops->prepare_weight(m->be, w, err);
+    if (rc != 0) return rc;
+    /* The backend computes from its packed copy: the file's pages of the tensor leave our
+     * resident set (a read of host, e.g. an embedding row, faults them back from the file). */
+    if (w->dev_packed && w->host_bytes && (m->gguf || m->st))
+        sglc_drop_mapped_pages(w->host, w->host_bytes);
+    return SGLC_OK;
+}
+
+int sglc_model_prepare(sglc_model *m, sglc_err *err) {
+    if (m->prepared) return SGLC_OK;
+    int tied = m->output.host == m->tok_embd.host, rc;
+    if ((rc = prepare_one(m, &m->tok_embd, err)) || (rc = prepare_one(m, &m->out_norm, err)) ||
+        (!tied && (rc = prepare_one(m, &m->output, err))))
+        return rc;
+    if (tied) m->output = m->tok_embd;
+    for (int32_t l = 0; l < m->cfg.n_layer; l++) {
+        sglc_layer_weights *L = &m->layers[l];
+        sglc_weight *ws[] = {&L->attn_norm, &L->wq,       &L->wk,     &L->wv,   &L->wo,
+                             &L->bq,        &L->bk,       &L->bv,     &L->bo,   &L->q_norm,
+                             &L->k_norm,    &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if ((rc = prepare_one(m, ws[i], err))) return rc;
+    }
+    m->prepared = 1;
+    return SGLC_OK;
+}
+
+int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
+                    sglc_err *err) {
+    *be = NULL;
+    *m = NULL;
+    sglc_backend_params bp = {.n_threads = p->n_threads};
+    int rc;
+    if ((rc = sglc_backend_open(be, p->device, &bp, err)) != 0 ||
+        (rc = sglc_model_open_unprepared(m, p->path, *be, err)) != 0 ||
+        (rc = sglc_model_apply_quant_preset(*m, p->quantization, p->path, p->n_threads, p->say,
+                                            err)) != 0 ||
+        (rc = sglc_model_prepare(*m, err)) != 0) {
+        sglc_model_close(*m);
+        sglc_backend_close(*be);
+        *m = NULL;
+        *be = NULL;
+    }
+    return rc;
+}
+
 int sglc_model_open_gguf(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err) {
+    int rc = sglc_model_open_gguf_unprepared(out, path, be, err);
+    if (rc == 0 && (rc = sglc_model_prepare(*out, err)) != 0) {
+        sglc_model_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int sglc_model_open_gguf_unprepared(sglc_model **out, const char *path, sglc_backend *be,
+                                    sglc_err *err) {
     *out = NULL;
     sglc_model *m = calloc(1, sizeof *m);
     if (!m) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");

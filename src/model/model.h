@@ -52,6 +52,7 @@ typedef struct {
     void **host_owned;    /* host copies made at load (F32 versions of bf16/f16 norms, ...) */
     size_t n_host_owned;  /* entries in host_owned */
     const char *path;     /* borrowed from the caller for messages */
+    int prepared;         /* every weight went through the backend's prepare_weight */
 } sglc_model;
 
 /* Loads a GGUF model onto backend be (borrowed; must outlive the model). Validates the
@@ -64,6 +65,28 @@ int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc
 /* Picks the loader: GGUF for a .gguf file (or a file starting with the GGUF magic), HF for a
  * folder holding config.json; anything else is refused with one line saying why. */
 int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
+/* The same three without the backend's prepare_weight pass (weights bound to host memory only),
+ * for quantizing before anything is uploaded; sglc_model_prepare finishes them. */
+int sglc_model_open_unprepared(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err);
+int sglc_model_open_gguf_unprepared(sglc_model **out, const char *path, sglc_backend *be,
+                                    sglc_err *err);
+int sglc_model_open_hf_unprepared(sglc_model **out, const char *dir, sglc_backend *be,
+                                  sglc_err *err);
+/* Runs prepare_weight on every weight once (the tied output shares the embedding's). */
+int sglc_model_prepare(sglc_model *m, sglc_err *err);
+
+/* The one loader of the front ends (engine, generate, bench_one_batch): opens the device's
+ * backend, the model unprepared, applies the --quantization preset (SGLang's log lines through
+ * say), then prepares the weights. On failure nothing is left open. */
+typedef struct {
+    const char *path;
+    const char *device;       /* "cpu" (NULL), "cpu-ggml", ... */
+    const char *quantization; /* NULL, "mlx_q4", "mlx_q8" */
+    int n_threads;            /* <= 0: all cores */
+    void (*say)(const char *line);
+} sglc_model_load_params;
+int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
+                    sglc_err *err);
 void sglc_model_close(sglc_model *m);
 /* Gives the page cache back the whole pages of [p, p + bytes) in a read-only file mapping once
  * their content has been copied or converted (nothing is lost: a later read faults them back in),

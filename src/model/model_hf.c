@@ -230,7 +230,7 @@ static int bind_affine(hf_loader *L, sglc_weight *w, const char *name, const sgl
     w->q_dtype = dtype;
     w->q_scales = sd;
     w->q_biases = bd;
-    if ((rc = m->be->ops->prepare_weight(m->be, w, L->err))) return rc;
+    w->host_bytes = t->nbytes;
     m->weight_bytes += t->nbytes + ts->nbytes + tb->nbytes;
     return SGLC_OK;
 }
@@ -307,8 +307,7 @@ static int bind(hf_loader *L, sglc_weight *w, const char *name, int64_t k, int64
     w->n = is_vec ? 1 : n;
     w->host = data;
     w->present = 1;
-    int rc = m->be->ops->prepare_weight(m->be, w, L->err);
-    if (rc) return rc;
+    w->host_bytes = t->nbytes;
     m->weight_bytes += t->nbytes;
     return SGLC_OK;
 }
@@ -395,6 +394,16 @@ static int load_rope_freqs(hf_loader *L, const sglc_hf_config *h) {
 }
 
 int sglc_model_open_hf(sglc_model **out, const char *dir, sglc_backend *be, sglc_err *err) {
+    int rc = sglc_model_open_hf_unprepared(out, dir, be, err);
+    if (rc == 0 && (rc = sglc_model_prepare(*out, err)) != 0) {
+        sglc_model_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int sglc_model_open_hf_unprepared(sglc_model **out, const char *dir, sglc_backend *be,
+                                  sglc_err *err) {
     *out = NULL;
     sglc_hf_config h;
     int rc = sglc_hf_config_load(&h, dir, err);
@@ -433,6 +442,16 @@ static int has_suffix(const char *s, const char *suffix) {
 }
 
 int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_err *err) {
+    int rc = sglc_model_open_unprepared(out, path, be, err);
+    if (rc == 0 && (rc = sglc_model_prepare(*out, err)) != 0) {
+        sglc_model_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int sglc_model_open_unprepared(sglc_model **out, const char *path, sglc_backend *be,
+                               sglc_err *err) {
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -446,7 +465,7 @@ int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_e
                                 "%s: folder has no config.json (sglc loads a .gguf file or a "
                                 "Hugging Face folder with config.json and *.safetensors)",
                                 path);
-        return sglc_model_open_hf(out, path, be, err);
+        return sglc_model_open_hf_unprepared(out, path, be, err);
     }
     if (!S_ISREG(sb.st_mode))
         return sglc_err_set(err, SGLC_ERR_IO, "%s: not a regular file or folder", path);
@@ -456,7 +475,7 @@ int sglc_model_open(sglc_model **out, const char *path, sglc_backend *be, sglc_e
     size_t got = fread(magic, 1, sizeof magic, f);
     fclose(f);
     if (has_suffix(path, ".gguf") || (got == 4 && memcmp(magic, "GGUF", 4) == 0))
-        return sglc_model_open_gguf(out, path, be, err);
+        return sglc_model_open_gguf_unprepared(out, path, be, err);
     return sglc_err_set(err, SGLC_ERR_FORMAT,
                         "%s: neither a GGUF file nor a Hugging Face model folder (pass a .gguf "
                         "file or the folder holding config.json)",

@@ -70,8 +70,13 @@ static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc
     q.q_dtype = w->type;
     q.q_scales = sc;
     q.q_biases = bi;
-    int rc = m->be->ops->prepare_weight(m->be, &q, err);
-    if (rc) return rc;
+    if (m->prepared) {
+        /* quantizing a model already on its backend: the float copy's device memory goes
+         * back, the codes are prepared (sglc_model_load quantizes before preparing instead) */
+        int rc = m->be->ops->prepare_weight(m->be, &q, err);
+        if (rc) return rc;
+        if (m->be->ops->release_weight) m->be->ops->release_weight(m->be, w);
+    }
     *w = q;
     *bytes_after += qb + 2 * sb;
     return SGLC_OK;
