@@ -102,6 +102,11 @@ typedef struct {
      * once per weight after any quantization at load (sglc_model_load), so a float matrix that
      * is quantized is never uploaded. */
     int (*prepare_weight)(sglc_backend *be, sglc_weight *w, sglc_err *err);
+    /* Optional (NULL: nothing to reserve): sizes every scratch buffer the ops will use, once,
+     * for steps of up to max_rows tokens over these weights and this attention shape, so that no
+     * op allocates (a step can then be captured as a graph). Called by sglc_model_state_open. */
+    int (*reserve)(sglc_backend *be, const sglc_weight *const *weights, size_t n_weights,
+                   int64_t max_rows, const sglc_attn_params *attn, sglc_err *err);
     /* Optional (NULL: nothing to free): gives back what prepare_weight made for w, for a weight
      * replaced after preparing (sglc_model_quantize_mlx on a prepared model). */
     void (*release_weight)(sglc_backend *be, sglc_weight *w);

@@ -54,6 +54,8 @@ int sglc_custom_rope_requested(void) {
     return 0;
 }
 
+static int reserve_scratch(sglc_model_state *st, sglc_err *err);
+
 static int alloc_f32(sglc_backend *be, float **p, int64_t a, int64_t b, sglc_err *err) {
     size_t n;
     if (a <= 0 || b <= 0 || __builtin_mul_overflow((size_t)a, (size_t)b, &n) ||
@@ -109,12 +111,41 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
             goto cleanup;
     }
     st->fused_rope = sglc_custom_rope_requested() && st->be->ops->rope_kv_store != NULL;
+    if (st->be->ops->reserve && (rc = reserve_scratch(st, err)) != 0) goto cleanup;
     st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd *
                    (c->kv_type == SGLC_GGML_TYPE_F16 ? 2 : 4);
     *out = st;
     return SGLC_OK;
 cleanup:
     sglc_model_state_close(st);
+    return rc;
+}
+
+/* Sizes the backend's op scratch for the largest step over every matrix of the model, so the
+ * forward pass never allocates. */
+static int reserve_scratch(sglc_model_state *st, sglc_err *err) {
+    const sglc_model *m = st->m;
+    const sglc_model_config *c = &m->cfg;
+    size_t n = 0, cap = 2 + 7 * (size_t)c->n_layer;
+    const sglc_weight **ws = malloc(cap * sizeof *ws);
+    if (!ws) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    ws[n++] = &m->output;
+    ws[n++] = &m->tok_embd;
+    for (int32_t l = 0; l < c->n_layer; l++) {
+        const sglc_layer_weights *w = &m->layers[l];
+        const sglc_weight *lw[7] = {&w->wq,     &w->wk,   &w->wv,    &w->wo,
+                                    &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++)
+            ws[n++] = lw[i];
+    }
+    sglc_attn_params ap = {.n_head = c->n_head,
+                           .n_head_kv = c->n_head_kv,
+                           .head_dim = c->head_dim,
+                           .rot_dim = c->rot_dim,
+                           .kv_slots = st->kv_slots,
+                           .kv_type = c->kv_type};
+    int rc = st->be->ops->reserve(st->be, ws, n, st->max_tokens, &ap, err);
+    free(ws);
     return rc;
 }
 

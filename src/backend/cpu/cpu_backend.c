@@ -25,8 +25,9 @@ typedef struct {
     int64_t att_stride;
     void **packed; /* packed weight copies (prepare_weight), freed with the backend */
     size_t n_packed;
-    int pack;  /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
-    int exact; /* "cpu-ggml": llama.cpp-identical arithmetic (ggml_exact.h) */
+    int reserved; /* reserve() sized the scratch: ops only check it (a broken invariant aborts) */
+    int pack;     /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
+    int exact;    /* "cpu-ggml": llama.cpp-identical arithmetic (ggml_exact.h) */
 } cpu_impl;
 
 static cpu_impl *impl_of(sglc_backend *be) {
@@ -224,6 +225,9 @@ static void cpu_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, 
 /* Matmul scratch grows to the largest step seen, then is reused. */
 static void grow_mm_scratch(cpu_impl *im, size_t need) {
     if (need <= im->mm_scratch_bytes) return;
+    /* after reserve() the model's steps never get here; ops called directly (unit tests of one
+     * op) grow it on first use */
+    SGLC_ASSERT(!im->reserved);
     free(im->mm_scratch);
     im->mm_scratch = NULL;
     SGLC_ASSERT(posix_memalign(&im->mm_scratch, 64, need) == 0);
@@ -604,20 +608,28 @@ static void attn_task(void *vctx, int ith, int nth) {
         attn_one(c, j / p->n_head, j % p->n_head, sc);
 }
 
+static int64_t att_stride_for(const cpu_impl *im, const sglc_attn_params *p) {
+    return im->exact ? (int64_t)sglc_gx_attn_scratch_floats(p->kv_slots, p->head_dim) : p->kv_slots;
+}
+
+static void grow_att_scratch(cpu_impl *im, int64_t stride) {
+    int nth = sglc_threadpool_size(im->tp);
+    free(im->att_scratch);
+    im->att_scratch = NULL;
+    SGLC_ASSERT(posix_memalign((void **)&im->att_scratch, 64,
+                               (size_t)nth * (size_t)stride * sizeof(float)) == 0);
+    im->att_stride = stride;
+}
+
 static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
                           const void *k_cache, const void *v_cache, float *out,
                           const sglc_attn_params *p) {
     cpu_impl *im = impl_of(be);
     pthread_once(&g_f16_once, f16_table_init);
-    int nth = sglc_threadpool_size(im->tp);
-    int64_t stride =
-        im->exact ? (int64_t)sglc_gx_attn_scratch_floats(p->kv_slots, p->head_dim) : p->kv_slots;
+    int64_t stride = att_stride_for(im, p);
     if (im->att_stride < stride) {
-        free(im->att_scratch);
-        im->att_scratch = NULL;
-        SGLC_ASSERT(posix_memalign((void **)&im->att_scratch, 64,
-                                   (size_t)nth * (size_t)stride * sizeof(float)) == 0);
-        im->att_stride = stride;
+        SGLC_ASSERT(!im->reserved);
+        grow_att_scratch(im, stride);
     }
     attn_ctx c = {b,
                   q,
@@ -688,6 +700,33 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
         memmove(dst + (int64_t)r * dim, src + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
 }
 
+/* The largest matmul scratch any of the weights needs at max_rows (matmul and matmul_n use the
+ * same per-type formula), and the attention scratch of the pool. */
+static int cpu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
+                       const sglc_attn_params *attn, sglc_err *err) {
+    cpu_impl *im = impl_of(be);
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sglc_weight *w = ws[i];
+        if (!w->present || w->n <= 1) continue;
+        size_t b = im->exact ? sglc_gx_act_row_bytes(w->type, w->k) * (size_t)max_rows
+                   : w->type == SGLC_WTYPE_MLX_AFFINE
+                       ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, max_rows)
+                       : sglc_cpu_matmul_scratch_bytes(w->type, w->k, max_rows);
+        if (b > need) need = b;
+    }
+    im->reserved = 0;
+    grow_mm_scratch(im, need);
+    if (attn) {
+        int64_t stride = att_stride_for(im, attn);
+        if (im->att_stride < stride) grow_att_scratch(im, stride);
+    }
+    pthread_once(&g_f16_once, f16_table_init);
+    im->reserved = 1;
+    (void)err;
+    return SGLC_OK;
+}
+
 void sglc_backend_cpu_close(sglc_backend *be);
 
 /* one op table; "cpu-ggml" differs only in name (the ops read im->exact) */
@@ -696,10 +735,11 @@ void sglc_backend_cpu_close(sglc_backend *be);
         .name = NAME, .close = sglc_backend_cpu_close, .mem_info = cpu_mem_info,                   \
         .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,            \
         .sync = cpu_sync, .supports_weight = cpu_supports_weight,                                  \
-        .prepare_weight = cpu_prepare_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,      \
-        .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul, .matmul_n = cpu_matmul_n, .rope = cpu_rope,  \
-        .kv_store = cpu_kv_store, .rope_kv_store = cpu_rope_kv_store, .attention = cpu_attention,  \
-        .silu_mul = cpu_silu_mul, .add = cpu_add, .gather_rows = cpu_gather_rows,                  \
+        .prepare_weight = cpu_prepare_weight, .reserve = cpu_reserve, .set_batch = cpu_set_batch,  \
+        .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul,                          \
+        .matmul_n = cpu_matmul_n, .rope = cpu_rope, .kv_store = cpu_kv_store,                      \
+        .rope_kv_store = cpu_rope_kv_store, .attention = cpu_attention, .silu_mul = cpu_silu_mul,  \
+        .add = cpu_add, .gather_rows = cpu_gather_rows,                                            \
     }
 static const sglc_backend_ops cpu_ops = CPU_OPS("cpu");
 static const sglc_backend_ops cpu_ggml_ops = CPU_OPS("cpu-ggml");
