@@ -161,8 +161,20 @@ static void matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
         be->ops->matmul(be, w[i], bias ? bias[i] : NULL, x, rows, y[i]);
 }
 
-int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float **logits,
+int sglc_model_forward(sglc_model_state *st, const sglc_batch *b, const float **logits,
                        sglc_err *err) {
+    int rc = sglc_model_forward_launch(st, b, err);
+    return rc ? rc : sglc_model_forward_wait(st, logits, err);
+}
+
+int sglc_model_forward_wait(sglc_model_state *st, const float **logits, sglc_err *err) {
+    (void)err;
+    st->be->ops->sync(st->be);
+    *logits = st->logits_host;
+    return SGLC_OK;
+}
+
+int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *hb, sglc_err *err) {
     const sglc_model *m = st->m;
     const sglc_model_config *c = &m->cfg;
     sglc_backend *be = st->be;
@@ -235,7 +247,5 @@ int sglc_model_forward(sglc_model_state *st, const sglc_batch *hb, const float *
                      (size_t)hb->n_logits * (size_t)c->n_vocab * sizeof(float));
     }
     if (op->end_step) op->end_step(be);
-    op->sync(be);
-    *logits = st->logits_host;
     return SGLC_OK;
 }

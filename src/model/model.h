@@ -130,5 +130,11 @@ size_t sglc_model_state_kv_bytes(const sglc_model_state *st);
  * forward). b must respect the limits given at state_open. */
 int sglc_model_forward(sglc_model_state *st, const sglc_batch *b, const float **logits,
                        sglc_err *err);
+/* sglc_model_forward in two halves: launch queues the step's ops (and the logits' download) on
+ * the backend and returns; wait blocks until they finished and hands out the logits. On an
+ * asynchronous device the scheduler prepares the next step between the two without a thread of
+ * its own; on the CPU launch computes everything and wait only synchronizes. */
+int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *b, sglc_err *err);
+int sglc_model_forward_wait(sglc_model_state *st, const float **logits, sglc_err *err);
 
 #endif
