@@ -27,7 +27,6 @@ typedef struct {
     size_t n_packed;
     int reserved; /* reserve() sized the scratch: ops only check it (a broken invariant aborts) */
     int pack;     /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
-    int exact;    /* "cpu-ggml": llama.cpp-identical arithmetic (ggml_exact.h) */
 } cpu_impl;
 
 static cpu_impl *impl_of(sglc_backend *be) {
@@ -79,10 +78,6 @@ static int cpu_supports_weight(sglc_backend *be, uint32_t type) {
 }
 
 static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
-    if (w->type == SGLC_WTYPE_MLX_AFFINE && impl_of(be)->exact)
-        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
-                            "device cpu-ggml reproduces llama.cpp's GGUF arithmetic; MLX affine "
-                            "weights need --device cpu");
     if (w->type == SGLC_WTYPE_MLX_AFFINE) {
         if (!sglc_mlx_affine_valid(w->q_bits, w->q_group) || w->k % w->q_group != 0 ||
             (w->q_dtype != SGLC_GGML_TYPE_F32 && w->q_dtype != SGLC_GGML_TYPE_F16 &&
@@ -103,17 +98,6 @@ static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
     w->dev = w->host;
     w->dev_packed = 0;
     cpu_impl *im = impl_of(be);
-    if (im->exact) {
-        /* matrices in the two types whose llama.cpp arithmetic is reproduced; vectors (norm
-         * weights, biases) are read as they are */
-        if (w->n > 1 && sglc_gx_act_row_bytes(w->type, w->k) == 0)
-            return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
-                                "device cpu-ggml reproduces llama.cpp for Q4_1 and Q8_0 weights "
-                                "only; this model has a %s weight (%lld x %lld): use --device cpu",
-                                sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?",
-                                (long long)w->n, (long long)w->k);
-        return SGLC_OK;
-    }
     size_t pb = im->pack && w->n > 1 ? sglc_cpu_packed_bytes(im->isa, w->type, w->n, w->k) : 0;
     if (pb == 0) return SGLC_OK;
     /* Packed copy: the same bytes rearranged 8 rows at a time for the 8-row kernel. host is
@@ -129,6 +113,27 @@ static int cpu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
     sglc_cpu_pack(im->isa, w->type, w->host, w->n, w->k, p);
     w->dev = p;
     w->dev_packed = 1;
+    return SGLC_OK;
+}
+
+/* cpu-ggml: matrices only in the two types whose llama.cpp arithmetic it reproduces, read in the
+ * file's layout; vectors (norm weights, biases) as they are */
+static int ggml_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
+    if (w->type == SGLC_WTYPE_MLX_AFFINE)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "device cpu-ggml reproduces llama.cpp's GGUF arithmetic; MLX affine "
+                            "weights need --device cpu");
+    if (!cpu_supports_weight(be, w->type))
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "cpu backend: no kernel for weight type %s",
+                            sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?");
+    if (w->n > 1 && sglc_gx_act_row_bytes(w->type, w->k) == 0)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "device cpu-ggml reproduces llama.cpp for Q4_1 and Q8_0 weights "
+                            "only; this model has a %s weight (%lld x %lld): use --device cpu",
+                            sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?",
+                            (long long)w->n, (long long)w->k);
+    w->dev = w->host;
+    w->dev_packed = 0;
     return SGLC_OK;
 }
 
@@ -287,14 +292,17 @@ static void gx_matmul(cpu_impl *im, const sglc_weight *w, const float *x, int64_
     sglc_threadpool_run(im->tp, gx_mm_task, &c);
 }
 
+/* cpu-ggml: llama.cpp's activation quantization and dot order (no matmul_n: the model runs
+ * q/k/v and gate/up as separate products, as llama.cpp does) */
+static void ggml_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                        const float *x, int64_t rows, float *y) {
+    gx_matmul(impl_of(be), w, x, rows, y);
+    if (bias) add_bias(bias, w->n, rows, y);
+}
+
 static void cpu_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
                        const float *x, int64_t rows, float *y) {
     cpu_impl *im = impl_of(be);
-    if (im->exact) {
-        gx_matmul(im, w, x, rows, y);
-        if (bias) add_bias(bias, w->n, rows, y);
-        return;
-    }
     const int affine = w->type == SGLC_WTYPE_MLX_AFFINE;
     size_t need = affine ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, rows)
                          : sglc_cpu_matmul_scratch_bytes(w->type, w->k, rows);
@@ -317,8 +325,7 @@ static void cpu_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
                          float *const *y) {
     cpu_impl *im = impl_of(be);
     /* one job when the weights share type, input size and layout (the usual q/k/v, gate/up) */
-    int same =
-        n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && w[0]->type != SGLC_WTYPE_MLX_AFFINE && !im->exact;
+    int same = n >= 1 && n <= SGLC_CPU_MM_MAX_PARTS && w[0]->type != SGLC_WTYPE_MLX_AFFINE;
     for (int i = 1; same && i < n; i++)
         same =
             w[i]->type == w[0]->type && w[i]->k == w[0]->k && w[i]->dev_packed == w[0]->dev_packed;
@@ -400,14 +407,25 @@ static void rope_task(void *vctx, int ith, int nth) {
                    c->k + t * p->n_head_kv * p->head_dim, c->exact);
 }
 
-static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
-                     const sglc_attn_params *p) {
-    rope_ctx c = {b, q, k, p, impl_of(be)->exact};
+static void rope_run(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                     const sglc_attn_params *p, int exact) {
+    rope_ctx c = {b, q, k, p, exact};
     if (b->n_tokens < 2) { /* one token: cheaper than a pool wake */
         rope_task(&c, 0, 1);
         return;
     }
     sglc_threadpool_run(impl_of(be)->tp, rope_task, &c);
+}
+
+static void cpu_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                     const sglc_attn_params *p) {
+    rope_run(be, b, q, k, p, 0);
+}
+
+/* cpu-ggml: the rotation as gcc compiles ggml's (sglc_gx_rope) */
+static void ggml_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                      const sglc_attn_params *p) {
+    rope_run(be, b, q, k, p, 1);
 }
 
 /* ---- kv store ---- */
@@ -482,15 +500,27 @@ static void rope_kv_task(void *vctx, int ith, int nth) {
     }
 }
 
-static void cpu_rope_kv_store(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
-                              const float *v, void *k_cache, void *v_cache,
-                              const sglc_attn_params *p) {
-    rope_kv_ctx c = {b, q, k, v, k_cache, v_cache, p, impl_of(be)->exact, impl_of(be)->isa};
+static void rope_kv_run(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
+                        const float *v, void *k_cache, void *v_cache, const sglc_attn_params *p,
+                        int exact) {
+    rope_kv_ctx c = {b, q, k, v, k_cache, v_cache, p, exact, impl_of(be)->isa};
     if (b->n_tokens < 2) {
         rope_kv_task(&c, 0, 1);
         return;
     }
     sglc_threadpool_run(impl_of(be)->tp, rope_kv_task, &c);
+}
+
+static void cpu_rope_kv_store(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
+                              const float *v, void *k_cache, void *v_cache,
+                              const sglc_attn_params *p) {
+    rope_kv_run(be, b, q, k, v, k_cache, v_cache, p, 0);
+}
+
+static void ggml_rope_kv_store(sglc_backend *be, const sglc_batch *b, float *q, const float *k,
+                               const float *v, void *k_cache, void *v_cache,
+                               const sglc_attn_params *p) {
+    rope_kv_run(be, b, q, k, v, k_cache, v_cache, p, 1);
 }
 
 /* ---- attention ---- */
@@ -608,8 +638,8 @@ static void attn_task(void *vctx, int ith, int nth) {
         attn_one(c, j / p->n_head, j % p->n_head, sc);
 }
 
-static int64_t att_stride_for(const cpu_impl *im, const sglc_attn_params *p) {
-    return im->exact ? (int64_t)sglc_gx_attn_scratch_floats(p->kv_slots, p->head_dim) : p->kv_slots;
+static int64_t att_stride_for(int exact, const sglc_attn_params *p) {
+    return exact ? (int64_t)sglc_gx_attn_scratch_floats(p->kv_slots, p->head_dim) : p->kv_slots;
 }
 
 static void grow_att_scratch(cpu_impl *im, int64_t stride) {
@@ -621,12 +651,12 @@ static void grow_att_scratch(cpu_impl *im, int64_t stride) {
     im->att_stride = stride;
 }
 
-static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
+static void attention_run(sglc_backend *be, const sglc_batch *b, const float *q,
                           const void *k_cache, const void *v_cache, float *out,
-                          const sglc_attn_params *p) {
+                          const sglc_attn_params *p, int exact) {
     cpu_impl *im = impl_of(be);
     pthread_once(&g_f16_once, f16_table_init);
-    int64_t stride = att_stride_for(im, p);
+    int64_t stride = att_stride_for(exact, p);
     if (im->att_stride < stride) {
         SGLC_ASSERT(!im->reserved);
         grow_att_scratch(im, stride);
@@ -640,8 +670,21 @@ static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
                   im->att_scratch,
                   im->att_stride,
                   im->isa >= SGLC_CPU_ISA_AVX2,
-                  im->exact};
+                  exact};
     sglc_threadpool_run(im->tp, attn_task, &c);
+}
+
+static void cpu_attention(sglc_backend *be, const sglc_batch *b, const float *q,
+                          const void *k_cache, const void *v_cache, float *out,
+                          const sglc_attn_params *p) {
+    attention_run(be, b, q, k_cache, v_cache, out, p, 0);
+}
+
+/* cpu-ggml: ggml's non-flash attention order for the f16 cache (sglc_gx_attn) */
+static void ggml_attention(sglc_backend *be, const sglc_batch *b, const float *q,
+                           const void *k_cache, const void *v_cache, float *out,
+                           const sglc_attn_params *p) {
+    attention_run(be, b, q, k_cache, v_cache, out, p, 1);
 }
 
 /* ---- elementwise ---- */
@@ -702,14 +745,14 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
 
 /* The largest matmul scratch any of the weights needs at max_rows (matmul and matmul_n use the
  * same per-type formula), and the attention scratch of the pool. */
-static int cpu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
-                       const sglc_attn_params *attn, sglc_err *err) {
+static int reserve_run(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
+                       const sglc_attn_params *attn, int exact) {
     cpu_impl *im = impl_of(be);
     size_t need = 0;
     for (size_t i = 0; i < n; i++) {
         const sglc_weight *w = ws[i];
         if (!w->present || w->n <= 1) continue;
-        size_t b = im->exact ? sglc_gx_act_row_bytes(w->type, w->k) * (size_t)max_rows
+        size_t b = exact ? sglc_gx_act_row_bytes(w->type, w->k) * (size_t)max_rows
                    : w->type == SGLC_WTYPE_MLX_AFFINE
                        ? sglc_cpu_matmul_affine_scratch_bytes(w->k, w->q_group, max_rows)
                        : sglc_cpu_matmul_scratch_bytes(w->type, w->k, max_rows);
@@ -718,31 +761,84 @@ static int cpu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n,
     im->reserved = 0;
     grow_mm_scratch(im, need);
     if (attn) {
-        int64_t stride = att_stride_for(im, attn);
+        int64_t stride = att_stride_for(exact, attn);
         if (im->att_stride < stride) grow_att_scratch(im, stride);
     }
     pthread_once(&g_f16_once, f16_table_init);
     im->reserved = 1;
-    (void)err;
     return SGLC_OK;
+}
+
+static int cpu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
+                       const sglc_attn_params *attn, sglc_err *err) {
+    (void)err;
+    return reserve_run(be, ws, n, max_rows, attn, 0);
+}
+
+static int ggml_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
+                        const sglc_attn_params *attn, sglc_err *err) {
+    (void)err;
+    return reserve_run(be, ws, n, max_rows, attn, 1);
 }
 
 void sglc_backend_cpu_close(sglc_backend *be);
 
-/* one op table; "cpu-ggml" differs only in name (the ops read im->exact) */
-#define CPU_OPS(NAME)                                                                              \
-    {                                                                                              \
-        .name = NAME, .close = sglc_backend_cpu_close, .mem_info = cpu_mem_info,                   \
-        .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,            \
-        .sync = cpu_sync, .supports_weight = cpu_supports_weight,                                  \
-        .prepare_weight = cpu_prepare_weight, .reserve = cpu_reserve, .set_batch = cpu_set_batch,  \
-        .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .matmul = cpu_matmul,                          \
-        .matmul_n = cpu_matmul_n, .rope = cpu_rope, .kv_store = cpu_kv_store,                      \
-        .rope_kv_store = cpu_rope_kv_store, .attention = cpu_attention, .silu_mul = cpu_silu_mul,  \
-        .add = cpu_add, .gather_rows = cpu_gather_rows,                                            \
-    }
-static const sglc_backend_ops cpu_ops = CPU_OPS("cpu");
-static const sglc_backend_ops cpu_ggml_ops = CPU_OPS("cpu-ggml");
+/* Two op tables over the same memory and threads: "cpu" (the fast kernels) and "cpu-ggml"
+ * (llama.cpp's operation order and rounding, bit for bit: ggml_exact.h). They share the ops
+ * whose arithmetic is the same (embed, rmsnorm, kv_store, silu_mul, add, gather_rows); the
+ * others have a ggml_ twin. cpu-ggml has no matmul_n: the model then runs q/k/v and gate/up as
+ * separate products, as llama.cpp does. */
+static const sglc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .close = sglc_backend_cpu_close,
+    .mem_info = cpu_mem_info,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .supports_weight = cpu_supports_weight,
+    .set_batch = cpu_set_batch,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .kv_store = cpu_kv_store,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .gather_rows = cpu_gather_rows,
+    .prepare_weight = cpu_prepare_weight,
+    .reserve = cpu_reserve,
+    .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
+    .rope = cpu_rope,
+    .rope_kv_store = cpu_rope_kv_store,
+    .attention = cpu_attention,
+};
+
+static const sglc_backend_ops cpu_ggml_ops = {
+    .name = "cpu-ggml",
+    .close = sglc_backend_cpu_close,
+    .mem_info = cpu_mem_info,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .supports_weight = cpu_supports_weight,
+    .set_batch = cpu_set_batch,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .kv_store = cpu_kv_store,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .gather_rows = cpu_gather_rows,
+    .prepare_weight = ggml_prepare_weight,
+    .reserve = ggml_reserve,
+    .matmul = ggml_matmul,
+    .matmul_n = NULL,
+    .rope = ggml_rope,
+    .rope_kv_store = ggml_rope_kv_store,
+    .attention = ggml_attention,
+};
 
 int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params, int exact,
                           sglc_err *err);
@@ -770,7 +866,6 @@ int sglc_backend_cpu_open(sglc_backend **out, const sglc_backend_params *params,
     im->isa = sglc_cpu_isa_best();
     const char *pack = getenv("SGLC_CPU_PACK");
     im->pack = !(pack && strcmp(pack, "0") == 0);
-    im->exact = exact;
     be->ops = exact ? &cpu_ggml_ops : &cpu_ops;
     be->impl = im;
     *out = be;
