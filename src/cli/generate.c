@@ -1,5 +1,6 @@
-/* `sglc generate`: one prompt, tokens streamed to stdout as they are decoded, a summary line
- * (prompt tokens, generated tokens, prefill and decode speed) on stderr. Special-token markup
+/* `sglc generate`: one prompt through the serving engine (include/sglc.h, the same scheduler
+ * and sampler as `serve`), text streamed to stdout as it is decoded, a summary line (prompt
+ * tokens, generated tokens, prefill and decode speed) on stderr. Special-token markup
  * in the raw prompt becomes the special token, as llama.cpp and HF tokenizers do for raw
  * prompts, so a chat-formatted prompt can be given as text. */
 #include <stdio.h>
@@ -7,22 +8,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/backend.h"
+#include "base/log.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "engine/sampler.h"
-#include "engine/session.h"
-#include "model/model.h"
-#include "tokenizer/tokenizer.h"
+#include "sglc.h"
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void say_stderr(const char *line) {
-    fprintf(stderr, "%s\n", line);
 }
 
 static void usage(FILE *f) {
@@ -35,9 +30,12 @@ static void usage(FILE *f) {
            "  --top-k K                   -1 = off (default -1)\n"
            "  --top-p P                   (0, 1], 1 = off (default 1)\n"
            "  --min-p P                   [0, 1], 0 = off (default 0)\n"
+           "  --frequency-penalty F       [-2, 2] (default 0)\n"
+           "  --presence-penalty F        [-2, 2] (default 0)\n"
+           "  --repetition-penalty F      > 0, 1 = off (default 1)\n"
            "  --seed S                    random seed, any 64-bit value (default 0)\n"
            "  --ignore-eos                keep generating past end-of-sequence tokens\n"
-           "  --context-length N          KV context (default: prompt + max-new-tokens)\n"
+           "  --context-length N          KV context (default: 8192 tokens or the model's)\n"
            "  --threads N                 CPU threads (default: all cores)\n"
            "  --device cpu|cpu-ggml       cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
            "(slower; Q4_1/Q8_0 GGUF)\n"
@@ -50,6 +48,8 @@ int sglc_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *device = "cpu";
     int64_t max_new = 128, threads = 0, ctx_len = 0;
     int ignore_eos = 0;
+    double freq_pen = 0, pres_pen = 0, rep_pen = 1;
+    int log_level_given = 0;
     const char *quant_preset = NULL;
     sglc_sampling_params sp;
     sglc_sampling_params_default(&sp);
@@ -89,6 +89,12 @@ int sglc_cmd_generate(int argc, char **argv) {
                 return 2;
             }
             sp.top_p = (float)d;
+        } else if (strcmp(a, "--frequency-penalty") == 0) {
+            if (sglc_arg_float(a, v, -2.0, 2.0, &freq_pen)) return 2;
+        } else if (strcmp(a, "--presence-penalty") == 0) {
+            if (sglc_arg_float(a, v, -2.0, 2.0, &pres_pen)) return 2;
+        } else if (strcmp(a, "--repetition-penalty") == 0) {
+            if (sglc_arg_float(a, v, 0.01, 100.0, &rep_pen)) return 2;
         } else if (strcmp(a, "--min-p") == 0) {
             if (sglc_arg_float(a, v, 0.0, 1.0, &d)) return 2;
             sp.min_p = (float)d;
@@ -104,6 +110,7 @@ int sglc_cmd_generate(int argc, char **argv) {
             if (sglc_arg_int(a, v, 1, 1 << 24, &ctx_len)) return 2;
         } else if (strcmp(a, "--log-level") == 0) {
             if (sglc_arg_log_level(a, v)) return 2;
+            log_level_given = 1;
         } else {
             fprintf(stderr, "sglc generate: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -121,35 +128,42 @@ int sglc_cmd_generate(int argc, char **argv) {
     if (!(model_path = sglc_model_path_or_default(model_path, default_path, sizeof default_path)))
         return 1;
 
+    /* the serving engine with one request: the same scheduler, sampler (penalties included) and
+     * stop handling as `sglc serve`, through include/sglc.h */
+    sglc_engine_params ep;
+    sglc_engine_params_default(&ep);
+    ep.model_path = model_path;
+    ep.device = device;
+    ep.quantization = quant_preset;
+    ep.n_threads = (int)threads;
+    ep.max_running_requests = 1;
+    ep.decode_log_interval = 0;
+    /* the KV pool holds the context: --context-length, or 8192 tokens (capped by the model's
+     * own context inside the engine), instead of a share of RAM */
+    ep.context_length = (int32_t)ctx_len;
+    ep.max_total_tokens = ctx_len ? (ctx_len > 16 ? ctx_len : 16) : 8192;
+    /* cpu-ggml: llama.cpp's 512-token prefill micro-batches, as `serve` does */
+    if (strcmp(device, "cpu-ggml") == 0) ep.chunked_prefill_size = 512;
     int ret = 1;
-    sglc_err err = {{0}};
-    sglc_backend *be = NULL;
-    sglc_model *model = NULL;
-    sglc_tokenizer *tok = NULL;
-    sglc_session *sess = NULL;
-    sglc_sampler sampler = {0};
+    sglc_engine *e = NULL;
+    sglc_request *req = NULL;
     int32_t *ids = NULL;
-    char *piece = NULL;
+    char err[1024];
     double t0 = now_s();
-    sglc_model_load_params lp = {.path = model_path,
-                                 .device = device,
-                                 .quantization = quant_preset,
-                                 .n_threads = (int)threads,
-                                 .say = say_stderr};
-    if (sglc_model_load(&be, &model, &lp, &err) != 0 ||
-        (model->gguf ? sglc_tokenizer_open_gguf(&tok, model->gguf, &err)
-                     : sglc_tokenizer_open_hf(&tok, model_path, &err)) != 0) {
-        fprintf(stderr, "sglc: %s\n", err.msg);
-        goto cleanup;
+    /* --quantization says what it did (SGLang's two lines) unless a log level was chosen */
+    if (quant_preset && !log_level_given) sglc_log_set_level(SGLC_LOG_INFO);
+    int rc_open = sglc_engine_open(&e, &ep, err, sizeof err);
+    if (quant_preset && !log_level_given) sglc_log_set_level(SGLC_LOG_WARN);
+    if (rc_open != 0) {
+        fprintf(stderr, "sglc: %s\n", err);
+        return 1;
     }
-    if (sglc_tokenizer_vocab_size(tok) > model->cfg.n_vocab) {
-        fprintf(stderr, "sglc: %s: tokenizer has %d tokens but the model only %d\n", model_path,
-                sglc_tokenizer_vocab_size(tok), model->cfg.n_vocab);
-        goto cleanup;
-    }
+    sglc_model_info mi;
+    sglc_engine_get_model_info(e, &mi);
+    SGLC_LOG_INFO("loaded %s (%s, %d layers, %.1f MB of weights) in %.2f s", model_path, mi.arch,
+                  mi.n_layer, (double)mi.weight_bytes / 1e6, now_s() - t0);
     size_t plen = strlen(prompt);
-    int64_t need =
-        sglc_tokenizer_encode(tok, prompt, plen, 1, sglc_tokenizer_add_bos(tok), NULL, 0);
+    int64_t need = sglc_engine_tokenize(e, prompt, plen, 1, mi.add_bos, NULL, 0);
     if (need < 0) {
         fprintf(stderr, "sglc: cannot tokenize the prompt\n");
         goto cleanup;
@@ -158,80 +172,56 @@ int sglc_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "sglc generate: the prompt has no tokens\n");
         goto cleanup;
     }
-    ids = malloc((size_t)need * sizeof *ids);
-    if (!ids) goto cleanup;
-    sglc_tokenizer_encode(tok, prompt, plen, 1, sglc_tokenizer_add_bos(tok), ids, (size_t)need);
-    int64_t n_ctx = ctx_len ? ctx_len : need + max_new;
-    if (need + max_new > n_ctx || n_ctx > model->cfg.n_ctx_train) {
-        fprintf(stderr,
-                "sglc generate: prompt (%lld tokens) + max-new-tokens (%lld) exceeds the context "
-                "length (%lld; the model's is %d)\n",
-                (long long)need, (long long)max_new,
-                (long long)(n_ctx < model->cfg.n_ctx_train ? n_ctx : model->cfg.n_ctx_train),
-                model->cfg.n_ctx_train);
+    if (!(ids = malloc((size_t)need * sizeof *ids))) goto cleanup;
+    sglc_engine_tokenize(e, prompt, plen, 1, mi.add_bos, ids, (size_t)need);
+    sglc_request_params rp;
+    sglc_request_params_default(&rp);
+    rp.temperature = sp.temperature;
+    rp.top_k = sp.top_k;
+    rp.top_p = sp.top_p;
+    rp.min_p = sp.min_p;
+    rp.frequency_penalty = (float)freq_pen;
+    rp.presence_penalty = (float)pres_pen;
+    rp.repetition_penalty = (float)rep_pen;
+    rp.has_seed = 1;
+    rp.seed = sp.seed;
+    rp.ignore_eos = ignore_eos;
+    rp.max_new_tokens = (int32_t)max_new;
+    if (sglc_engine_submit(e, ids, (int32_t)need, &rp, NULL, &req, err, sizeof err) != 0) {
+        fprintf(stderr, "sglc generate: %s\n", err);
         goto cleanup;
     }
-    if (sglc_session_open(&sess, model, (int32_t)n_ctx, 512, &err) != 0) {
-        fprintf(stderr, "sglc: %s\n", err.msg);
-        goto cleanup;
-    }
-    if (sglc_sampler_init(&sampler, model->cfg.n_vocab) != 0) goto cleanup;
-    SGLC_LOG_INFO("loaded %s (%s, %d layers, %.1f MB of weights) in %.2f s", model_path,
-                  sglc_arch_name(model->cfg.arch), model->cfg.n_layer,
-                  (double)model->weight_bytes / 1e6, now_s() - t0);
-    sglc_rng rng;
-    sglc_rng_seed(&rng, sp.seed);
-    sglc_detok_stream ds;
-    sglc_detok_stream_init(&ds);
-    size_t piece_cap = sglc_detok_stream_cap(tok);
-    piece = malloc(piece_cap);
-    if (!piece) goto cleanup;
-
-    const float *logits = NULL;
-    double tp0 = now_s();
-    if (sglc_session_eval(sess, ids, (int32_t)need, &logits, NULL, &err) != 0) {
-        fprintf(stderr, "sglc: %s\n", err.msg);
-        goto cleanup;
-    }
-    double tp1 = now_s();
-    int64_t generated = 0;
-    double td0 = tp1;
-    for (; generated < max_new; generated++) {
-        int32_t next = sglc_sample(&sampler, logits, &sp, &rng);
-        if (!ignore_eos && sglc_tokenizer_is_eog(tok, next)) break;
-        size_t w = sglc_detok_stream_push(&ds, tok, next, 1, piece, piece_cap);
-        fwrite(piece, 1, w, stdout);
-        fflush(stdout);
-        if (generated + 1 == max_new) {
-            generated++;
-            break;
+    sglc_output o;
+    size_t printed = 0;
+    int32_t seen = 0;
+    do {
+        sglc_request_wait(req, seen, &o, -1);
+        seen = o.n_output;
+        if (o.text_len > printed) {
+            fwrite(o.text + printed, 1, o.text_len - printed, stdout);
+            fflush(stdout);
+            printed = o.text_len;
         }
-        if (sglc_session_eval(sess, &next, 1, &logits, NULL, &err) != 0) {
-            fprintf(stderr, "sglc: %s\n", err.msg);
-            goto cleanup;
-        }
-    }
-    size_t w = sglc_detok_stream_flush(&ds, piece, piece_cap);
-    fwrite(piece, 1, w, stdout);
+    } while (!o.finished);
     fputc('\n', stdout);
     fflush(stdout);
-    double td1 = now_s();
-    /* decode speed counts the forward steps after the first sampled token */
-    int64_t steps = generated > 0 ? generated - 1 : 0;
+    if (o.finish_reason == SGLC_FINISH_ABORT) {
+        fprintf(stderr, "sglc generate: the request was aborted (see the log above)\n");
+        goto cleanup;
+    }
+    /* prefill: submit to the first token; decode counts the steps after it */
+    int64_t steps = o.n_output > 0 ? o.n_output - 1 : 0;
+    double dec = o.e2e_s - o.ttft_s;
     fprintf(stderr,
-            "prompt tokens: %lld, generated tokens: %lld, prefill: %.1f tok/s (%.1f ms), "
+            "prompt tokens: %lld, generated tokens: %d, prefill: %.1f tok/s (%.1f ms), "
             "decode: %.1f tok/s (%.2f ms/token)\n",
-            (long long)need, (long long)generated, (double)need / (tp1 - tp0), (tp1 - tp0) * 1e3,
-            steps > 0 ? (double)steps / (td1 - td0) : 0.0,
-            steps > 0 ? (td1 - td0) * 1e3 / (double)steps : 0.0);
+            (long long)need, o.n_output, o.ttft_s > 0 ? (double)need / o.ttft_s : 0.0,
+            o.ttft_s * 1e3, steps > 0 && dec > 0 ? (double)steps / dec : 0.0,
+            steps > 0 ? dec * 1e3 / (double)steps : 0.0);
     ret = 0;
 cleanup:
-    free(piece);
+    sglc_request_release(req);
     free(ids);
-    sglc_sampler_free(&sampler);
-    sglc_session_close(sess);
-    sglc_tokenizer_close(tok);
-    sglc_model_close(model);
-    sglc_backend_close(be);
+    sglc_engine_close(e);
     return ret;
 }
