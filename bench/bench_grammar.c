@@ -74,21 +74,28 @@ static int replay(sglc_engine *e, sglc_grammar *g, const int32_t *ids, int n, in
         rq[b].id = b;
         int skip = (7 * b) % n; /* advance to the start offset untimed */
         for (int k = 0; k < skip; k++) {
-            sglc_engine_grammar_mask(e, &rq[b], logits, V);
+            sglc_engine_grammar_mask(e, &rq[b], -1, logits, V);
             sglc_engine_grammar_accept(e, &rq[b], ids[k]);
         }
         pos[b] = skip;
     }
     if (!cached) sglc_engine_grammar_clear_cache(g);
+    sglc_request **rows = calloc((size_t)B, sizeof *rows);
+    for (int b = 0; b < B; b++)
+        rows[b] = &rq[b];
     for (int step = 0; step < n; step++) {
         double t0 = now_s();
-        for (int b = 0; b < B; b++) {
+        for (int b = 0; b < B; b++)
             if (pos[b] == n) { /* wrap: a new request on the same grammar */
                 sglc_gmatcher_free(&rq[b].gm);
                 rq[b].gm_state = 0;
                 pos[b] = 0;
             }
-            sglc_engine_grammar_mask(e, &rq[b], logits + (size_t)b * (size_t)V, V);
+        /* as the scheduler does: every row's mask at once on the grammar pool, then each row
+         * masked and advanced (SGLC_GRAMMAR_SERIAL=1: one row after another, for A/B) */
+        if (!getenv("SGLC_GRAMMAR_SERIAL")) sglc_engine_grammar_masks(e, rows, B);
+        for (int b = 0; b < B; b++) {
+            sglc_engine_grammar_mask(e, &rq[b], b, logits + (size_t)b * (size_t)V, V);
             sglc_engine_grammar_accept(e, &rq[b], ids[pos[b]]);
             pos[b]++;
         }
@@ -97,6 +104,7 @@ static int replay(sglc_engine *e, sglc_grammar *g, const int32_t *ids, int n, in
     }
     for (int b = 0; b < B; b++)
         sglc_gmatcher_free(&rq[b].gm);
+    free(rows);
     free(rq);
     free(pos);
     return n;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine_impl.h"
 
@@ -175,47 +176,118 @@ void sglc_engine_grammar_free(sglc_engine *e) {
     sglc_gvocab_close(e->gvocab);
     sglc_gscratch_close(e->gscratch);
     free(e->gmask);
+    sglc_threadpool_close(e->gpool);
+    for (int i = 0; i < SGLC_GRAMMAR_WORKERS; i++)
+        sglc_gscratch_close(e->gscratch_w[i]);
+    free(e->gmask_rows);
+    free(e->gmask_ready);
+    e->gpool = NULL;
+    e->gmask_rows = NULL;
+    e->gmask_ready = NULL;
     e->gvocab = NULL;
     e->gscratch = NULL;
     e->gmask = NULL;
 }
 
-void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, float *logits, int32_t n_vocab) {
-    sglc_grammar *g = r->grammar;
-    if (!g || r->gm_state < 0) return;
+/* The matcher of r, made at its first sample; 0 when r has a live one. */
+static int ensure_matcher(sglc_engine *e, sglc_request *r) {
+    if (!r->grammar || r->gm_state < 0) return -1;
     if (!e->gscratch || !e->gmask) {
         r->gm_state = -1;
-        return;
+        return -1;
     }
     if (r->gm_state == 0) {
-        if (sglc_gmatcher_init(&r->gm, g->gram, e->gscratch) != 0) {
+        if (sglc_gmatcher_init(&r->gm, r->grammar->gram, e->gscratch) != 0) {
             sglc_log(SGLC_LOG_ERROR, "request %lld: out of memory for its grammar matcher",
                      (long long)r->id);
             r->gm_state = -1;
-            return;
+            return -1;
         }
         r->gm_state = 1;
     }
+    return 0;
+}
+
+/* r's mask for its matcher's state into out: from the grammar's cache, or computed with sc and
+ * put there. 0, or -1 when out of memory. */
+static int mask_of(sglc_request *r, sglc_gscratch *sc, uint32_t *out) {
+    sglc_grammar *g = r->grammar;
     size_t words = sglc_gvocab_mask_words(g->vocab);
     pthread_mutex_lock(&g->mu);
     const uint32_t *hit = sglc_gmask_cache_get(g->cache, &r->gm);
-    if (hit) memcpy(e->gmask, hit, words * sizeof *hit);
+    if (hit) memcpy(out, hit, words * sizeof *hit);
     pthread_mutex_unlock(&g->mu);
-    if (!hit) {
-        if (sglc_gmask_compute(g->vocab, &r->gm, e->gscratch, e->gmask) < 0) {
+    if (hit) return 0;
+    if (sglc_gmask_compute(g->vocab, &r->gm, sc, out) < 0) return -1;
+    pthread_mutex_lock(&g->mu);
+    (void)sglc_gmask_cache_put(g->cache, &r->gm, out); /* a miss next time is fine */
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+typedef struct {
+    sglc_engine *e;
+    sglc_request *const *reqs;
+    int32_t n;
+    size_t words;
+} masks_ctx;
+
+static void masks_task(void *vctx, int ith, int nth) {
+    masks_ctx *c = vctx;
+    for (int32_t row = ith; row < c->n; row += nth) {
+        sglc_request *r = c->reqs[row];
+        if (!c->e->gmask_ready[row]) continue; /* marked by the caller: constrained and live */
+        if (mask_of(r, c->e->gscratch_w[ith], c->e->gmask_rows + (size_t)row * c->words) != 0)
+            c->e->gmask_ready[row] = 0; /* out of memory: masked alone below */
+    }
+}
+
+void sglc_engine_grammar_masks(sglc_engine *e, sglc_request *const *reqs, int32_t n) {
+    if (!e->gvocab) return; /* nothing ever compiled */
+    size_t words = sglc_gvocab_mask_words(e->gvocab);
+    if (!e->gmask_rows) {
+        int nth = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (nth > SGLC_GRAMMAR_WORKERS) nth = SGLC_GRAMMAR_WORKERS;
+        if (nth < 1) nth = 1;
+        e->gmask_rows = malloc((size_t)e->max_running * words * sizeof(uint32_t));
+        e->gmask_ready = calloc((size_t)e->max_running, 1);
+        int ok = e->gmask_rows && e->gmask_ready && sglc_threadpool_open(&e->gpool, nth) == 0;
+        for (int i = 0; ok && i < nth; i++)
+            ok = sglc_gscratch_open(&e->gscratch_w[i]) == 0;
+        if (!ok) return; /* sglc_engine_grammar_mask computes each row alone instead */
+    }
+    int any = 0;
+    for (int32_t row = 0; row < n; row++) {
+        e->gmask_ready[row] = reqs[row] && ensure_matcher(e, reqs[row]) == 0;
+        any |= e->gmask_ready[row];
+    }
+    if (!any) return;
+    masks_ctx c = {e, reqs, n, words};
+    sglc_threadpool_run(e->gpool, masks_task, &c);
+}
+
+void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, int32_t row, float *logits,
+                              int32_t n_vocab) {
+    if (ensure_matcher(e, r) != 0) return;
+    sglc_grammar *g = r->grammar;
+    size_t words = sglc_gvocab_mask_words(g->vocab);
+    const uint32_t *mask;
+    if (e->gmask_ready && row >= 0 && e->gmask_ready[row]) {
+        mask = e->gmask_rows + (size_t)row * words;
+        e->gmask_ready[row] = 0;
+    } else {
+        if (mask_of(r, e->gscratch, e->gmask) != 0) {
             sglc_log(SGLC_LOG_ERROR, "request %lld: out of memory computing its grammar mask",
                      (long long)r->id);
             r->gm_state = -1;
             return;
         }
-        pthread_mutex_lock(&g->mu);
-        (void)sglc_gmask_cache_put(g->cache, &r->gm, e->gmask); /* a miss next time is fine */
-        pthread_mutex_unlock(&g->mu);
+        mask = e->gmask;
     }
     int32_t tv = sglc_gvocab_size(g->vocab);
     int any = 0;
     for (int32_t w = 0; (size_t)w < words; w++) {
-        uint32_t m = e->gmask[w];
+        uint32_t m = mask[w];
         if (m == 0xFFFFFFFFu) {
             any = 1;
             continue;

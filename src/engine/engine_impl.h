@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "backend/backend.h"
+#include "base/threadpool.h"
 #include "engine/grammar/grammar.h"
 #include "engine/kv_pool.h"
 #include "engine/radix_cache.h"
@@ -108,6 +109,7 @@ typedef struct {
 } sglc_hist_acc;
 
 #define SGLC_GRAMMAR_CACHE_ENTRIES 32
+#define SGLC_GRAMMAR_WORKERS 8
 
 struct sglc_engine {
     sglc_engine_params params;
@@ -160,6 +162,12 @@ struct sglc_engine {
     sglc_gvocab *gvocab;
     sglc_gscratch *gscratch;
     uint32_t *gmask;
+    /* per-step masks (sglc_engine_grammar_masks): [max_running][words], which rows hold one,
+     * and a scratch per worker of the grammar pool */
+    uint32_t *gmask_rows;
+    uint8_t *gmask_ready;
+    sglc_gscratch *gscratch_w[SGLC_GRAMMAR_WORKERS];
+    sglc_threadpool *gpool;
     /* compiled grammars by source (under gmu): a client that sends the same schema on every
      * request gets one grammar, and its mask cache stays warm across requests */
     struct {
@@ -193,7 +201,12 @@ void sglc_request_unref(sglc_request *r);
 /* Structured output on the compute side (engine_grammar.c): masks logits[n_vocab] of r's
  * grammar (after penalties and bias, before sampling and logprobs), and advances r's matcher by
  * the chosen token; returns 1 when the grammar is complete and nothing more may follow. */
-void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, float *logits, int32_t n_vocab);
+void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, int32_t row, float *logits,
+                              int32_t n_vocab);
+/* Computes the masks of every constrained row of a step at once, on a small thread pool (one
+ * scratch per worker), before the rows are sampled; sglc_engine_grammar_mask then applies the
+ * row's precomputed mask. reqs[row] for n rows (NULL or unconstrained rows are skipped). */
+void sglc_engine_grammar_masks(sglc_engine *e, sglc_request *const *reqs, int32_t n);
 int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok);
 void sglc_engine_grammar_free(sglc_engine *e);
 /* Drops every cached mask of g (benchmarks measure cold masks with it). */

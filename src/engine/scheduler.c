@@ -37,6 +37,7 @@ struct step {
     uint8_t *row_prompt;         /* per logit row: a prompt position's logprob, not a sample */
     int32_t *row_pos;            /* prompt rows: the position whose next token is scored */
     float *row_ids_lp;           /* [row][SGLC_MAX_LOGPROB_TOKEN_IDS]: token_ids_logprob */
+    sglc_request **mask_req;     /* per logit row: the request whose grammar masks it, or NULL */
     int is_prefill;
     int32_t n_cached_new, n_new_seqs;
     const step *prev; /* step whose samples resolve placeholders */
@@ -75,9 +76,10 @@ static step *step_new(sglc_engine *e) {
     s->row_prompt = calloc(R, 1);
     s->row_pos = malloc(R * sizeof(int32_t));
     s->row_ids_lp = malloc(R * SGLC_MAX_LOGPROB_TOKEN_IDS * sizeof(float));
-    if (!s->row_prompt || !s->row_pos || !s->row_ids_lp) {
-        free(s->row_prompt), free(s->row_pos), free(s->row_ids_lp);
-        s->row_prompt = NULL, s->row_pos = NULL, s->row_ids_lp = NULL;
+    s->mask_req = malloc(R * sizeof(sglc_request *));
+    if (!s->row_prompt || !s->row_pos || !s->row_ids_lp || !s->mask_req) {
+        free(s->row_prompt), free(s->row_pos), free(s->row_ids_lp), free(s->mask_req);
+        s->row_prompt = NULL, s->row_pos = NULL, s->row_ids_lp = NULL, s->mask_req = NULL;
         free(s->grammar_done);
         s->grammar_done = NULL; /* fails the check below, which frees the rest */
     }
@@ -99,7 +101,7 @@ static void step_free(step *s) {
     free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
     free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
     free(s->row_top), free(s->grammar_done), free(s->row_prompt), free(s->row_pos);
-    free(s->row_ids_lp), free(s);
+    free(s->row_ids_lp), free(s->mask_req), free(s);
 }
 
 /* ------------------------------------------------------------------ compute side */
@@ -168,7 +170,7 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
         for (int32_t i = 0; i < p->n_stop_token_ids; i++)
             logits[r->stop_ids[i]] = -INFINITY;
     }
-    if (r->grammar) sglc_engine_grammar_mask(e, r, logits, V);
+    if (r->grammar) sglc_engine_grammar_mask(e, r, row, logits, V);
     int32_t tok = sglc_sample(&e->sampler, logits,
                               &(sglc_sampling_params){
                                   .temperature = p->temperature,
@@ -222,6 +224,15 @@ static void run_step(sglc_engine *e, step *s) {
         return;
     }
     int32_t V = e->model->cfg.n_vocab;
+    /* the constrained rows' masks, all at once on the grammar pool (prompt rows have none) */
+    int constrained = 0;
+    for (int32_t row = 0; row < s->n_logits; row++)
+        constrained |= !s->row_prompt[row] && s->row_req[row]->grammar != NULL;
+    if (constrained) {
+        for (int32_t row = 0; row < s->n_logits; row++)
+            s->mask_req[row] = s->row_prompt[row] ? NULL : s->row_req[row];
+        sglc_engine_grammar_masks(e, s->mask_req, s->n_logits);
+    }
     for (int32_t row = 0; row < s->n_logits; row++) {
         float *lg = (float *)logits + (size_t)row * (size_t)V;
         if (s->row_prompt[row])
