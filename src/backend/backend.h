@@ -54,6 +54,14 @@ typedef struct {
     const int32_t *seq_slot_start; /* [n_seqs] */
     const int32_t *slot_table;     /* slots of every sequence, concatenated */
     const int32_t *logit_rows;     /* [n_logits] */
+    /* sizes a device backend plans with (the builders fill them; the CPU reads none):
+     * n_tokens_padded >= n_tokens is the batch size a captured graph runs at (n_tokens here,
+     * a GPU pads decode steps to its captured sizes); n_slot_table the entries of slot_table in
+     * use; max_context the longest context any token attends over (max pos + 1), for sizing a
+     * split-K attention */
+    int32_t n_tokens_padded;
+    int32_t n_slot_table;
+    int32_t max_context;
 } sglc_batch;
 
 typedef enum {

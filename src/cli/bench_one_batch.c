@@ -98,7 +98,10 @@ static int step(bench_case *c, const int32_t *ids, int32_t n_tok, int32_t p0, sg
                     .out_slot = c->slot,
                     .seq_slot_start = c->seq_start,
                     .slot_table = c->table,
-                    .logit_rows = c->logit_rows};
+                    .logit_rows = c->logit_rows,
+                    .n_tokens_padded = t,
+                    .n_slot_table = c->bs * per_seq,
+                    .max_context = p0 + n_tok};
     const float *logits;
     int rc = sglc_model_forward(c->st, &b, &logits, err);
     if (rc) return rc;

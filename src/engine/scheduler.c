@@ -195,6 +195,14 @@ static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
     }
 }
 
+/* the longest context a token of the step attends over */
+static int32_t max_context(const step *s) {
+    int32_t m = 0;
+    for (int32_t t = 0; t < s->n_tokens; t++)
+        if (s->pos[t] + 1 > m) m = s->pos[t] + 1;
+    return m;
+}
+
 /* Resolves placeholders, runs the forward pass and samples every logit row. */
 static void run_step(sglc_engine *e, step *s) {
     for (int32_t t = 0; t < s->n_tokens; t++)
@@ -213,6 +221,11 @@ static void run_step(sglc_engine *e, step *s) {
         .seq_slot_start = s->seq_slot_start,
         .slot_table = s->slot_table,
         .logit_rows = s->logit_rows,
+        .n_tokens_padded = s->n_tokens,
+        .n_slot_table = s->n_seqs > 0
+                            ? s->seq_slot_start[s->n_seqs - 1] + s->seq_req[s->n_seqs - 1]->n_sched
+                            : 0,
+        .max_context = max_context(s),
     };
     const float *logits = NULL;
     sglc_err err = {{0}};

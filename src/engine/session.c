@@ -88,6 +88,9 @@ int sglc_session_eval(sglc_session *s, const int32_t *ids, int32_t n, const floa
             .seq_slot_start = &s->seq_start,
             .slot_table = s->slot_table,
             .logit_rows = want_all ? s->logit_rows : &s->logit_rows[c - 1],
+            .n_tokens_padded = c,
+            .n_slot_table = s->n_past + c,
+            .max_context = s->n_past + c,
         };
         int rc = sglc_model_forward(s->st, &b, &logits, err);
         if (rc != 0) return rc;
