@@ -253,7 +253,8 @@ enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body) {
     if (sglc_srv_opt_int(body, "logprob_start_len", -1, 1 << 30, &lp_start, err, sizeof err) < 0 ||
         sglc_srv_opt_bool(body, "return_text_in_logprobs", &c->return_text_in_logprobs, err,
                           sizeof err) < 0 ||
-        sglc_srv_parse_token_ids_logprob(c, body, err, sizeof err) < 0)
+        sglc_srv_parse_token_ids_logprob(
+            c, cJSON_GetObjectItemCaseSensitive(body, "token_ids_logprob"), err, sizeof err) < 0)
         goto fail;
     rps = calloc((size_t)n_rps, sizeof *rps);
     c->args = calloc((size_t)n_rps, sizeof *c->args);

@@ -57,19 +57,11 @@ enum MHD_Result sglc_srv_handle_score(conn_ctx *c, cJSON *body) {
         snprintf(err, sizeof err, "'label_token_ids' must be a non-empty list of token ids");
         goto fail;
     }
-    {
-        cJSON *wrap = cJSON_CreateObject();
-        if (!wrap) goto oom;
-        cJSON_AddItemReferenceToObject(wrap, "token_ids_logprob", (cJSON *)labels);
-        int r = sglc_srv_parse_token_ids_logprob(c, wrap, err, sizeof err);
-        cJSON_Delete(wrap);
-        if (r < 0) {
-            snprintf(err, sizeof err,
-                     "'label_token_ids' must be a list of at most %d token ids "
-                     "in the vocabulary",
-                     SGLC_MAX_LOGPROB_TOKEN_IDS);
-            goto fail;
-        }
+    if (sglc_srv_parse_token_ids_logprob(c, labels, err, sizeof err) < 0) {
+        snprintf(err, sizeof err,
+                 "'label_token_ids' must be a list of at most %d token ids in the vocabulary",
+                 SGLC_MAX_LOGPROB_TOKEN_IDS);
+        goto fail;
     }
     int n = cJSON_GetArraySize(items);
     if (sglc_srv_prompts_alloc(&pl, n, err, sizeof err)) goto fail;

@@ -157,8 +157,9 @@ int sglc_srv_parse_sampling(conn_ctx *c, const cJSON *o, const char *max_key, co
 int sglc_srv_detach_args(conn_ctx *c, item_args *a, sglc_request_params *rp);
 /* -1 with err naming the first request field sglc does not implement (given and not false) */
 int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el);
-/* token_ids_logprob (a list of ids) into c->lp_ids: 1, 0 when absent, -1 with err */
-int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *o, char *err, size_t el);
+/* a token_ids_logprob list (a: the field's value, NULL when absent) into c->lp_ids: 1, 0 when
+ * absent, -1 with err */
+int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *a, char *err, size_t el);
 
 /* score.c */
 enum MHD_Result sglc_srv_handle_score(conn_ctx *c, cJSON *body);

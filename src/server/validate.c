@@ -295,8 +295,7 @@ int sglc_srv_refuse_unsupported(const cJSON *o, char *err, size_t el) {
     return 0;
 }
 
-int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *o, char *err, size_t el) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "token_ids_logprob");
+int sglc_srv_parse_token_ids_logprob(conn_ctx *c, const cJSON *a, char *err, size_t el) {
     c->n_lp_ids = 0;
     if (!a || cJSON_IsNull(a)) return 0;
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > SGLC_MAX_LOGPROB_TOKEN_IDS) {

@@ -98,6 +98,14 @@ def wait_healthy(proc, url, log):
     raise AssertionError("server did not become healthy")
 
 
+def stop(proc, log):
+    """SIGTERM; the exit status and the server's whole log."""
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(120)
+    log.seek(0)
+    return rc, log.read()
+
+
 @pytest.mark.parametrize("line", SEED_SERVE)
 def test_seed_launch_server(line, hub_cache, tmp_path):
     env, argv = to_argv(line)
@@ -123,10 +131,7 @@ def test_seed_launch_server(line, hub_cache, tmp_path):
         if "--host 0.0.0.0" in line:
             assert info["host"] == "0.0.0.0"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(120)
-    log.seek(0)
-    out = log.read()
+        rc, out = stop(proc, log)
     assert rc == 0, out
     # accepted, and said once that it does nothing here
     assert out.count("--disable-cuda-graph: no CUDA graphs on device cpu") == 1, out
@@ -190,10 +195,7 @@ def test_common_sglang_flags_accepted_and_logged(tmp_path):
             "max_new_tokens": 4, "temperature": 0}}, timeout=120)
         assert r.status_code == 200, r.text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(120)
-    log.seek(0)
-    out = log.read()
+        rc, out = stop(proc, log)
     assert rc == 0, out
     for flag in ("--cuda-graph-max-bs", "--cuda-graph-bs", "--attention-backend",
                  "--sampling-backend", "--trust-remote-code", "--enable-metrics",

@@ -788,23 +788,17 @@ void sglc_backend_cpu_close(sglc_backend *be);
  * whose arithmetic is the same (embed, rmsnorm, kv_store, silu_mul, add, gather_rows); the
  * others have a ggml_ twin. cpu-ggml has no matmul_n: the model then runs q/k/v and gate/up as
  * separate products, as llama.cpp does. */
+/* the ops both tables share */
+#define CPU_SHARED_OPS                                                                             \
+    .close = sglc_backend_cpu_close, .mem_info = cpu_mem_info, .alloc = cpu_alloc,                 \
+    .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,                  \
+    .supports_weight = cpu_supports_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,        \
+    .rmsnorm = cpu_rmsnorm, .kv_store = cpu_kv_store, .silu_mul = cpu_silu_mul, .add = cpu_add,    \
+    .gather_rows = cpu_gather_rows
+
 static const sglc_backend_ops cpu_ops = {
     .name = "cpu",
-    .close = sglc_backend_cpu_close,
-    .mem_info = cpu_mem_info,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .sync = cpu_sync,
-    .supports_weight = cpu_supports_weight,
-    .set_batch = cpu_set_batch,
-    .embed = cpu_embed,
-    .rmsnorm = cpu_rmsnorm,
-    .kv_store = cpu_kv_store,
-    .silu_mul = cpu_silu_mul,
-    .add = cpu_add,
-    .gather_rows = cpu_gather_rows,
+    CPU_SHARED_OPS,
     .prepare_weight = cpu_prepare_weight,
     .reserve = cpu_reserve,
     .matmul = cpu_matmul,
@@ -816,21 +810,7 @@ static const sglc_backend_ops cpu_ops = {
 
 static const sglc_backend_ops cpu_ggml_ops = {
     .name = "cpu-ggml",
-    .close = sglc_backend_cpu_close,
-    .mem_info = cpu_mem_info,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .sync = cpu_sync,
-    .supports_weight = cpu_supports_weight,
-    .set_batch = cpu_set_batch,
-    .embed = cpu_embed,
-    .rmsnorm = cpu_rmsnorm,
-    .kv_store = cpu_kv_store,
-    .silu_mul = cpu_silu_mul,
-    .add = cpu_add,
-    .gather_rows = cpu_gather_rows,
+    CPU_SHARED_OPS,
     .prepare_weight = ggml_prepare_weight,
     .reserve = ggml_reserve,
     .matmul = ggml_matmul,
