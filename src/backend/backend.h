@@ -42,7 +42,7 @@ typedef struct {
  * sequence seq[i], sits at position pos[i] and writes its K/V into slot out_slot[i]. Sequence s
  * owns the KV slots slot_table[seq_slot_start[s] + p] for positions p; token i attends over
  * positions 0..pos[i] of its sequence (causal). Logits are computed only for the rows listed
- * in logit_rows. */
+ * in logit_rows. Builders fill it through engine/batch.h. */
 typedef struct {
     int32_t n_tokens;
     int32_t n_seqs;
@@ -62,7 +62,83 @@ typedef struct {
     int32_t n_tokens_padded;
     int32_t n_slot_table;
     int32_t max_context;
+    /* 1 when every sequence adds one token and wants its logits (a decode step): a GPU backend
+     * may capture or replay a graph for n_tokens_padded */
+    int32_t is_decode;
+    /* Tokens still being sampled (the overlap scheduler launches step N+1 before step N's ids
+     * reach the host): token_src[i] >= 0 makes embed read token i from prev_ids[token_src[i]],
+     * the ids the previous sample op wrote in backend memory, instead of tokens[i]. NULL: none.
+     * prev_ids is backend memory set by the model, not by the batch builder. */
+    const int32_t *token_src; /* [n_tokens] */
+    const int32_t *prev_ids;
+    /* The slot table (SGLang's req_to_token) lives in backend memory and persists across
+     * steps: slot_table is the model state's table, set by the model, and seq_slot_start[s]
+     * the offset of sequence s's row in it. A step carries only the entries that changed
+     * (slots of new tokens, a prefix matched in the radix cache), which set_batch applies
+     * before any op runs: slot_table[slot_write_idx[i]] = slot_write_val[i], i < n_slot_writes. */
+    int32_t n_slot_writes;
+    const int32_t *slot_write_idx; /* [n_slot_writes] */
+    const int32_t *slot_write_val; /* [n_slot_writes] */
 } sglc_batch;
+
+/* ---- sampling on the backend (the sample op) ----
+ * One logit row's parameters. The pipeline, in SGLang's order, on the row's logits (which the
+ * op overwrites): frequency/presence penalties from the penalty counts, the repetition penalty
+ * over tokens seen in the prompt or output, the row's logit-bias entries (the engine also puts
+ * -inf there for eos/stop ids under min_new_tokens), the grammar mask, then greedy or
+ * temperature / top-k / top-p / min-p and one draw. The draw's uniform number comes from the
+ * request's generator on the host, so every backend picks the same token for a seed; the
+ * engine draws it only for rows that sample (temperature > 0 and top_k != 1). Logprobs are
+ * log-softmax of the processed logits (before temperature), as SGLang reports them. */
+#define SGLC_SAMPLE_TOP_MAX 20 /* top_logprobs_num at most */
+#define SGLC_SAMPLE_IDS_MAX 64 /* token_ids_logprob entries per row at most */
+typedef struct {
+    float temperature; /* <= 0: greedy (argmax, the first on ties) */
+    int32_t top_k;     /* <= 0: off */
+    float top_p;       /* >= 1: off */
+    float min_p;       /* <= 0: off */
+    double uniform;    /* the draw in [0, 1) for rows that sample */
+    float frequency_penalty, presence_penalty, repetition_penalty; /* 0, 0, 1: off */
+    int32_t penalty_row;         /* row of the penalty tables, -1: no penalties */
+    int32_t bias_start, n_bias;  /* this row's entries of bias_ids / bias */
+    int32_t mask_row;            /* row of masks (bit set: allowed), -1: unconstrained */
+    int32_t forced;              /* >= 0: no sampling and no processing: this token is the id
+                                    (a prompt row scoring its next prompt token) */
+    int32_t want_logprob;        /* logprob of the id (and top / ids below) */
+    int32_t top_logprobs;        /* 0..SGLC_SAMPLE_TOP_MAX most likely tokens */
+    int32_t ids_start, n_ids;    /* token_ids_logprob: entries of lp_ids */
+} sglc_sample_row;
+
+/* A step's sampling work; host memory (the op copies what it needs to the device). */
+typedef struct {
+    int32_t n_rows;
+    const sglc_sample_row *rows; /* [n_rows], row r samples logits row r */
+    const int32_t *bias_ids;     /* all rows' logit-bias entries */
+    const float *bias;
+    const uint32_t *masks; /* [n_mask_rows][mask_words], mask_words = (n_vocab + 31) / 32 */
+    int32_t n_mask_rows;
+    const int32_t *lp_ids; /* all rows' token_ids_logprob entries */
+    int32_t n_bias_total, n_lp_ids_total;
+    int32_t any_logprob; /* some row wants logprobs (else only ids need to come back) */
+} sglc_sample_desc;
+
+/* Where the sample op writes, backend memory, [max rows] each; top_* and ids_lp are
+ * [row][SGLC_SAMPLE_TOP_MAX] and [row][SGLC_SAMPLE_IDS_MAX]. */
+typedef struct {
+    int32_t *ids;
+    float *logprob;
+    int32_t *top_ids;
+    float *top_lp;
+    float *ids_lp;
+} sglc_sample_out;
+
+/* Penalty state in backend memory: counts [n_rows][n_vocab] int32 (the row's output tokens so
+ * far; the sample op adds the id it picks), seen [n_rows][n_vocab] uint8 (1: in the prompt). */
+typedef struct {
+    int32_t *counts;
+    uint8_t *seen;
+    int32_t n_rows;
+} sglc_penalty_tables;
 
 typedef enum {
     SGLC_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): GGUF llama (permuted q/k) */
@@ -155,20 +231,37 @@ typedef struct {
     /* dst[r] = src[rows[r]] for r < n_rows, rows of dim floats (gather logit rows) */
     void (*gather_rows)(sglc_backend *be, const float *src, const int32_t *rows, int32_t n_rows,
                         int64_t dim, float *dst);
+    /* Samples every row of d from logits [d->n_rows][n_vocab] (overwritten), writing ids and,
+     * for rows that ask, logprobs into out; updates pen->counts for rows with penalties.
+     * Asynchronous like every op; the caller downloads what it needs from out. */
+    void (*sample)(sglc_backend *be, float *logits, int32_t n_vocab, const sglc_sample_desc *d,
+                   const sglc_penalty_tables *pen, const sglc_sample_out *out);
 } sglc_backend_ops;
 
 struct sglc_backend {
     const sglc_backend_ops *ops;
     void *impl;
+    /* bytes download moved from backend memory to the host, counted by every backend (the
+     * engine's tests assert a decode step brings back only ids and requested logprobs) */
+    uint64_t bytes_to_host;
 };
 
 typedef struct {
     int n_threads; /* CPU: <= 0 means all cores */
+    /* GPU backends: --disable-cuda-graph; decode graphs for padded batch sizes up to
+     * cuda_graph_max_bs (<= 0: the backend's default) */
+    int disable_cuda_graph;
+    int cuda_graph_max_bs;
+    int device_index; /* GPU ordinal (--base-gpu-id) */
 } sglc_backend_params;
 
-/* Backends by name: "cpu" (always), "cuda" (when built with CUDA). */
+/* Backends by name: "cpu" (always), "cpu-ggml", "cuda" (when built with CUDA and a GPU is
+ * visible: otherwise one line saying which is missing). */
 int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_params *params,
                       sglc_err *err);
 void sglc_backend_close(sglc_backend *be);
+/* The device a run gets when none is named: "cuda" when this build has CUDA and a GPU is
+ * visible, else "cpu". */
+const char *sglc_backend_default_name(void);
 
 #endif
