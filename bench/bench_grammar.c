@@ -1,9 +1,9 @@
 /* Micro-benchmark of the structured-output mask (not a test): the time per decode step that
  * grammar masking adds at batch 1 and batch 32 on the default model's vocabulary (49,152).
  *
- * A step for one request is what sample_row adds: the mask of the request's matcher state
- * (computed by the vocabulary walk, or taken from the grammar's mask cache), applying it to a
- * logits row (-inf on disallowed tokens), and advancing the matcher by the chosen token. The
+ * A step for one request is what the sampling description adds: the mask of the request's
+ * matcher state (computed by the vocabulary walk, or taken from the grammar's mask cache) as
+ * the sample op's bitmask row, and advancing the matcher by the chosen token. The
  * requests replay a real output token by token (the default tokenizer's ids of a valid
  * document), batch 32 with each request a few tokens apart so their states differ.
  * "cold": the cache is off, every state is walked; "cached": the same replay again with the
@@ -74,7 +74,7 @@ static int replay(sglc_engine *e, sglc_grammar *g, const int32_t *ids, int n, in
         rq[b].id = b;
         int skip = (7 * b) % n; /* advance to the start offset untimed */
         for (int k = 0; k < skip; k++) {
-            sglc_engine_grammar_mask(e, &rq[b], -1, logits, V);
+            (void)sglc_engine_grammar_mask_bits(e, &rq[b], -1, (uint32_t *)logits, V);
             sglc_engine_grammar_accept(e, &rq[b], ids[k]);
         }
         pos[b] = skip;
@@ -91,11 +91,12 @@ static int replay(sglc_engine *e, sglc_grammar *g, const int32_t *ids, int n, in
                 rq[b].gm_state = 0;
                 pos[b] = 0;
             }
-        /* as the scheduler does: every row's mask at once on the grammar pool, then each row
-         * masked and advanced (SGLC_GRAMMAR_SERIAL=1: one row after another, for A/B) */
+        /* as the scheduler does: every row's mask at once on the grammar pool, then each row's
+         * mask taken and advanced (SGLC_GRAMMAR_SERIAL=1: one row after another, for A/B) */
         if (!getenv("SGLC_GRAMMAR_SERIAL")) sglc_engine_grammar_masks(e, rows, B);
         for (int b = 0; b < B; b++) {
-            sglc_engine_grammar_mask(e, &rq[b], b, logits + (size_t)b * (size_t)V, V);
+            (void)sglc_engine_grammar_mask_bits(e, &rq[b], b,
+                                                (uint32_t *)(logits + (size_t)b * (size_t)V), V);
             sglc_engine_grammar_accept(e, &rq[b], ids[pos[b]]);
             pos[b]++;
         }

@@ -161,6 +161,9 @@ typedef struct {
     int64_t prompt_tokens_total, generation_tokens_total, cached_tokens_total;
     int64_t requests_finished;
     int64_t retractions; /* running requests taken out to recompute when the KV pool ran dry */
+    /* bytes the device backend moved to the host, and logit rows sampled on it: a step brings
+     * back only the ids (4 bytes a row) and the logprobs a request asked for */
+    int64_t device_to_host_bytes, sampled_rows;
 } sglc_engine_stats;
 
 void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s);

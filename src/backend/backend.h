@@ -99,14 +99,14 @@ typedef struct {
     float min_p;       /* <= 0: off */
     double uniform;    /* the draw in [0, 1) for rows that sample */
     float frequency_penalty, presence_penalty, repetition_penalty; /* 0, 0, 1: off */
-    int32_t penalty_row;         /* row of the penalty tables, -1: no penalties */
-    int32_t bias_start, n_bias;  /* this row's entries of bias_ids / bias */
-    int32_t mask_row;            /* row of masks (bit set: allowed), -1: unconstrained */
-    int32_t forced;              /* >= 0: no sampling and no processing: this token is the id
-                                    (a prompt row scoring its next prompt token) */
-    int32_t want_logprob;        /* logprob of the id (and top / ids below) */
-    int32_t top_logprobs;        /* 0..SGLC_SAMPLE_TOP_MAX most likely tokens */
-    int32_t ids_start, n_ids;    /* token_ids_logprob: entries of lp_ids */
+    int32_t penalty_row;        /* row of the penalty tables, -1: no penalties */
+    int32_t bias_start, n_bias; /* this row's entries of bias_ids / bias */
+    int32_t mask_row;           /* row of masks (bit set: allowed), -1: unconstrained */
+    int32_t forced;             /* >= 0: no sampling and no processing: this token is the id
+                                   (a prompt row scoring its next prompt token) */
+    int32_t want_logprob;       /* logprob of the id (and top / ids below) */
+    int32_t top_logprobs;       /* 0..SGLC_SAMPLE_TOP_MAX most likely tokens */
+    int32_t ids_start, n_ids;   /* token_ids_logprob: entries of lp_ids */
 } sglc_sample_row;
 
 /* A step's sampling work; host memory (the op copies what it needs to the device). */

@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/server_args.h"
+#include "engine/batch.h"
 #include "model/model.h"
 
 #define MAX_SWEEP 16
@@ -65,48 +66,29 @@ typedef struct {
     sglc_model *model;
     sglc_model_state *st;
     int32_t bs, il, ol;
-    int32_t *tokens, *pos, *seq, *slot, *seq_start, *table, *logit_rows, *next;
+    int32_t *slots, *next;
+    sglc_batch_builder bb;
+    sglc_sample_row *greedy; /* [bs] */
 } bench_case;
 
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* One step: n_tok tokens per sequence starting at position p0; next[] gets each sequence's
- * greedy token. */
+ * greedy token, sampled on the device as the server does (only the ids come back). */
 static int step(bench_case *c, const int32_t *ids, int32_t n_tok, int32_t p0, sglc_err *err) {
-    const int32_t per_seq = c->il + c->ol, vocab = c->model->cfg.n_vocab;
-    int32_t t = 0;
+    const int32_t per_seq = c->il + c->ol;
+    sglc_bb_reset(&c->bb);
     for (int32_t s = 0; s < c->bs; s++) {
-        for (int32_t j = 0; j < n_tok; j++, t++) {
-            c->tokens[t] = ids[s * n_tok + j];
-            c->pos[t] = p0 + j;
-            c->seq[t] = s;
-            c->slot[t] = s * per_seq + p0 + j;
-        }
-        c->logit_rows[s] = t - 1;
+        /* each sequence owns a contiguous run of slots; its table row is written once */
+        sglc_bb_add_seq(&c->bb, s, ids + (size_t)s * (size_t)n_tok, c->slots + (size_t)s * per_seq,
+                        p0, n_tok, p0);
+        sglc_bb_add_logits(&c->bb, c->bb.b.n_tokens - 1);
     }
-    sglc_batch b = {.n_tokens = t,
-                    .n_seqs = c->bs,
-                    .n_logits = c->bs,
-                    .tokens = c->tokens,
-                    .pos = c->pos,
-                    .seq = c->seq,
-                    .out_slot = c->slot,
-                    .seq_slot_start = c->seq_start,
-                    .slot_table = c->table,
-                    .logit_rows = c->logit_rows,
-                    .n_tokens_padded = t,
-                    .n_slot_table = c->bs * per_seq,
-                    .max_context = p0 + n_tok};
-    const float *logits;
-    int rc = sglc_model_forward(c->st, &b, &logits, err);
+    int rc = sglc_model_forward_launch(c->st, sglc_bb_batch(&c->bb), err);
+    sglc_sample_desc d = {.n_rows = c->bs, .rows = c->greedy};
+    const sglc_sample_result *res = NULL;
+    if (!rc) rc = sglc_model_sample_launch(c->st, &d, err);
+    if (!rc) rc = sglc_model_step_wait(c->st, &res, err);
     if (rc) return rc;
-    for (int32_t s = 0; s < c->bs; s++)
-        c->next[s] = argmax(logits + (size_t)s * (size_t)vocab, vocab);
+    memcpy(c->next, res->ids, (size_t)c->bs * sizeof *c->next);
     return SGLC_OK;
 }
 
@@ -168,26 +150,29 @@ static int run_case(sglc_model *m, int32_t bs, int32_t il, int32_t ol, const cha
         return sglc_err_set(err, SGLC_ERR_ARG,
                             "batch_size %d x (input_len %d + output_len %d) is too large", bs, il,
                             ol);
-    int rc = sglc_model_state_open(&c.st, m, (int32_t)max_tok, bs, (int32_t)slots, err);
+    sglc_model_state_limits lim = {.max_tokens = (int32_t)max_tok,
+                                   .max_logits = bs,
+                                   .kv_slots = (int32_t)slots,
+                                   .table_rows = bs,
+                                   .table_stride = per_seq};
+    int rc = sglc_model_state_open(&c.st, m, &lim, err);
     if (rc) return rc;
-    c.tokens = malloc((size_t)max_tok * sizeof(int32_t));
-    c.pos = malloc((size_t)max_tok * sizeof(int32_t));
-    c.seq = malloc((size_t)max_tok * sizeof(int32_t));
-    c.slot = malloc((size_t)max_tok * sizeof(int32_t));
-    c.seq_start = malloc((size_t)bs * sizeof(int32_t));
-    c.table = malloc((size_t)slots * sizeof(int32_t));
-    c.logit_rows = malloc((size_t)bs * sizeof(int32_t));
+    c.slots = malloc((size_t)slots * sizeof(int32_t));
     c.next = malloc((size_t)bs * sizeof(int32_t));
-    if (!c.tokens || !c.pos || !c.seq || !c.slot || !c.seq_start || !c.table || !c.logit_rows ||
-        !c.next) {
+    c.greedy = calloc((size_t)bs, sizeof *c.greedy);
+    if (!c.slots || !c.next || !c.greedy ||
+        sglc_bb_init(&c.bb, (int32_t)max_tok, bs, bs, per_seq) != 0) {
         rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    /* each sequence owns a contiguous run of slots */
     for (int64_t i = 0; i < slots; i++)
-        c.table[i] = (int32_t)i;
+        c.slots[i] = (int32_t)i;
     for (int32_t s = 0; s < bs; s++)
-        c.seq_start[s] = s * per_seq;
+        c.greedy[s] = (sglc_sample_row){.top_p = 1.0f,
+                                        .repetition_penalty = 1.0f,
+                                        .penalty_row = -1,
+                                        .mask_row = -1,
+                                        .forced = -1};
     case_result r;
     /* warmup: SGLang warms up with a short decode */
     if ((rc = run_once(&c, ol < 8 ? ol : 8, 0, &r, err)) != 0) goto done;
@@ -210,14 +195,10 @@ static int run_case(sglc_model *m, int32_t bs, int32_t il, int32_t ol, const cha
         fflush(jsonl);
     }
 done:
-    free(c.tokens);
-    free(c.pos);
-    free(c.seq);
-    free(c.slot);
-    free(c.seq_start);
-    free(c.table);
-    free(c.logit_rows);
+    free(c.slots);
     free(c.next);
+    free(c.greedy);
+    sglc_bb_free(&c.bb);
     sglc_model_state_close(c.st);
     return rc;
 }

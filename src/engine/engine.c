@@ -87,6 +87,10 @@ void sglc_engine_close(sglc_engine *e) {
         sglc_request_unref(r);
     }
     sglc_scheduler_free(e);
+    free(e->table_free);
+    free(e->pen_free);
+    free(e->eog_ids);
+    pthread_mutex_destroy(&e->pen_mu);
     sglc_engine_grammar_free(e);
     pthread_mutex_destroy(&e->gmu);
     sglc_sampler_free(&e->sampler);
@@ -187,6 +191,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     pthread_mutex_init(&e->wmu, NULL);
     pthread_cond_init(&e->wcv, NULL);
     pthread_mutex_init(&e->gmu, NULL);
+    pthread_mutex_init(&e->pen_mu, NULL);
     sglc_err se = {{0}};
     int rc = SGLC_ERR_ARG;
     if (!p->model_path) {
@@ -266,8 +271,15 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     int32_t chunk = p->chunked_prefill_size > 0 ? p->chunked_prefill_size : p->max_prefill_tokens;
     if (chunk > p->max_prefill_tokens) chunk = p->max_prefill_tokens;
     e->max_step_tokens = chunk > e->max_running ? chunk : e->max_running;
-    if ((rc = sglc_model_state_open(&e->st, e->model, e->max_step_tokens, e->max_running,
-                                    e->pool_size, &se)) != 0) {
+    sglc_model_state_limits lim = {.max_tokens = e->max_step_tokens,
+                                   .max_logits = e->max_running,
+                                   .kv_slots = e->pool_size,
+                                   /* a finished request keeps its row until the step in flight
+                                    * that still carries it is processed, while a new one takes
+                                    * its place: twice the running requests at most */
+                                   .table_rows = 2 * e->max_running,
+                                   .table_stride = e->context_length};
+    if ((rc = sglc_model_state_open(&e->st, e->model, &lim, &se)) != 0) {
         snprintf(err, errlen, "%s", se.msg);
         goto fail;
     }
@@ -279,6 +291,20 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         rc = SGLC_ERR_NOMEM;
         goto fail;
     }
+    e->table_free = malloc(2 * (size_t)e->max_running * sizeof(int32_t));
+    e->pen_free = malloc(2 * (size_t)e->max_running * sizeof(int32_t));
+    e->eog_ids = malloc((size_t)c->n_vocab * sizeof(int32_t));
+    if (!e->table_free || !e->pen_free || !e->eog_ids) {
+        snprintf(err, errlen, "out of memory");
+        rc = SGLC_ERR_NOMEM;
+        goto fail;
+    }
+    /* rows of the slot and penalty tables: see table_rows above */
+    for (int32_t i = 0; i < 2 * e->max_running; i++)
+        e->table_free[i] = e->pen_free[i] = 2 * e->max_running - 1 - i;
+    e->n_table_free = e->n_pen_free = 2 * e->max_running;
+    for (int32_t t = 0; t < c->n_vocab; t++)
+        if (sglc_tokenizer_is_eog(e->tok, t)) e->eog_ids[e->n_eog++] = t;
     if ((rc = sglc_scheduler_init(e, err, errlen)) != 0) goto fail;
     e->stats.kv_pool_size = e->pool_size;
     sglc_log(SGLC_LOG_INFO,
@@ -325,7 +351,6 @@ static void request_free(sglc_request *r) {
     free(r->slots);
     free(r->text);
     free(r->counts);
-    free(r->prompt_mask);
     free(r->out_ids);
     free(r->out_logprobs);
     free(r->out_top);
@@ -487,12 +512,6 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
     r->params.stop = (const char *const *)r->stop_strs;
     if (p->grammar) r->grammar = sglc_engine_grammar_ref(p->grammar);
     r->params.grammar = r->grammar;
-    if (p->repetition_penalty != 1.0f) {
-        r->prompt_mask = calloc((size_t)V, sizeof(int32_t));
-        if (!r->prompt_mask) goto nomem_r;
-        for (int32_t i = 0; i < n; i++)
-            r->prompt_mask[ids[i]] = 1;
-    }
     memcpy(r->tokens, ids, (size_t)n * sizeof(int32_t));
     r->n_tokens = r->n_fill = n;
     sglc_detok_stream_init(&r->detok);
@@ -511,6 +530,8 @@ int sglc_engine_submit(sglc_engine *e, const int32_t *ids, int32_t n, const sglc
         return SGLC_ERR_UNSUPPORTED;
     }
     r->id = e->next_id++;
+    r->table_row = -1;
+    r->pen_row = -1;
     sglc_rng_seed(&r->rng, p->has_seed ? p->seed : e->params.random_seed + (uint64_t)r->id * 7919u);
     if (e->q_tail)
         e->q_tail->next = r;

@@ -1,5 +1,6 @@
 /* Structured output in the engine: compiled grammars (sglc_grammar, refcounted, shared by
- * every request that uses them) and the compute-side hooks of sample_row.
+ * every request that uses them) and the compute-side hooks of the sampling description (a
+ * request's mask as the sample op's bitmask row, the matcher advanced by the chosen token).
  *
  * Threading: compile runs on any thread (HTTP threads); the first compile builds the engine's
  * vocabulary index under gmu, and it is immutable afterwards. Masks and matcher steps run on
@@ -254,7 +255,7 @@ void sglc_engine_grammar_masks(sglc_engine *e, sglc_request *const *reqs, int32_
         int ok = e->gmask_rows && e->gmask_ready && sglc_threadpool_open(&e->gpool, nth) == 0;
         for (int i = 0; ok && i < nth; i++)
             ok = sglc_gscratch_open(&e->gscratch_w[i]) == 0;
-        if (!ok) return; /* sglc_engine_grammar_mask computes each row alone instead */
+        if (!ok) return; /* sglc_engine_grammar_mask_bits computes each row alone */
     }
     int any = 0;
     for (int32_t row = 0; row < n; row++) {
@@ -266,9 +267,9 @@ void sglc_engine_grammar_masks(sglc_engine *e, sglc_request *const *reqs, int32_
     sglc_threadpool_run(e->gpool, masks_task, &c);
 }
 
-void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, int32_t row, float *logits,
-                              int32_t n_vocab) {
-    if (ensure_matcher(e, r) != 0) return;
+int sglc_engine_grammar_mask_bits(sglc_engine *e, sglc_request *r, int32_t row, uint32_t *out,
+                                  int32_t n_vocab) {
+    if (ensure_matcher(e, r) != 0) return -1;
     sglc_grammar *g = r->grammar;
     size_t words = sglc_gvocab_mask_words(g->vocab);
     const uint32_t *mask;
@@ -280,27 +281,23 @@ void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, int32_t row, floa
             sglc_log(SGLC_LOG_ERROR, "request %lld: out of memory computing its grammar mask",
                      (long long)r->id);
             r->gm_state = -1;
-            return;
+            return -1;
         }
         mask = e->gmask;
     }
+    /* the model's rows past the tokenizer's vocabulary are never allowed */
     int32_t tv = sglc_gvocab_size(g->vocab);
-    int any = 0;
-    for (int32_t w = 0; (size_t)w < words; w++) {
-        uint32_t m = mask[w];
-        if (m == 0xFFFFFFFFu) {
-            any = 1;
-            continue;
-        }
-        any |= m != 0;
-        int32_t base = w * 32;
-        for (int32_t k = 0; k < 32 && base + k < n_vocab; k++)
-            if (!((m >> k) & 1u)) logits[base + k] = -INFINITY;
+    if (tv > n_vocab) tv = n_vocab;
+    size_t out_words = ((size_t)n_vocab + 31) / 32;
+    uint32_t any = 0;
+    for (size_t w = 0; w < out_words; w++) {
+        int32_t base = (int32_t)w * 32;
+        uint32_t m = w < words ? mask[w] : 0;
+        if (base + 32 > tv) m &= base >= tv ? 0u : (uint32_t)((1ull << (tv - base)) - 1u);
+        out[w] = m;
+        any |= m;
     }
-    for (int32_t t = tv; t < n_vocab; t++) /* model rows past the tokenizer's vocabulary */
-        logits[t] = -INFINITY;
-    int32_t eos = sglc_tokenizer_eos(e->tok);
-    if (!any && eos >= 0 && eos < n_vocab) logits[eos] = 0.0f;
+    return any ? 0 : 1;
 }
 
 int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok) {

@@ -53,6 +53,8 @@ struct sglc_request {
     int32_t inflight;         /* launched steps not yet processed that include this request */
     int64_t last_sample_step; /* number of the step whose sample is this request's next input */
     int32_t last_sample_row;
+    int32_t table_row;  /* row of the slot table while running, -1 otherwise */
+    int32_t n_in_table; /* leading slots the table row holds (0: rewrite it next step) */
     int prefill_cached; /* prompt inserted into the radix tree after prefill */
     sglc_detok_stream detok;
     char *text; /* all decoded text */
@@ -63,8 +65,10 @@ struct sglc_request {
 
     /* ---- compute side (sampling state; touched only while sampling a step) ---- */
     sglc_rng rng;
-    int32_t *counts;      /* occurrences of each token in the output (penalties), lazily made */
-    int32_t *prompt_mask; /* tokens present in the prompt (repetition penalty), lazily made */
+    /* penalties: the request's row of the backend's penalty tables while running (-1: none),
+     * and its output counts on the host while it waits after a retraction (NULL: none yet) */
+    int32_t pen_row;
+    int32_t *counts;
     int32_t n_sampled;
     sglc_grammar *grammar; /* own reference (immutable after submit), or NULL */
     sglc_gmatcher gm;      /* made at the first sample; advanced by each sampled token */
@@ -142,6 +146,15 @@ struct sglc_engine {
     int32_t n_running, cap_running;
     step *steps[2];
     int next_step;
+    int32_t *table_free; /* free rows of the slot table (a stack), scheduler thread only */
+    int32_t n_table_free;
+    /* free rows of the penalty tables: taken on the compute side, given back at reap */
+    pthread_mutex_t pen_mu;
+    int32_t *pen_free;
+    int32_t n_pen_free;
+    int pen_open;     /* the tables exist (made at the first penalized request) */
+    int32_t *eog_ids; /* end-of-generation tokens (suppressed under min_new_tokens) */
+    int32_t n_eog;
     int64_t step_counter;
     int64_t decode_steps;
     double log_t0;
@@ -198,14 +211,15 @@ void *sglc_compute_main(void *arg);
 int sglc_scheduler_init(sglc_engine *e, char *err, size_t errlen);
 void sglc_scheduler_free(sglc_engine *e);
 void sglc_request_unref(sglc_request *r);
-/* Structured output on the compute side (engine_grammar.c): masks logits[n_vocab] of r's
- * grammar (after penalties and bias, before sampling and logprobs), and advances r's matcher by
- * the chosen token; returns 1 when the grammar is complete and nothing more may follow. */
-void sglc_engine_grammar_mask(sglc_engine *e, sglc_request *r, int32_t row, float *logits,
-                              int32_t n_vocab);
+/* Structured output on the compute side (engine_grammar.c): the tokens r's grammar allows
+ * next, as a bitmask of the model's n_vocab (bit set: allowed; the sample op's mask row), from
+ * the row's precomputed mask (sglc_engine_grammar_masks) or computed here. 0: written; 1: the
+ * grammar allows nothing (the request should end); -1: no constraint (out of memory). */
+int sglc_engine_grammar_mask_bits(sglc_engine *e, sglc_request *r, int32_t row, uint32_t *out,
+                                  int32_t n_vocab);
 /* Computes the masks of every constrained row of a step at once, on a small thread pool (one
- * scratch per worker), before the rows are sampled; sglc_engine_grammar_mask then applies the
- * row's precomputed mask. reqs[row] for n rows (NULL or unconstrained rows are skipped). */
+ * scratch per worker), before the rows are sampled; sglc_engine_grammar_mask_bits then hands out
+ * the row's precomputed mask. reqs[row] for n rows (NULL or unconstrained rows are skipped). */
 void sglc_engine_grammar_masks(sglc_engine *e, sglc_request *const *reqs, int32_t n);
 int sglc_engine_grammar_accept(sglc_engine *e, sglc_request *r, int32_t tok);
 void sglc_engine_grammar_free(sglc_engine *e);

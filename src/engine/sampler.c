@@ -87,10 +87,20 @@ static int cmp_desc(const void *a, const void *b, void *vprob) {
     return *(const int32_t *)a - *(const int32_t *)b;
 }
 
+int sglc_sample_draws(const sglc_sampling_params *p) {
+    return p->temperature > 0.0f && p->top_k != 1;
+}
+
 int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,
                     sglc_rng *rng) {
+    if (!sglc_sample_draws(p)) return sglc_argmax(logits, s->n_vocab);
+    return sglc_sample_u(s, logits, p, sglc_rng_uniform(rng));
+}
+
+int32_t sglc_sample_u(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,
+                      double u) {
     int32_t n = s->n_vocab;
-    if (p->temperature <= 0.0f || p->top_k == 1) return sglc_argmax(logits, n);
+    if (!sglc_sample_draws(p)) return sglc_argmax(logits, n);
     float mx = logits[sglc_argmax(logits, n)];
     double sum = 0.0;
     for (int32_t i = 0; i < n; i++) {
@@ -125,10 +135,101 @@ int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_pa
     double total = 0.0;
     for (int32_t i = 0; i < m; i++)
         total += s->prob[s->idx[i]];
-    double r = sglc_rng_uniform(rng) * total, acc = 0.0;
+    double r = u * total, acc = 0.0;
     for (int32_t i = 0; i < m; i++) {
         acc += s->prob[s->idx[i]];
         if (r < acc) return s->idx[i];
     }
     return s->idx[m - 1];
+}
+
+/* log-softmax normalizer of logits[n] (the log of the sum of exp), in double as SGLang's
+ * float32 log_softmax is close to */
+static float log_normalizer(const float *logits, int32_t n) {
+    float mx = logits[sglc_argmax(logits, n)];
+    double z = 0.0;
+    for (int32_t t = 0; t < n; t++)
+        z += exp((double)(logits[t] - mx));
+    return mx + (float)log(z);
+}
+
+/* the k most likely tokens of logits, descending (the first id on ties), as log-probabilities */
+static void top_logprobs(const float *logits, int32_t n, float lz, int32_t k, int32_t *ids,
+                         float *lps) {
+    for (int32_t j = 0; j < k; j++) {
+        ids[j] = -1;
+        lps[j] = -INFINITY;
+    }
+    for (int32_t t = 0; t < n && k > 0; t++) {
+        float lp = logits[t] - lz;
+        if (lp <= lps[k - 1]) continue;
+        int32_t j = k - 1;
+        while (j > 0 && lps[j - 1] < lp) {
+            ids[j] = ids[j - 1];
+            lps[j] = lps[j - 1];
+            j--;
+        }
+        ids[j] = t;
+        lps[j] = lp;
+    }
+}
+
+/* Penalties, bias and mask of one row, in place (backend.h's order). */
+static void process_row(float *lg, int32_t V, const sglc_sample_row *p, const sglc_sample_desc *d,
+                        const sglc_penalty_tables *pen) {
+    if (p->penalty_row >= 0 && pen) {
+        const int32_t *counts = pen->counts + (size_t)p->penalty_row * (size_t)V;
+        const uint8_t *seen = pen->seen + (size_t)p->penalty_row * (size_t)V;
+        if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f)
+            for (int32_t t = 0; t < V; t++)
+                if (counts[t] > 0)
+                    lg[t] -= p->frequency_penalty * (float)counts[t] + p->presence_penalty;
+        if (p->repetition_penalty != 1.0f)
+            for (int32_t t = 0; t < V; t++)
+                if (counts[t] > 0 || seen[t])
+                    lg[t] =
+                        lg[t] > 0 ? lg[t] / p->repetition_penalty : lg[t] * p->repetition_penalty;
+    }
+    if (p->n_bias > 0)
+        sglc_apply_logit_bias(lg, V, d->bias_ids + p->bias_start, d->bias + p->bias_start,
+                              p->n_bias);
+    if (p->mask_row >= 0) {
+        const uint32_t *m = d->masks + (size_t)p->mask_row * (size_t)((V + 31) / 32);
+        for (int32_t w = 0; w < (V + 31) / 32; w++) {
+            if (m[w] == 0xFFFFFFFFu) continue;
+            for (int32_t k = 0; k < 32 && w * 32 + k < V; k++)
+                if (!((m[w] >> k) & 1u)) lg[w * 32 + k] = -INFINITY;
+        }
+    }
+}
+
+void sglc_sample_rows_ref(sglc_sampler *s, float *logits, int32_t n_vocab,
+                          const sglc_sample_desc *d, const sglc_penalty_tables *pen,
+                          const sglc_sample_out *out) {
+    const int32_t V = n_vocab;
+    for (int32_t r = 0; r < d->n_rows; r++) {
+        const sglc_sample_row *p = &d->rows[r];
+        float *lg = logits + (size_t)r * (size_t)V;
+        int32_t tok = p->forced;
+        if (tok < 0) {
+            process_row(lg, V, p, d, pen);
+            tok = sglc_sample_u(s, lg,
+                                &(sglc_sampling_params){.temperature = p->temperature,
+                                                        .top_k = p->top_k,
+                                                        .top_p = p->top_p,
+                                                        .min_p = p->min_p},
+                                p->uniform);
+            if (p->penalty_row >= 0 && pen)
+                pen->counts[(size_t)p->penalty_row * (size_t)V + (size_t)tok]++;
+        }
+        out->ids[r] = tok;
+        if (!p->want_logprob) continue;
+        float lz = log_normalizer(lg, V);
+        out->logprob[r] = lg[tok] - lz;
+        top_logprobs(lg, V, lz, p->top_logprobs, out->top_ids + (size_t)r * SGLC_SAMPLE_TOP_MAX,
+                     out->top_lp + (size_t)r * SGLC_SAMPLE_TOP_MAX);
+        float *ids_lp = out->ids_lp + (size_t)r * SGLC_SAMPLE_IDS_MAX;
+        for (int32_t j = 0; j < p->n_ids; j++)
+            ids_lp[j] = lg[d->lp_ids[p->ids_start + j]] - lz;
+    }
 }

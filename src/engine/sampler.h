@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
+
 typedef struct {
     float temperature; /* 0 = greedy */
     int32_t top_k;     /* <= 0 or -1 = off */
@@ -48,5 +50,19 @@ void sglc_apply_logit_bias(float *logits, int32_t n_vocab, const int32_t *ids, c
 /* Draws the next token from logits[n_vocab] (not modified). */
 int32_t sglc_sample(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,
                     sglc_rng *rng);
+/* 1 when sglc_sample draws a random number for p (temperature > 0 and top_k != 1): the engine
+ * draws the sample op's uniform from the request's generator exactly then. */
+int sglc_sample_draws(const sglc_sampling_params *p);
+/* sglc_sample with the draw given: u in [0, 1) (what sglc_rng_uniform returned). */
+int32_t sglc_sample_u(sglc_sampler *s, const float *logits, const sglc_sampling_params *p,
+                      double u);
+
+/* The sample op's reference (backend.h), over host memory: every row of d from logits
+ * [d->n_rows][n_vocab] (overwritten by the processing), into out's host arrays; pen (NULL
+ * when no row has penalties) is updated with the picked ids. The CPU backends run it as their
+ * sample op; device backends are tested against it. s is sized for n_vocab. */
+void sglc_sample_rows_ref(sglc_sampler *s, float *logits, int32_t n_vocab,
+                          const sglc_sample_desc *d, const sglc_penalty_tables *pen,
+                          const sglc_sample_out *out);
 
 #endif

@@ -4,14 +4,18 @@
  * one step: a prefill batch when waiting requests can be admitted (radix prefix match, chunked
  * prefill under --chunked-prefill-size / --max-prefill-tokens, KV admission with eviction),
  * otherwise a decode batch of every running request (retracting one to recompute later when the
- * pool runs dry). A step is a flat batch description (backend.h) plus, per logit row, the
- * request that samples from it.
+ * pool runs dry). A step is a flat batch description (backend.h, built by engine/batch.h: a
+ * request's slots go into its row of the slot table the model state keeps, only the new ones
+ * each step) plus, per logit row, the request that samples from it. Sampling is a backend op
+ * (the sample op): the host describes each row (parameters, the draw from the request's
+ * generator, bias and grammar-mask rows) and gets back only ids and requested logprobs.
  *
  * Overlap scheduling: a compute thread runs forward + sampling of step N while this thread
  * processes the results of step N-1 (detokenization, stop checks, mailboxes, KV release) and
  * builds step N+1. A decode input whose token is still being sampled is a placeholder
- * (token_src = row of the previous step) that the compute thread resolves just before the
- * forward. Requests that finish at step N may ride along in step N+1; that token is dropped.
+ * (token_src = row of the previous step) that the embed op reads from the ids the previous
+ * sample op left in backend memory. Requests that finish at step N may ride along in step
+ * N+1; that token is dropped.
  * With --disable-overlap-schedule the same functions run one after the other on this thread,
  * and both modes give identical tokens: sampling state (random generator, penalty counts) is
  * advanced only by the compute side, in step order. */
@@ -21,31 +25,36 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/batch.h"
 #include "engine/engine_impl.h"
 
 struct step {
-    int32_t n_tokens, n_seqs, n_logits;
-    int32_t *tokens, *pos, *seq, *out_slot, *seq_slot_start, *slot_table, *logit_rows;
-    int32_t *token_src;     /* per token: -1, or the previous step's logit row to take */
+    sglc_batch_builder bb;  /* the batch description (engine/batch.h) */
     sglc_request **seq_req; /* per sequence */
-    int32_t *seq_new;       /* tokens of each sequence in this step */
     sglc_request **row_req; /* per logit row */
     int32_t *sampled;       /* per logit row */
     uint8_t *grammar_done;  /* per logit row: the token completed the request's grammar */
     float *row_logprob;
-    sglc_token_logprob *row_top; /* [row][20] */
+    sglc_token_logprob *row_top; /* [row][SGLC_SAMPLE_TOP_MAX] */
     uint8_t *row_prompt;         /* per logit row: a prompt position's logprob, not a sample */
     int32_t *row_pos;            /* prompt rows: the position whose next token is scored */
     float *row_ids_lp;           /* [row][SGLC_MAX_LOGPROB_TOKEN_IDS]: token_ids_logprob */
     sglc_request **mask_req;     /* per logit row: the request whose grammar masks it, or NULL */
+    /* the sampling description handed to the sample op (compute side) */
+    sglc_sample_row *srows;
+    uint32_t *masks; /* [max_running][mask words] */
+    int32_t *bias_ids, *lp_ids;
+    float *bias;
+    int32_t cap_bias, cap_lp_ids;
     int is_prefill;
     int32_t n_cached_new, n_new_seqs;
-    const step *prev; /* step whose samples resolve placeholders */
-    int64_t number;   /* steps are double-buffered: identity is the number, not the buffer */
+    int64_t number; /* steps are double-buffered: identity is the number, not the buffer */
     int ok;
 };
 
-#define TOP_LOGPROBS_MAX 20
+#define S_TOKENS(s) ((s)->bb.b.n_tokens)
+#define S_SEQS(s) ((s)->bb.b.n_seqs)
+#define S_LOGITS(s) ((s)->bb.b.n_logits)
 
 double sglc_engine_now(void) {
     struct timespec ts;
@@ -53,206 +62,239 @@ double sglc_engine_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static void step_free(step *s) {
+    if (!s) return;
+    sglc_bb_free(&s->bb);
+    free(s->seq_req), free(s->row_req), free(s->sampled), free(s->row_logprob);
+    free(s->row_top), free(s->grammar_done), free(s->row_prompt), free(s->row_pos);
+    free(s->row_ids_lp), free(s->mask_req), free(s->srows), free(s->masks), free(s->bias_ids);
+    free(s->bias), free(s->lp_ids), free(s);
+}
+
 static step *step_new(sglc_engine *e) {
     step *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    size_t T = (size_t)e->max_step_tokens, R = (size_t)e->max_running,
-           table = (size_t)e->max_running * (size_t)e->context_length;
-    s->tokens = malloc(T * sizeof(int32_t));
-    s->pos = malloc(T * sizeof(int32_t));
-    s->seq = malloc(T * sizeof(int32_t));
-    s->out_slot = malloc(T * sizeof(int32_t));
-    s->token_src = malloc(T * sizeof(int32_t));
-    s->seq_slot_start = malloc(R * sizeof(int32_t));
-    s->slot_table = malloc(table * sizeof(int32_t));
-    s->logit_rows = malloc(R * sizeof(int32_t));
+    size_t R = (size_t)e->max_running, words = ((size_t)e->model->cfg.n_vocab + 31) / 32;
+    int ok = sglc_bb_init(&s->bb, e->max_step_tokens, e->max_running, e->max_running,
+                          e->context_length) == 0;
     s->seq_req = malloc(R * sizeof(sglc_request *));
-    s->seq_new = malloc(R * sizeof(int32_t));
     s->row_req = malloc(R * sizeof(sglc_request *));
     s->sampled = malloc(R * sizeof(int32_t));
     s->row_logprob = malloc(R * sizeof(float));
-    s->row_top = malloc(R * TOP_LOGPROBS_MAX * sizeof(sglc_token_logprob));
+    s->row_top = malloc(R * SGLC_SAMPLE_TOP_MAX * sizeof(sglc_token_logprob));
     s->grammar_done = malloc(R);
     s->row_prompt = calloc(R, 1);
     s->row_pos = malloc(R * sizeof(int32_t));
     s->row_ids_lp = malloc(R * SGLC_MAX_LOGPROB_TOKEN_IDS * sizeof(float));
     s->mask_req = malloc(R * sizeof(sglc_request *));
-    if (!s->row_prompt || !s->row_pos || !s->row_ids_lp || !s->mask_req) {
-        free(s->row_prompt), free(s->row_pos), free(s->row_ids_lp), free(s->mask_req);
-        s->row_prompt = NULL, s->row_pos = NULL, s->row_ids_lp = NULL, s->mask_req = NULL;
-        free(s->grammar_done);
-        s->grammar_done = NULL; /* fails the check below, which frees the rest */
-    }
-    if (!s->grammar_done || !s->tokens || !s->pos || !s->seq || !s->out_slot || !s->token_src ||
-        !s->seq_slot_start || !s->slot_table || !s->logit_rows || !s->seq_req || !s->seq_new ||
-        !s->row_req || !s->sampled || !s->row_logprob || !s->row_top) {
-        free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
-        free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
-        free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
-        free(s->row_top), free(s->grammar_done), free(s);
+    s->srows = malloc(R * sizeof(sglc_sample_row));
+    s->masks = malloc(R * words * sizeof(uint32_t));
+    if (!ok || !s->seq_req || !s->row_req || !s->sampled || !s->row_logprob || !s->row_top ||
+        !s->grammar_done || !s->row_prompt || !s->row_pos || !s->row_ids_lp || !s->mask_req ||
+        !s->srows || !s->masks) {
+        step_free(s);
         return NULL;
     }
     return s;
 }
 
-static void step_free(step *s) {
-    if (!s) return;
-    free(s->tokens), free(s->pos), free(s->seq), free(s->out_slot), free(s->token_src);
-    free(s->seq_slot_start), free(s->slot_table), free(s->logit_rows), free(s->seq_req);
-    free(s->seq_new), free(s->row_req), free(s->sampled), free(s->row_logprob);
-    free(s->row_top), free(s->grammar_done), free(s->row_prompt), free(s->row_pos);
-    free(s->row_ids_lp), free(s->mask_req), free(s);
-}
-
 /* ------------------------------------------------------------------ compute side */
 
-/* The logprob of tok and the k most likely tokens of row's logits into the step; returns the
- * log of the normalizer. */
-static float row_logprobs(step *s, int32_t row, const float *logits, int32_t V, int32_t tok,
-                          int32_t k) {
-    float mx = logits[sglc_argmax(logits, V)];
-    double z = 0.0;
-    for (int32_t t = 0; t < V; t++)
-        z += exp((double)(logits[t] - mx));
-    float lz = mx + (float)log(z);
-    s->row_logprob[row] = logits[tok] - lz;
-    sglc_token_logprob *top = s->row_top + (size_t)row * TOP_LOGPROBS_MAX;
-    for (int32_t j = 0; j < k; j++)
-        top[j] = (sglc_token_logprob){-1, -INFINITY};
-    for (int32_t t = 0; t < V && k > 0; t++) {
-        float lp = logits[t] - lz;
-        if (lp <= top[k - 1].logprob) continue;
-        int32_t j = k - 1;
-        while (j > 0 && top[j - 1].logprob < lp) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = (sglc_token_logprob){t, lp};
+/* grows a step's list of bias entries (or token_ids_logprob ids) to hold `need` */
+static int grow_list(int32_t **ids, float **vals, int32_t *cap, int32_t need) {
+    if (need <= *cap) return 0;
+    int32_t cap2 = *cap ? *cap : 256;
+    while (cap2 < need)
+        cap2 *= 2;
+    int32_t *ni = realloc(*ids, (size_t)cap2 * sizeof **ids);
+    if (!ni) return -1;
+    *ids = ni;
+    if (vals) {
+        float *nv = realloc(*vals, (size_t)cap2 * sizeof **vals);
+        if (!nv) return -1;
+        *vals = nv;
     }
-    return lz;
+    *cap = cap2;
+    return 0;
 }
 
-/* A prompt row: the logprob of the prompt's next token from the raw logits (no penalty, bias
- * or constraint applies to the prompt, as in SGLang). */
-static void prompt_row(sglc_engine *e, step *s, int32_t row, const float *logits) {
-    sglc_request *r = s->row_req[row];
-    row_logprobs(s, row, logits, e->model->cfg.n_vocab, r->tokens[s->row_pos[row] + 1],
-                 r->params.top_logprobs_num);
+/* r's row of the backend's penalty tables, taken and loaded at its first penalized sample
+ * after admission (its counts survive a retraction on the host); -1 when out of memory. */
+static int32_t penalty_row(sglc_engine *e, sglc_request *r) {
+    if (r->pen_row >= 0) return r->pen_row;
+    sglc_err err = {{0}};
+    if (!e->pen_open) {
+        if (sglc_model_penalty_open(e->st, 2 * e->max_running, &err) != 0) {
+            sglc_log(SGLC_LOG_ERROR, "penalties off: %s", err.msg);
+            return -1;
+        }
+        e->pen_open = 1;
+    }
+    pthread_mutex_lock(&e->pen_mu);
+    int32_t row = e->n_pen_free > 0 ? e->pen_free[--e->n_pen_free] : -1;
+    pthread_mutex_unlock(&e->pen_mu);
+    SGLC_ASSERT(row >= 0); /* one row per request running or not yet reaped */
+    if (sglc_model_penalty_load(e->st, row, r->counts, r->tokens, r->n_prompt, &err) != 0) {
+        sglc_log(SGLC_LOG_ERROR, "request %lld: penalties off: %s", (long long)r->id, err.msg);
+        pthread_mutex_lock(&e->pen_mu);
+        e->pen_free[e->n_pen_free++] = row;
+        pthread_mutex_unlock(&e->pen_mu);
+        return -1;
+    }
+    r->pen_row = row;
+    return row;
 }
 
-/* Penalties, logit bias, min-new-tokens suppression, the grammar mask, then the sampling
- * pipeline; logprobs from the penalized, biased and masked logits (as SGLang computes them).
- * The chosen token advances the request's grammar matcher. Runs on the compute thread (or
- * inline without overlap). */
-static void sample_row(sglc_engine *e, step *s, int32_t row, float *logits) {
+/* Gives r's penalty row back, keeping its counts on the host when it will run again. */
+static void penalty_release(sglc_engine *e, sglc_request *r, int keep_counts) {
+    if (r->pen_row < 0) return;
+    if (keep_counts) {
+        if (!r->counts) r->counts = calloc((size_t)e->model->cfg.n_vocab, sizeof(int32_t));
+        sglc_err err = {{0}};
+        if (r->counts) (void)sglc_model_penalty_save(e->st, r->pen_row, r->counts, &err);
+    }
+    pthread_mutex_lock(&e->pen_mu);
+    e->pen_free[e->n_pen_free++] = r->pen_row;
+    pthread_mutex_unlock(&e->pen_mu);
+    r->pen_row = -1;
+}
+
+/* The sample op's row for a sampled logit row: SGLang's sampling parameters, the draw from the
+ * request's generator (only when the row samples, so the sequence of draws is the same as
+ * ever), penalties, the logit bias with eos/stop ids suppressed under min_new_tokens, the
+ * grammar mask and the logprobs asked for. 0, or -1 when out of memory. */
+static int sample_row_desc(sglc_engine *e, step *s, int32_t row, sglc_sample_desc *d) {
     sglc_request *r = s->row_req[row];
     const sglc_request_params *p = &r->params;
     int32_t V = e->model->cfg.n_vocab;
+    sglc_sample_row *sr = &s->srows[row];
+    *sr = (sglc_sample_row){.temperature = p->temperature,
+                            .top_k = p->top_k,
+                            .top_p = p->top_p,
+                            .min_p = p->min_p,
+                            .frequency_penalty = p->frequency_penalty,
+                            .presence_penalty = p->presence_penalty,
+                            .repetition_penalty = p->repetition_penalty,
+                            .penalty_row = -1,
+                            .mask_row = -1,
+                            .forced = -1};
+    sglc_sampling_params sp = {.temperature = p->temperature, .top_k = p->top_k};
+    if (sglc_sample_draws(&sp)) sr->uniform = sglc_rng_uniform(&r->rng);
     if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f ||
-        p->repetition_penalty != 1.0f) {
-        if (r->counts)
-            for (int32_t t = 0; t < V; t++) {
-                int32_t c = r->counts[t];
-                if (c > 0) logits[t] -= p->frequency_penalty * (float)c + p->presence_penalty;
-            }
-        if (p->repetition_penalty != 1.0f)
-            for (int32_t t = 0; t < V; t++) {
-                if ((r->counts && r->counts[t] > 0) || (r->prompt_mask && r->prompt_mask[t]))
-                    logits[t] = logits[t] > 0 ? logits[t] / p->repetition_penalty
-                                              : logits[t] * p->repetition_penalty;
-            }
+        p->repetition_penalty != 1.0f)
+        sr->penalty_row = penalty_row(e, r);
+    int suppress = r->n_sampled < p->min_new_tokens;
+    int32_t nb = p->n_logit_bias + (suppress ? e->n_eog + p->n_stop_token_ids : 0);
+    if (grow_list(&s->bias_ids, &s->bias, &s->cap_bias, d->n_bias_total + nb) != 0) return -1;
+    sr->bias_start = d->n_bias_total;
+    for (int32_t i = 0; i < p->n_logit_bias; i++) {
+        s->bias_ids[d->n_bias_total] = p->logit_bias_ids[i];
+        s->bias[d->n_bias_total++] = p->logit_bias[i];
     }
-    if (p->n_logit_bias > 0)
-        sglc_apply_logit_bias(logits, V, p->logit_bias_ids, p->logit_bias, p->n_logit_bias);
-    if (r->n_sampled < p->min_new_tokens) {
-        for (int32_t t = 0; t < V; t++)
-            if (sglc_tokenizer_is_eog(e->tok, t)) logits[t] = -INFINITY;
-        for (int32_t i = 0; i < p->n_stop_token_ids; i++)
-            logits[r->stop_ids[i]] = -INFINITY;
-    }
-    if (r->grammar) sglc_engine_grammar_mask(e, r, row, logits, V);
-    int32_t tok = sglc_sample(&e->sampler, logits,
-                              &(sglc_sampling_params){
-                                  .temperature = p->temperature,
-                                  .top_k = p->top_k,
-                                  .top_p = p->top_p,
-                                  .min_p = p->min_p,
-                              },
-                              &r->rng);
-    s->sampled[row] = tok;
-    s->grammar_done[row] = r->grammar ? (uint8_t)sglc_engine_grammar_accept(e, r, tok) : 0;
-    if (p->return_logprob) {
-        float lz = row_logprobs(s, row, logits, V, tok, p->top_logprobs_num);
-        float *ids_lp = s->row_ids_lp + (size_t)row * SGLC_MAX_LOGPROB_TOKEN_IDS;
-        for (int32_t j = 0; j < p->n_logprob_token_ids; j++)
-            ids_lp[j] = logits[p->logprob_token_ids[j]] - lz;
-    }
-    r->n_sampled++;
-    if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f ||
-        p->repetition_penalty != 1.0f) {
-        if (!r->counts) r->counts = calloc((size_t)V, sizeof(int32_t));
-        if (r->counts) r->counts[tok]++;
-    }
-}
-
-/* the longest context a token of the step attends over */
-static int32_t max_context(const step *s) {
-    int32_t m = 0;
-    for (int32_t t = 0; t < s->n_tokens; t++)
-        if (s->pos[t] + 1 > m) m = s->pos[t] + 1;
-    return m;
-}
-
-/* Resolves placeholders, runs the forward pass and samples every logit row. */
-static void run_step(sglc_engine *e, step *s) {
-    for (int32_t t = 0; t < s->n_tokens; t++)
-        if (s->token_src[t] >= 0) {
-            SGLC_ASSERT(s->prev != NULL);
-            s->tokens[t] = s->prev->sampled[s->token_src[t]];
+    if (suppress) {
+        for (int32_t i = 0; i < e->n_eog; i++) {
+            s->bias_ids[d->n_bias_total] = e->eog_ids[i];
+            s->bias[d->n_bias_total++] = -INFINITY;
         }
-    sglc_batch b = {
-        .n_tokens = s->n_tokens,
-        .n_seqs = s->n_seqs,
-        .n_logits = s->n_logits,
-        .tokens = s->tokens,
-        .pos = s->pos,
-        .seq = s->seq,
-        .out_slot = s->out_slot,
-        .seq_slot_start = s->seq_slot_start,
-        .slot_table = s->slot_table,
-        .logit_rows = s->logit_rows,
-        .n_tokens_padded = s->n_tokens,
-        .n_slot_table = s->n_seqs > 0
-                            ? s->seq_slot_start[s->n_seqs - 1] + s->seq_req[s->n_seqs - 1]->n_sched
-                            : 0,
-        .max_context = max_context(s),
-    };
-    const float *logits = NULL;
+        for (int32_t i = 0; i < p->n_stop_token_ids; i++) {
+            s->bias_ids[d->n_bias_total] = r->stop_ids[i];
+            s->bias[d->n_bias_total++] = -INFINITY;
+        }
+    }
+    sr->n_bias = d->n_bias_total - sr->bias_start;
+    if (r->grammar) {
+        uint32_t *m = s->masks + (size_t)d->n_mask_rows * (size_t)((V + 31) / 32);
+        int rc = sglc_engine_grammar_mask_bits(e, r, row, m, V);
+        if (rc == 0) sr->mask_row = d->n_mask_rows++;
+        if (rc == 1) sr->forced = sglc_tokenizer_eos(e->tok); /* nothing allowed: the end */
+    }
+    if (p->return_logprob) {
+        sr->want_logprob = 1;
+        sr->top_logprobs = p->top_logprobs_num;
+        if (grow_list(&s->lp_ids, NULL, &s->cap_lp_ids, d->n_lp_ids_total + p->n_logprob_token_ids))
+            return -1;
+        sr->ids_start = d->n_lp_ids_total;
+        sr->n_ids = p->n_logprob_token_ids;
+        for (int32_t j = 0; j < p->n_logprob_token_ids; j++)
+            s->lp_ids[d->n_lp_ids_total++] = p->logprob_token_ids[j];
+        d->any_logprob = 1;
+    }
+    return 0;
+}
+
+/* A prompt row scores the prompt's next token on the raw logits (no penalty, bias or
+ * constraint applies to the prompt, as in SGLang). */
+static void prompt_row_desc(step *s, int32_t row, sglc_sample_desc *d) {
+    sglc_request *r = s->row_req[row];
+    s->srows[row] = (sglc_sample_row){.forced = r->tokens[s->row_pos[row] + 1],
+                                      .want_logprob = 1,
+                                      .top_logprobs = r->params.top_logprobs_num,
+                                      .penalty_row = -1,
+                                      .mask_row = -1};
+    d->any_logprob = 1;
+}
+
+/* Runs the forward pass, builds the sampling description while it runs (grammar masks on the
+ * grammar pool, draws, bias lists), samples on the backend and takes back the ids and the
+ * logprobs asked for. The chosen tokens advance the grammar matchers. */
+static void run_step(sglc_engine *e, step *s) {
     sglc_err err = {{0}};
     atomic_store(&e->step_started_s, sglc_engine_now());
-    s->ok = sglc_model_forward(e->st, &b, &logits, &err) == 0;
+    s->ok = sglc_model_forward_launch(e->st, sglc_bb_batch(&s->bb), &err) == 0;
+    int32_t n = S_LOGITS(s);
+    if (s->ok) {
+        /* the constrained rows' masks, all at once on the grammar pool (prompt rows have none) */
+        int constrained = 0;
+        for (int32_t row = 0; row < n; row++)
+            constrained |= !s->row_prompt[row] && s->row_req[row]->grammar != NULL;
+        if (constrained) {
+            for (int32_t row = 0; row < n; row++)
+                s->mask_req[row] = s->row_prompt[row] ? NULL : s->row_req[row];
+            sglc_engine_grammar_masks(e, s->mask_req, n);
+        }
+        sglc_sample_desc d = {.n_rows = n, .rows = s->srows};
+        for (int32_t row = 0; row < n && s->ok; row++) {
+            if (s->row_prompt[row])
+                prompt_row_desc(s, row, &d);
+            else if (sample_row_desc(e, s, row, &d) != 0) {
+                s->ok = 0;
+                snprintf(err.msg, sizeof err.msg, "out of memory for the sampling description");
+            }
+        }
+        d.bias_ids = s->bias_ids;
+        d.bias = s->bias;
+        d.masks = s->masks;
+        d.lp_ids = s->lp_ids;
+        const sglc_sample_result *res = NULL;
+        if (s->ok)
+            s->ok = sglc_model_sample_launch(e->st, &d, &err) == 0 &&
+                    sglc_model_step_wait(e->st, &res, &err) == 0;
+        for (int32_t row = 0; s->ok && row < n; row++) {
+            sglc_request *r = s->row_req[row];
+            int32_t tok = res->ids[row];
+            s->sampled[row] = tok;
+            if (s->srows[row].want_logprob) {
+                s->row_logprob[row] = res->logprob[row];
+                sglc_token_logprob *top = s->row_top + (size_t)row * SGLC_SAMPLE_TOP_MAX;
+                for (int32_t j = 0; j < s->srows[row].top_logprobs; j++)
+                    top[j] = (sglc_token_logprob){
+                        res->top_ids[(size_t)row * SGLC_SAMPLE_TOP_MAX + (size_t)j],
+                        res->top_lp[(size_t)row * SGLC_SAMPLE_TOP_MAX + (size_t)j]};
+                memcpy(s->row_ids_lp + (size_t)row * SGLC_MAX_LOGPROB_TOKEN_IDS,
+                       res->ids_lp + (size_t)row * SGLC_SAMPLE_IDS_MAX,
+                       (size_t)s->srows[row].n_ids * sizeof(float));
+            }
+            if (s->row_prompt[row]) continue;
+            s->grammar_done[row] = r->grammar ? (uint8_t)sglc_engine_grammar_accept(e, r, tok) : 0;
+            r->n_sampled++;
+        }
+        pthread_mutex_lock(&e->smu);
+        e->stats.device_to_host_bytes = (int64_t)e->be->bytes_to_host;
+        e->stats.sampled_rows += n;
+        pthread_mutex_unlock(&e->smu);
+    }
     atomic_store(&e->step_started_s, 0.0);
-    if (!s->ok) {
-        sglc_log(SGLC_LOG_ERROR, "forward failed: %s", err.msg);
-        return;
-    }
-    int32_t V = e->model->cfg.n_vocab;
-    /* the constrained rows' masks, all at once on the grammar pool (prompt rows have none) */
-    int constrained = 0;
-    for (int32_t row = 0; row < s->n_logits; row++)
-        constrained |= !s->row_prompt[row] && s->row_req[row]->grammar != NULL;
-    if (constrained) {
-        for (int32_t row = 0; row < s->n_logits; row++)
-            s->mask_req[row] = s->row_prompt[row] ? NULL : s->row_req[row];
-        sglc_engine_grammar_masks(e, s->mask_req, s->n_logits);
-    }
-    for (int32_t row = 0; row < s->n_logits; row++) {
-        float *lg = (float *)logits + (size_t)row * (size_t)V;
-        if (s->row_prompt[row])
-            prompt_row(e, s, row, lg);
-        else
-            sample_row(e, s, row, lg);
-    }
+    if (!s->ok) sglc_log(SGLC_LOG_ERROR, "forward failed: %s", err.msg);
 }
 
 void *sglc_compute_main(void *arg) {
@@ -295,6 +337,10 @@ static void release_kv(sglc_engine *e, sglc_request *r) {
     r->last_node = NULL;
     r->n_sched = r->n_cached = 0;
     r->released = 1;
+    if (r->table_row >= 0) {
+        e->table_free[e->n_table_free++] = r->table_row;
+        r->table_row = -1;
+    }
 }
 
 static void list_remove(sglc_request **arr, int32_t *n, sglc_request *r) {
@@ -349,6 +395,7 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
 static void reap(sglc_engine *e, sglc_request *r) {
     if (r->state != REQ_FINISHED || r->inflight != 0 || r->released) return;
     release_kv(e, r);
+    penalty_release(e, r, 0);
     if (r->leader) {
         sglc_request_unref(r->leader);
         r->leader = NULL;
@@ -399,7 +446,7 @@ static void accept_token(sglc_engine *e, step *s, int32_t row) {
                    (size_t)p->n_logprob_token_ids * sizeof(float));
         r->out_logprobs[k] = s->row_logprob[row];
         memcpy(r->out_top + (size_t)k * (size_t)p->top_logprobs_num,
-               s->row_top + (size_t)row * TOP_LOGPROBS_MAX,
+               s->row_top + (size_t)row * SGLC_SAMPLE_TOP_MAX,
                (size_t)p->top_logprobs_num * sizeof(sglc_token_logprob));
     }
     int is_stop_tok = 0;
@@ -497,6 +544,7 @@ static void cache_prefill(sglc_engine *e, sglc_request *r) {
     r->last_node = node;
     r->n_cached = n;
     r->prefill_cached = 1;
+    r->n_in_table = 0; /* the shared prefix's slots replaced the request's own: rewrite the row */
 }
 
 /* Index into r's prompt logprobs of the token after position p, or -1 when not asked for. */
@@ -510,27 +558,27 @@ static void store_prompt_logprob(sglc_request *r, const step *s, int32_t row) {
     int32_t i = prompt_lp_index(r, s->row_pos[row]), k = r->params.top_logprobs_num;
     if (i < 0) return;
     r->in_logprobs[i] = s->row_logprob[row];
-    memcpy(r->in_top + (size_t)i * (size_t)k, s->row_top + (size_t)row * TOP_LOGPROBS_MAX,
+    memcpy(r->in_top + (size_t)i * (size_t)k, s->row_top + (size_t)row * SGLC_SAMPLE_TOP_MAX,
            (size_t)k * sizeof(sglc_token_logprob));
 }
 
 static void process_results(sglc_engine *e, step *s) {
-    for (int32_t q = 0; q < s->n_seqs; q++) {
+    for (int32_t q = 0; q < S_SEQS(s); q++) {
         sglc_request *r = s->seq_req[q];
         r->inflight--;
     }
     if (s->ok) {
         /* prompt logprobs first: a request's first token publishes them to its client */
-        for (int32_t row = 0; row < s->n_logits; row++)
+        for (int32_t row = 0; row < S_LOGITS(s); row++)
             if (s->row_prompt[row]) store_prompt_logprob(s->row_req[row], s, row);
-        for (int32_t row = 0; row < s->n_logits; row++) {
+        for (int32_t row = 0; row < S_LOGITS(s); row++) {
             sglc_request *r = s->row_req[row];
             if (s->row_prompt[row]) continue;
             if (s->is_prefill && r->state == REQ_RUNNING) cache_prefill(e, r);
             accept_token(e, s, row);
         }
     }
-    for (int32_t q = 0; q < s->n_seqs; q++) {
+    for (int32_t q = 0; q < S_SEQS(s); q++) {
         sglc_request *r = s->seq_req[q];
         if (!s->ok && r->state != REQ_FINISHED) finish(e, r, SGLC_FINISH_ABORT);
         reap(e, r);
@@ -559,39 +607,31 @@ static int add_running(sglc_engine *e, sglc_request *r) {
     return 0;
 }
 
-/* Appends sequence r's tokens [from, from + n) to the step. */
+/* Appends sequence r's tokens [from, from + n) to the step; its table row gets the slots it
+ * does not hold yet. */
 static void step_add_seq(sglc_engine *e, step *s, sglc_request *r, int32_t from, int32_t n,
                          int want_logits, int placeholder) {
-    int32_t q = s->n_seqs++;
+    if (r->table_row < 0) {
+        SGLC_ASSERT(e->n_table_free > 0); /* a row per request running or not yet reaped */
+        r->table_row = e->table_free[--e->n_table_free];
+        r->n_in_table = 0;
+    }
+    if (r->n_in_table > from) r->n_in_table = from; /* positions past from are new slots */
+    int32_t q =
+        sglc_bb_add_seq(&s->bb, r->table_row, r->tokens + from, r->slots, from, n, r->n_in_table);
+    r->n_in_table = from + n;
     s->seq_req[q] = r;
-    s->seq_new[q] = n;
-    int32_t start = q == 0 ? 0 : s->seq_slot_start[q - 1] + (s->seq_req[q - 1]->n_sched);
-    s->seq_slot_start[q] = start;
-    memcpy(s->slot_table + start, r->slots, (size_t)(from + n) * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) {
-        int32_t t = s->n_tokens++;
-        s->tokens[t] = r->tokens[from + i];
-        s->token_src[t] = -1;
-        s->pos[t] = from + i;
-        s->seq[t] = q;
-        s->out_slot[t] = r->slots[from + i];
-    }
-    if (placeholder) {
-        s->token_src[s->n_tokens - 1] = r->last_sample_row;
-        s->tokens[s->n_tokens - 1] = 0;
-    }
+    if (placeholder) sglc_bb_placeholder(&s->bb, S_TOKENS(s) - 1, r->last_sample_row);
     r->n_sched = from + n;
     r->inflight++;
     if (want_logits) {
-        int32_t row = s->n_logits++;
-        s->logit_rows[row] = s->n_tokens - 1;
+        int32_t row = sglc_bb_add_logits(&s->bb, S_TOKENS(s) - 1);
         s->row_req[row] = r;
         s->row_prompt[row] = 0;
         r->last_sample_step = s->number;
         r->last_sample_row = row;
         r->n_out_sched++;
     }
-    (void)e;
 }
 
 /* Prefix match for a waiting request (first admission after submit or retraction). */
@@ -651,7 +691,7 @@ static step *build_prefill(sglc_engine *e, step *s) {
         sglc_request *r = e->waiting[i];
         int in_progress = r->state == REQ_RUNNING; /* chunked prefill continuing */
         if (!in_progress && e->n_running >= e->max_running) break;
-        if (s->n_seqs >= e->max_running) break;
+        if (S_SEQS(s) >= e->max_running) break;
         if (r->leader && r->leader->state != REQ_FINISHED && !r->leader->prefill_cached &&
             e->radix) {
             i++; /* wait for the leader's prompt to be cached */
@@ -666,7 +706,7 @@ static step *build_prefill(sglc_engine *e, step *s) {
         int32_t take = rest < budget - used ? rest : budget - used;
         /* prompt logprobs take a logit row per position: the chunk is what the rows allow */
         while (take > 0 && prompt_rows(r, from, take) + (from + take == r->n_fill) >
-                               e->max_running - s->n_logits)
+                               e->max_running - S_LOGITS(s))
             take = take > 8 ? take / 2 : take - 1;
         if (take <= 0) break;
         if (!ensure_slots(e, take)) {
@@ -696,8 +736,7 @@ static step *build_prefill(sglc_engine *e, step *s) {
             for (int32_t p = from; p < from + take; p++) {
                 if (prompt_lp_index(r, p) < 0 || !isnan(r->in_logprobs[prompt_lp_index(r, p)]))
                     continue;
-                int32_t row = s->n_logits++;
-                s->logit_rows[row] = s->n_tokens - take + (p - from);
+                int32_t row = sglc_bb_add_logits(&s->bb, S_TOKENS(s) - take + (p - from));
                 s->row_req[row] = r;
                 s->row_prompt[row] = 1;
                 s->row_pos[row] = p;
@@ -711,7 +750,7 @@ static step *build_prefill(sglc_engine *e, step *s) {
             i++;
         }
     }
-    if (s->n_tokens == 0) return NULL;
+    if (S_TOKENS(s) == 0) return NULL;
     s->is_prefill = 1;
     return s;
 }
@@ -719,6 +758,7 @@ static step *build_prefill(sglc_engine *e, step *s) {
 /* Takes a running request out to recompute later: its KV goes to the cache or is freed. */
 static void retract(sglc_engine *e, sglc_request *r) {
     release_kv(e, r);
+    penalty_release(e, r, 1); /* the pipeline is drained: the compute side is idle */
     r->released = 0;
     r->prefill_cached = 0;
     r->n_fill = r->n_tokens;
@@ -784,11 +824,11 @@ static void log_step(sglc_engine *e, const step *s) {
         sglc_log(SGLC_LOG_INFO,
                  "Prefill batch. #new-seq: %d, #new-token: %d, #cached-token: %d, token usage: "
                  "%.2f, #running-req: %d, #queue-req: %d",
-                 s->n_new_seqs, s->n_tokens, s->n_cached_new, usage, e->n_running, e->n_waiting);
+                 s->n_new_seqs, S_TOKENS(s), s->n_cached_new, usage, e->n_running, e->n_waiting);
         return;
     }
     e->decode_steps++;
-    e->log_tokens += s->n_tokens;
+    e->log_tokens += S_TOKENS(s);
     int32_t every = e->params.decode_log_interval;
     if (every <= 0 || e->decode_steps % every != 0) return;
     double now = sglc_engine_now();
@@ -807,9 +847,8 @@ static void log_step(sglc_engine *e, const step *s) {
 static step *build_step(sglc_engine *e, const step *inflight) {
     step *s = e->steps[e->next_step];
     s->number = ++e->step_counter;
-    s->n_tokens = s->n_seqs = s->n_logits = 0;
+    sglc_bb_reset(&s->bb);
     s->n_cached_new = s->n_new_seqs = 0;
-    s->prev = inflight;
     s->ok = 0;
     step *out = build_prefill(e, s);
     if (!out) out = build_decode(e, s, inflight);

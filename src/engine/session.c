@@ -4,12 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/batch.h"
+
 struct sglc_session {
     const sglc_model *m;
     sglc_model_state *st;
     int32_t n_ctx, chunk, n_past;
-    int32_t *pos, *seq, *logit_rows, *slot_table;
-    int32_t seq_start;
+    int32_t *slots; /* slot == position for a single sequence */
+    sglc_batch_builder bb;
 };
 
 int sglc_session_open(sglc_session **out, const sglc_model *m, int32_t n_ctx, int32_t chunk,
@@ -23,18 +25,20 @@ int sglc_session_open(sglc_session **out, const sglc_model *m, int32_t n_ctx, in
     s->m = m;
     s->n_ctx = n_ctx;
     s->chunk = chunk;
-    s->pos = malloc((size_t)chunk * sizeof(int32_t));
-    s->seq = calloc((size_t)chunk, sizeof(int32_t));
-    s->logit_rows = malloc((size_t)chunk * sizeof(int32_t));
-    s->slot_table = malloc((size_t)n_ctx * sizeof(int32_t));
+    s->slots = malloc((size_t)n_ctx * sizeof(int32_t));
     int rc;
-    if (!s->pos || !s->seq || !s->logit_rows || !s->slot_table) {
+    if (!s->slots || sglc_bb_init(&s->bb, chunk, 1, chunk, n_ctx) != 0) {
         rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
         goto cleanup;
     }
     for (int32_t i = 0; i < n_ctx; i++)
-        s->slot_table[i] = i;
-    rc = sglc_model_state_open(&s->st, m, chunk, chunk, n_ctx, err);
+        s->slots[i] = i;
+    sglc_model_state_limits lim = {.max_tokens = chunk,
+                                   .max_logits = chunk,
+                                   .kv_slots = n_ctx,
+                                   .table_rows = 1,
+                                   .table_stride = n_ctx};
+    rc = sglc_model_state_open(&s->st, m, &lim, err);
     if (rc != 0) goto cleanup;
     *out = s;
     return SGLC_OK;
@@ -46,10 +50,8 @@ cleanup:
 void sglc_session_close(sglc_session *s) {
     if (!s) return;
     sglc_model_state_close(s->st);
-    free(s->pos);
-    free(s->seq);
-    free(s->logit_rows);
-    free(s->slot_table);
+    free(s->slots);
+    sglc_bb_free(&s->bb);
     free(s);
 }
 
@@ -71,28 +73,14 @@ int sglc_session_eval(sglc_session *s, const int32_t *ids, int32_t n, const floa
     const float *logits = NULL;
     for (int32_t done = 0; done < n;) {
         int32_t c = n - done < s->chunk ? n - done : s->chunk;
-        for (int32_t i = 0; i < c; i++) {
-            s->pos[i] = s->n_past + i;
-            s->logit_rows[i] = i;
-        }
         int want_all = all_logits != NULL;
         int last_chunk = done + c == n;
-        sglc_batch b = {
-            .n_tokens = c,
-            .n_seqs = 1,
-            .n_logits = want_all ? c : (last_chunk ? 1 : 0),
-            .tokens = ids + done,
-            .pos = s->pos,
-            .seq = s->seq,
-            .out_slot = s->pos, /* slot == position for a single sequence */
-            .seq_slot_start = &s->seq_start,
-            .slot_table = s->slot_table,
-            .logit_rows = want_all ? s->logit_rows : &s->logit_rows[c - 1],
-            .n_tokens_padded = c,
-            .n_slot_table = s->n_past + c,
-            .max_context = s->n_past + c,
-        };
-        int rc = sglc_model_forward(s->st, &b, &logits, err);
+        sglc_bb_reset(&s->bb);
+        /* the table row holds the positions before n_past already */
+        sglc_bb_add_seq(&s->bb, 0, ids + done, s->slots, s->n_past, c, s->n_past);
+        for (int32_t i = want_all ? 0 : c - 1; i < c && (want_all || last_chunk); i++)
+            sglc_bb_add_logits(&s->bb, i);
+        int rc = sglc_model_forward(s->st, sglc_bb_batch(&s->bb), &logits, err);
         if (rc != 0) return rc;
         if (want_all)
             memcpy(all_logits + (size_t)done * (size_t)n_vocab, logits,

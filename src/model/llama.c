@@ -12,24 +12,49 @@
 struct sglc_model_state {
     const sglc_model *m; /* borrowed */
     sglc_backend *be;    /* borrowed */
-    int32_t max_tokens, max_logits, kv_slots;
+    int32_t max_tokens, max_logits, kv_slots, table_rows, table_stride;
     /* activations in backend memory, [max_tokens][dim] */
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
     float *xl;                 /* [max_logits][n_embd] rows gathered for the output head */
     float *logits_dev;         /* [max_logits][n_vocab] */
-    float *logits_host;        /* host copy handed to the caller */
+    float *logits_host;        /* host copy for sglc_model_forward's callers, made on first use */
     void **k_cache, **v_cache; /* per layer [kv_slots][n_head_kv * head_dim] of cfg.kv_type */
     size_t kv_bytes;
-    int fused_rope; /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
+    int32_t *slot_table; /* backend memory [table_rows][table_stride]: req_to_token */
+    /* the sample op's outputs in backend memory and their host copies */
+    sglc_sample_out out_dev;
+    int32_t *ids_host, *top_ids_host;
+    float *logprob_host, *top_lp_host, *ids_lp_host;
+    sglc_sample_result result;
+    sglc_penalty_tables pen; /* backend memory; n_rows 0 until sglc_model_penalty_open */
+    int32_t last_logits;     /* logit rows of the last forward */
+    int fused_rope;          /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
 };
 
 void sglc_model_state_close(sglc_model_state *st) {
     if (!st) return;
     sglc_backend *be = st->be;
-    float **bufs[] = {&st->x,   &st->xb, &st->xb2, &st->q,  &st->k,         &st->v,
-                      &st->att, &st->hb, &st->hb2, &st->xl, &st->logits_dev};
+    void *bufs[] = {st->x,
+                    st->xb,
+                    st->xb2,
+                    st->q,
+                    st->k,
+                    st->v,
+                    st->att,
+                    st->hb,
+                    st->hb2,
+                    st->xl,
+                    st->logits_dev,
+                    st->slot_table,
+                    st->out_dev.ids,
+                    st->out_dev.logprob,
+                    st->out_dev.top_ids,
+                    st->out_dev.top_lp,
+                    st->out_dev.ids_lp,
+                    st->pen.counts,
+                    st->pen.seen};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        be->ops->free(be, *bufs[i]);
+        if (bufs[i]) be->ops->free(be, bufs[i]);
     if (st->k_cache)
         for (int32_t l = 0; l < st->m->cfg.n_layer; l++) {
             be->ops->free(be, st->k_cache[l]);
@@ -38,6 +63,8 @@ void sglc_model_state_close(sglc_model_state *st) {
     free(st->k_cache);
     free(st->v_cache);
     free(st->logits_host);
+    free(st->ids_host), free(st->top_ids_host), free(st->logprob_host), free(st->top_lp_host);
+    free(st->ids_lp_host);
     free(st);
 }
 
@@ -68,11 +95,28 @@ static int alloc_f32(sglc_backend *be, float **p, int64_t a, int64_t b, sglc_err
     return SGLC_OK;
 }
 
-int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t max_tokens,
-                          int32_t max_logits, int32_t kv_slots, sglc_err *err) {
+static int alloc_bytes(sglc_backend *be, void **p, int64_t a, int64_t b, size_t es, sglc_err *err) {
+    size_t n;
+    if (a <= 0 || b <= 0 || __builtin_mul_overflow((size_t)a, (size_t)b, &n) ||
+        __builtin_mul_overflow(n, es, &n))
+        return sglc_err_set(err, SGLC_ERR_RANGE, "buffer size overflow");
+    *p = be->ops->alloc(be, n);
+    if (!*p)
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "cannot allocate %zu MB of %s memory", n >> 20,
+                            be->ops->name);
+    return SGLC_OK;
+}
+
+int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
+                          const sglc_model_state_limits *lim, sglc_err *err) {
     *out = NULL;
-    if (max_tokens <= 0 || max_logits <= 0 || max_logits > max_tokens || kv_slots <= 0)
+    int32_t max_tokens = lim->max_tokens, max_logits = lim->max_logits, kv_slots = lim->kv_slots;
+    if (max_tokens <= 0 || max_logits <= 0 || max_logits > max_tokens || kv_slots <= 0 ||
+        lim->table_rows <= 0 || lim->table_stride <= 0)
         return sglc_err_set(err, SGLC_ERR_ARG, "bad model state limits");
+    if (!m->be->ops->sample)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "device %s has no sample op",
+                            m->be->ops->name);
     sglc_model_state *st = calloc(1, sizeof *st);
     if (!st) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
     st->m = m;
@@ -80,6 +124,8 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
     st->max_tokens = max_tokens;
     st->max_logits = max_logits;
     st->kv_slots = kv_slots;
+    st->table_rows = lim->table_rows;
+    st->table_stride = lim->table_stride;
     const sglc_model_config *c = &m->cfg;
     int64_t d = c->n_embd, qd = (int64_t)c->n_head * c->head_dim,
             kvd = (int64_t)c->n_head_kv * c->head_dim, T = max_tokens;
@@ -94,12 +140,30 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
         (rc = alloc_f32(st->be, &st->hb, T, c->n_ff, err)) ||
         (rc = alloc_f32(st->be, &st->hb2, T, c->n_ff, err)) ||
         (rc = alloc_f32(st->be, &st->xl, max_logits, d, err)) ||
-        (rc = alloc_f32(st->be, &st->logits_dev, max_logits, c->n_vocab, err)))
+        (rc = alloc_f32(st->be, &st->logits_dev, max_logits, c->n_vocab, err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->slot_table, lim->table_rows, lim->table_stride,
+                          sizeof(int32_t), err)) ||
+        (rc =
+             alloc_bytes(st->be, (void **)&st->out_dev.ids, max_logits, 1, sizeof(int32_t), err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->out_dev.logprob, max_logits, 1, sizeof(float),
+                          err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->out_dev.top_ids, max_logits, SGLC_SAMPLE_TOP_MAX,
+                          sizeof(int32_t), err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->out_dev.top_lp, max_logits, SGLC_SAMPLE_TOP_MAX,
+                          sizeof(float), err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->out_dev.ids_lp, max_logits, SGLC_SAMPLE_IDS_MAX,
+                          sizeof(float), err)))
         goto cleanup;
-    st->logits_host = malloc((size_t)max_logits * (size_t)c->n_vocab * sizeof(float));
+    size_t R = (size_t)max_logits;
+    st->ids_host = malloc(R * sizeof(int32_t));
+    st->logprob_host = malloc(R * sizeof(float));
+    st->top_ids_host = malloc(R * SGLC_SAMPLE_TOP_MAX * sizeof(int32_t));
+    st->top_lp_host = malloc(R * SGLC_SAMPLE_TOP_MAX * sizeof(float));
+    st->ids_lp_host = malloc(R * SGLC_SAMPLE_IDS_MAX * sizeof(float));
     st->k_cache = calloc((size_t)c->n_layer, sizeof(void *));
     st->v_cache = calloc((size_t)c->n_layer, sizeof(void *));
-    if (!st->logits_host || !st->k_cache || !st->v_cache) {
+    if (!st->ids_host || !st->logprob_host || !st->top_ids_host || !st->top_lp_host ||
+        !st->ids_lp_host || !st->k_cache || !st->v_cache) {
         rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
         goto cleanup;
     }
@@ -110,6 +174,11 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t m
             (rc = alloc_f32(st->be, (float **)&st->v_cache[l], kv_slots, cols, err)))
             goto cleanup;
     }
+    st->result = (sglc_sample_result){.ids = st->ids_host,
+                                      .logprob = st->logprob_host,
+                                      .top_ids = st->top_ids_host,
+                                      .top_lp = st->top_lp_host,
+                                      .ids_lp = st->ids_lp_host};
     st->fused_rope = sglc_custom_rope_requested() && st->be->ops->rope_kv_store != NULL;
     if (st->be->ops->reserve && (rc = reserve_scratch(st, err)) != 0) goto cleanup;
     st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd *
@@ -164,35 +233,179 @@ static void matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
 int sglc_model_forward(sglc_model_state *st, const sglc_batch *b, const float **logits,
                        sglc_err *err) {
     int rc = sglc_model_forward_launch(st, b, err);
-    return rc ? rc : sglc_model_forward_wait(st, logits, err);
+    return rc ? rc : sglc_model_logits(st, logits, err);
 }
 
-int sglc_model_forward_wait(sglc_model_state *st, const float **logits, sglc_err *err) {
-    (void)err;
+int sglc_model_logits(sglc_model_state *st, const float **logits, sglc_err *err) {
+    size_t V = (size_t)st->m->cfg.n_vocab;
+    if (!st->logits_host) {
+        st->logits_host = malloc((size_t)st->max_logits * V * sizeof(float));
+        if (!st->logits_host) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    if (st->last_logits > 0)
+        st->be->ops->download(st->be, st->logits_host, st->logits_dev,
+                              (size_t)st->last_logits * V * sizeof(float));
     st->be->ops->sync(st->be);
     *logits = st->logits_host;
     return SGLC_OK;
 }
 
-int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *hb, sglc_err *err) {
-    const sglc_model *m = st->m;
-    const sglc_model_config *c = &m->cfg;
+/* A bad index in a sampling description would read or write outside backend memory: refuse it. */
+static int check_sample_desc(const sglc_model_state *st, const sglc_sample_desc *d, sglc_err *err) {
+    int32_t V = st->m->cfg.n_vocab;
+    if (d->n_rows != st->last_logits)
+        return sglc_err_set(err, SGLC_ERR_ARG, "%d sampling rows for %d logit rows", d->n_rows,
+                            st->last_logits);
+    for (int32_t r = 0; r < d->n_rows; r++) {
+        const sglc_sample_row *p = &d->rows[r];
+        int bad = p->forced >= V || p->penalty_row >= st->pen.n_rows ||
+                  p->mask_row >= d->n_mask_rows || p->n_bias < 0 || p->bias_start < 0 ||
+                  p->bias_start > d->n_bias_total - p->n_bias || p->n_ids < 0 ||
+                  p->n_ids > SGLC_SAMPLE_IDS_MAX || p->ids_start < 0 ||
+                  p->ids_start > d->n_lp_ids_total - p->n_ids || p->top_logprobs < 0 ||
+                  p->top_logprobs > SGLC_SAMPLE_TOP_MAX ||
+                  (p->forced < 0 && p->temperature > 0 && !(p->uniform >= 0 && p->uniform < 1));
+        for (int32_t j = 0; !bad && j < p->n_ids; j++)
+            bad = d->lp_ids[p->ids_start + j] < 0 || d->lp_ids[p->ids_start + j] >= V;
+        if (bad) return sglc_err_set(err, SGLC_ERR_ARG, "bad sampling parameters for row %d", r);
+    }
+    return SGLC_OK;
+}
+
+int sglc_model_sample_launch(sglc_model_state *st, const sglc_sample_desc *d, sglc_err *err) {
+    int rc = check_sample_desc(st, d, err);
+    if (rc) return rc;
     sglc_backend *be = st->be;
-    const sglc_backend_ops *op = be->ops;
+    st->result.n_rows = d->n_rows;
+    st->result.has_logprobs = d->any_logprob;
+    if (d->n_rows == 0) return SGLC_OK;
+    be->ops->sample(be, st->logits_dev, st->m->cfg.n_vocab, d, st->pen.n_rows ? &st->pen : NULL,
+                    &st->out_dev);
+    size_t R = (size_t)d->n_rows;
+    /* only the ids, and the logprob arrays when a row asked for them, come back */
+    be->ops->download(be, st->ids_host, st->out_dev.ids, R * sizeof(int32_t));
+    if (d->any_logprob) {
+        be->ops->download(be, st->logprob_host, st->out_dev.logprob, R * sizeof(float));
+        be->ops->download(be, st->top_ids_host, st->out_dev.top_ids,
+                          R * SGLC_SAMPLE_TOP_MAX * sizeof(int32_t));
+        be->ops->download(be, st->top_lp_host, st->out_dev.top_lp,
+                          R * SGLC_SAMPLE_TOP_MAX * sizeof(float));
+        be->ops->download(be, st->ids_lp_host, st->out_dev.ids_lp,
+                          R * SGLC_SAMPLE_IDS_MAX * sizeof(float));
+    }
+    return SGLC_OK;
+}
+
+int sglc_model_step_wait(sglc_model_state *st, const sglc_sample_result **res, sglc_err *err) {
+    (void)err;
+    st->be->ops->sync(st->be);
+    *res = &st->result;
+    return SGLC_OK;
+}
+
+int sglc_model_penalty_open(sglc_model_state *st, int32_t n_rows, sglc_err *err) {
+    if (st->pen.n_rows >= n_rows) return SGLC_OK;
+    if (st->pen.n_rows > 0) return sglc_err_set(err, SGLC_ERR_ARG, "penalty tables already sized");
+    int rc;
+    int32_t V = st->m->cfg.n_vocab;
+    if ((rc = alloc_bytes(st->be, (void **)&st->pen.counts, n_rows, V, sizeof(int32_t), err)) ||
+        (rc = alloc_bytes(st->be, (void **)&st->pen.seen, n_rows, V, 1, err))) {
+        if (st->pen.counts) st->be->ops->free(st->be, st->pen.counts);
+        st->pen.counts = NULL;
+        return rc;
+    }
+    st->pen.n_rows = n_rows;
+    return SGLC_OK;
+}
+
+int sglc_model_penalty_load(sglc_model_state *st, int32_t row, const int32_t *counts,
+                            const int32_t *seen_ids, int32_t n_seen, sglc_err *err) {
+    if (row < 0 || row >= st->pen.n_rows)
+        return sglc_err_set(err, SGLC_ERR_ARG, "penalty row %d outside the tables", row);
+    size_t V = (size_t)st->m->cfg.n_vocab;
+    int32_t *c = counts ? NULL : calloc(V, sizeof(int32_t));
+    uint8_t *seen = calloc(V, 1);
+    if ((!counts && !c) || !seen) {
+        free(c), free(seen);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t i = 0; i < n_seen; i++)
+        if (seen_ids[i] >= 0 && (size_t)seen_ids[i] < V) seen[seen_ids[i]] = 1;
+    st->be->ops->upload(st->be, st->pen.counts + (size_t)row * V, counts ? counts : c,
+                        V * sizeof(int32_t));
+    st->be->ops->upload(st->be, st->pen.seen + (size_t)row * V, seen, V);
+    st->be->ops->sync(st->be); /* the host buffers go now */
+    free(c), free(seen);
+    return SGLC_OK;
+}
+
+int sglc_model_penalty_save(sglc_model_state *st, int32_t row, int32_t *counts, sglc_err *err) {
+    if (row < 0 || row >= st->pen.n_rows)
+        return sglc_err_set(err, SGLC_ERR_ARG, "penalty row %d outside the tables", row);
+    size_t V = (size_t)st->m->cfg.n_vocab;
+    st->be->ops->download(st->be, counts, st->pen.counts + (size_t)row * V, V * sizeof(int32_t));
+    st->be->ops->sync(st->be);
+    return SGLC_OK;
+}
+
+int32_t sglc_model_state_table_stride(const sglc_model_state *st) {
+    return st->table_stride;
+}
+
+/* Every index of the batch against the state's limits: a bad one would read or write outside
+ * backend memory. */
+static int check_batch(const sglc_model_state *st, const sglc_batch *hb, sglc_err *err) {
+    const sglc_model_config *c = &st->m->cfg;
+    int64_t table = (int64_t)st->table_rows * st->table_stride;
     if (hb->n_tokens <= 0 || hb->n_tokens > st->max_tokens || hb->n_logits < 0 ||
-        hb->n_logits > st->max_logits)
-        return sglc_err_set(err, SGLC_ERR_ARG, "step of %d tokens / %d logit rows exceeds limits",
-                            hb->n_tokens, hb->n_logits);
+        hb->n_logits > st->max_logits || hb->n_seqs <= 0 || hb->n_seqs > st->table_rows ||
+        hb->n_slot_writes < 0)
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "step of %d tokens / %d logit rows / %d sequences exceeds limits",
+                            hb->n_tokens, hb->n_logits, hb->n_seqs);
     for (int32_t t = 0; t < hb->n_tokens; t++) {
-        if (hb->tokens[t] < 0 || hb->tokens[t] >= c->n_vocab)
+        int placeholder = hb->token_src && hb->token_src[t] >= 0;
+        if (placeholder && hb->token_src[t] >= st->last_logits)
+            return sglc_err_set(err, SGLC_ERR_ARG, "token %d takes sampled row %d of %d", t,
+                                hb->token_src[t], st->last_logits);
+        if (!placeholder && (hb->tokens[t] < 0 || hb->tokens[t] >= c->n_vocab))
             return sglc_err_set(err, SGLC_ERR_ARG, "token id %d outside the vocabulary",
                                 hb->tokens[t]);
         if (hb->out_slot[t] < 0 || hb->out_slot[t] >= st->kv_slots)
             return sglc_err_set(err, SGLC_ERR_ARG, "KV slot %d outside the pool", hb->out_slot[t]);
+        if (hb->seq[t] < 0 || hb->seq[t] >= hb->n_seqs || hb->pos[t] < 0 ||
+            hb->pos[t] >= st->table_stride)
+            return sglc_err_set(err, SGLC_ERR_ARG, "token %d: bad sequence or position", t);
     }
+    for (int32_t s = 0; s < hb->n_seqs; s++)
+        if (hb->seq_slot_start[s] < 0 || hb->seq_slot_start[s] % st->table_stride != 0 ||
+            hb->seq_slot_start[s] >= table)
+            return sglc_err_set(err, SGLC_ERR_ARG, "sequence %d: slot row outside the table", s);
+    for (int32_t i = 0; i < hb->n_slot_writes; i++)
+        if (hb->slot_write_idx[i] < 0 || hb->slot_write_idx[i] >= table ||
+            hb->slot_write_val[i] < 0 || hb->slot_write_val[i] >= st->kv_slots)
+            return sglc_err_set(err, SGLC_ERR_ARG, "slot write %d outside the table or pool", i);
+    for (int32_t r = 0; r < hb->n_logits; r++)
+        if (hb->logit_rows[r] < 0 || hb->logit_rows[r] >= hb->n_tokens)
+            return sglc_err_set(err, SGLC_ERR_ARG, "logit row %d outside the step", r);
+    return SGLC_OK;
+}
+
+int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_err *err) {
+    const sglc_model *m = st->m;
+    const sglc_model_config *c = &m->cfg;
+    sglc_backend *be = st->be;
+    const sglc_backend_ops *op = be->ops;
+    int rc = check_batch(st, in, err);
+    if (rc) return rc;
+    sglc_batch hbc = *in;
+    hbc.slot_table = st->slot_table;
+    hbc.prev_ids = st->out_dev.ids;
+    if (hbc.n_tokens_padded < hbc.n_tokens) hbc.n_tokens_padded = hbc.n_tokens;
+    const sglc_batch *hb = &hbc;
     const sglc_batch *b = op->set_batch(be, hb);
-    int64_t T = hb->n_tokens, d = c->n_embd, qd = (int64_t)c->n_head * c->head_dim,
-            kvd = (int64_t)c->n_head_kv * c->head_dim;
+    st->last_logits = hb->n_logits;
+    int64_t T = hb->n_tokens, d = c->n_embd;
     sglc_attn_params ap = {
         .n_head = c->n_head,
         .n_head_kv = c->n_head_kv,
@@ -237,14 +450,10 @@ int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *hb, sglc_e
         op->matmul(be, &w->w_down, NULL, st->hb, T, st->xb2);
         op->add(be, st->x, st->xb2, T * d);
     }
-    (void)qd;
-    (void)kvd;
     if (hb->n_logits > 0) {
         op->gather_rows(be, st->x, b->logit_rows, hb->n_logits, d, st->xl);
         op->rmsnorm(be, st->xl, &m->out_norm, st->xl, hb->n_logits, d, c->rms_eps);
         op->matmul(be, &m->output, NULL, st->xl, hb->n_logits, st->logits_dev);
-        op->download(be, st->logits_host, st->logits_dev,
-                     (size_t)hb->n_logits * (size_t)c->n_vocab * sizeof(float));
     }
     if (op->end_step) op->end_step(be);
     return SGLC_OK;

@@ -114,27 +114,61 @@ int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char 
 int sglc_model_is_quantized(const sglc_model *m);
 const char *sglc_arch_name(sglc_arch arch);
 
-/* Activations and KV cache for steps of up to max_tokens tokens and max_logits logit rows over
- * a KV pool of kv_slots token slots. All buffers are allocated here, once. */
+/* Activations, KV cache, the slot table and the sample op's outputs for steps of up to
+ * max_tokens tokens and max_logits logit rows over a KV pool of kv_slots token slots, with
+ * table_rows sequences of up to table_stride positions in the slot table. All buffers are
+ * allocated here, once. */
 typedef struct sglc_model_state sglc_model_state;
+typedef struct {
+    int32_t max_tokens, max_logits, kv_slots;
+    int32_t table_rows, table_stride;
+} sglc_model_state_limits;
 /* SGLANG_MLX_USE_CUSTOM_ROPE (the seed's variable) or SGLC_CUSTOM_ROPE is set to something
  * other than 0/false: model states use the backend's fused RoPE + KV write op when it has one. */
 int sglc_custom_rope_requested(void);
-int sglc_model_state_open(sglc_model_state **out, const sglc_model *m, int32_t max_tokens,
-                          int32_t max_logits, int32_t kv_slots, sglc_err *err);
+int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
+                          const sglc_model_state_limits *lim, sglc_err *err);
 void sglc_model_state_close(sglc_model_state *st);
 size_t sglc_model_state_kv_bytes(const sglc_model_state *st);
+int32_t sglc_model_state_table_stride(const sglc_model_state *st);
 
-/* Runs one step. On return the logits of b->logit_rows (in that order) are in the host array
- * returned through logits ([n_logits][n_vocab], owned by the state, valid until the next
- * forward). b must respect the limits given at state_open. */
+/* A step, in three calls that queue work on the backend and one that waits:
+ *   sglc_model_forward_launch(b)   the forward pass; logits stay in backend memory
+ *   sglc_model_sample_launch(d)    the sample op over those logits, and the download of the
+ *                                  ids (and logprobs when a row asks): all that comes back
+ *   sglc_model_step_wait(&res)     blocks until the step is done; res valid until the next
+ *                                  sample launch
+ * On an asynchronous device the host prepares the sampling description (grammar masks, bias
+ * lists, draws) while the forward runs; on the CPU every launch computes at once. b must
+ * respect the state's limits (checked: a bad index is refused, never followed). The slot table
+ * persists in the state: b carries only its changed entries (backend.h). A placeholder token
+ * (b->token_src) reads the ids of the last sample launch. */
+int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *b, sglc_err *err);
+int sglc_model_sample_launch(sglc_model_state *st, const sglc_sample_desc *d, sglc_err *err);
+typedef struct {
+    int32_t n_rows;
+    int has_logprobs;
+    const int32_t *ids;     /* [n_rows] */
+    const float *logprob;   /* [n_rows] (has_logprobs) */
+    const int32_t *top_ids; /* [n_rows][SGLC_SAMPLE_TOP_MAX] */
+    const float *top_lp;
+    const float *ids_lp; /* [n_rows][SGLC_SAMPLE_IDS_MAX] */
+} sglc_sample_result;
+int sglc_model_step_wait(sglc_model_state *st, const sglc_sample_result **res, sglc_err *err);
+/* For goldens, perplexity and benchmarks: the logits of the last forward's logit rows
+ * ([n_logits][n_vocab], host memory owned by the state, valid until the next call), downloaded
+ * and synchronized. sglc_model_forward is forward_launch + sglc_model_logits. */
+int sglc_model_logits(sglc_model_state *st, const float **logits, sglc_err *err);
 int sglc_model_forward(sglc_model_state *st, const sglc_batch *b, const float **logits,
                        sglc_err *err);
-/* sglc_model_forward in two halves: launch queues the step's ops (and the logits' download) on
- * the backend and returns; wait blocks until they finished and hands out the logits. On an
- * asynchronous device the scheduler prepares the next step between the two without a thread of
- * its own; on the CPU launch computes everything and wait only synchronizes. */
-int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *b, sglc_err *err);
-int sglc_model_forward_wait(sglc_model_state *st, const float **logits, sglc_err *err);
+
+/* Penalty tables (frequency / presence / repetition) in backend memory: n_rows rows, made once
+ * (the engine sizes them for its running requests at the first penalized request). load sets a
+ * row's output counts (NULL: zeros) and the tokens seen in the prompt; save copies its counts
+ * out (a request leaving the running set keeps them on the host). */
+int sglc_model_penalty_open(sglc_model_state *st, int32_t n_rows, sglc_err *err);
+int sglc_model_penalty_load(sglc_model_state *st, int32_t row, const int32_t *counts,
+                            const int32_t *seen_ids, int32_t n_seen, sglc_err *err);
+int sglc_model_penalty_save(sglc_model_state *st, int32_t row, int32_t *counts, sglc_err *err);
 
 #endif

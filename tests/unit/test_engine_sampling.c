@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "sglc.h"
 #include "test_util.h"
 
@@ -272,6 +273,36 @@ int main(void) {
             usleep(10000);
         }
         CHECK(st.num_running == 0 && st.kv_used == 0);
+    }
+    /* issue 19: sampling runs on the backend; per sampled row only the id (4 bytes) comes back,
+     * penalties included (their counts stay in backend memory), plus the logprob arrays when a
+     * request asks for logprobs */
+    {
+        const int64_t lp_bytes =
+            4 + 4 + SGLC_SAMPLE_TOP_MAX * 8 + SGLC_SAMPLE_IDS_MAX * 4; /* per row, logprobs on */
+        for (int mode = 0; mode < 3; mode++) {
+            sglc_request_params q;
+            sglc_request_params_default(&q);
+            q.temperature = 0.7f;
+            q.has_seed = 1;
+            q.seed = 7;
+            q.max_new_tokens = 24;
+            q.ignore_eos = 1;
+            if (mode == 1) q.frequency_penalty = 1.5f, q.repetition_penalty = 1.2f;
+            if (mode == 2) q.return_logprob = 1, q.top_logprobs_num = 5;
+            sglc_engine_stats s0, s1;
+            sglc_engine_get_stats(g_e, &s0);
+            run(&q, &a);
+            sglc_engine_get_stats(g_e, &s1);
+            int64_t bytes = s1.device_to_host_bytes - s0.device_to_host_bytes;
+            int64_t rows = s1.sampled_rows - s0.sampled_rows;
+            int64_t want = rows * (mode == 2 ? lp_bytes : 4);
+            CHECKF(a.n == 24 && rows >= 24 && bytes == want,
+                   "mode %d: %lld bytes to the host for %lld sampled rows (want %lld)", mode,
+                   (long long)bytes, (long long)rows, (long long)want);
+            fprintf(stderr, "device-to-host bytes per sampled row, mode %d: %.1f\n", mode,
+                    rows ? (double)bytes / (double)rows : 0.0);
+        }
     }
     /* requests that can never fit are refused up front, naming the numbers */
     {

@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/ggml_exact.h"
 #include "base/threadpool.h"
+#include "engine/sampler.h"
 #include "quant/ggml_types.h"
 #include "quant/mlx_affine.h"
 
@@ -25,6 +26,7 @@ typedef struct {
     int64_t att_stride;
     void **packed; /* packed weight copies (prepare_weight), freed with the backend */
     size_t n_packed;
+    sglc_sampler sampler; /* the sample op's scratch, sized for the vocabulary at reserve */
     int reserved; /* reserve() sized the scratch: ops only check it (a broken invariant aborts) */
     int pack;     /* pack weights at load (SGLC_CPU_PACK=0 turns it off, for A/B runs) */
 } cpu_impl;
@@ -46,6 +48,10 @@ static void cpu_free(sglc_backend *be, void *p) {
 }
 static void cpu_copy(sglc_backend *be, void *dst, const void *src, size_t bytes) {
     (void)be;
+    memcpy(dst, src, bytes);
+}
+static void cpu_download(sglc_backend *be, void *dst, const void *src, size_t bytes) {
+    be->bytes_to_host += bytes;
     memcpy(dst, src, bytes);
 }
 static void cpu_sync(sglc_backend *be) {
@@ -137,9 +143,19 @@ static int ggml_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) 
     return SGLC_OK;
 }
 
+/* The batch stays in host memory; the slot writes go into the table (the model state's, from
+ * cpu_alloc: writable). */
 static const sglc_batch *cpu_set_batch(sglc_backend *be, const sglc_batch *b) {
     (void)be;
+    int32_t *table = (int32_t *)b->slot_table;
+    for (int32_t i = 0; i < b->n_slot_writes; i++)
+        table[b->slot_write_idx[i]] = b->slot_write_val[i];
     return b;
+}
+
+/* the token embed looks up: the batch's, or the previous sample op's id (overlap) */
+static int32_t batch_token(const sglc_batch *b, long t) {
+    return b->token_src && b->token_src[t] >= 0 ? b->prev_ids[b->token_src[t]] : b->tokens[t];
 }
 
 /* ---- embed ---- */
@@ -158,7 +174,7 @@ static void embed_task(void *vctx, int ith, int nth) {
         const int64_t words = sglc_mlx_affine_row_words(w->k, w->q_bits), ng = w->k / w->q_group;
         const size_t es = w->q_dtype == SGLC_GGML_TYPE_F32 ? 4 : 2;
         for (long t = lo; t < hi; t++) {
-            int32_t id = c->b->tokens[t];
+            int32_t id = batch_token(c->b, t);
             SGLC_ASSERT(id >= 0 && id < w->n);
             sglc_mlx_affine_dequantize_row_f32(
                 (const uint32_t *)w->dev + (size_t)id * (size_t)words,
@@ -172,7 +188,7 @@ static void embed_task(void *vctx, int ith, int nth) {
     /* a packed table (tied embeddings of a packed type) is looked up in the file's layout */
     const char *base = c->table->dev_packed ? c->table->host : c->table->dev;
     for (long t = lo; t < hi; t++) {
-        int32_t id = c->b->tokens[t];
+        int32_t id = batch_token(c->b, t);
         SGLC_ASSERT(id >= 0 && id < c->table->n);
         const char *row = base + (size_t)id * row_bytes;
         sglc_ggml_dequantize_row(c->table->type, row, c->out + t * c->table->k, c->table->k);
@@ -743,6 +759,22 @@ static void cpu_gather_rows(sglc_backend *be, const float *src, const int32_t *r
         memmove(dst + (int64_t)r * dim, src + (int64_t)rows[r] * dim, (size_t)dim * sizeof(float));
 }
 
+/* The sample op: the reference pipeline (engine/sampler.c) row by row; ids and logprobs land in
+ * host memory, so nothing is downloaded. */
+static void cpu_sample(sglc_backend *be, float *logits, int32_t n_vocab, const sglc_sample_desc *d,
+                       const sglc_penalty_tables *pen, const sglc_sample_out *out) {
+    cpu_impl *im = impl_of(be);
+    if (im->sampler.n_vocab < n_vocab) {
+        /* sized at reserve() for the model's vocabulary; ops called directly grow it here */
+        SGLC_ASSERT(!im->reserved);
+        sglc_sampler_free(&im->sampler);
+        SGLC_ASSERT(sglc_sampler_init(&im->sampler, n_vocab) == 0);
+    }
+    sglc_sampler sz = im->sampler;
+    sz.n_vocab = n_vocab;
+    sglc_sample_rows_ref(&sz, logits, n_vocab, d, pen, out);
+}
+
 /* The largest matmul scratch any of the weights needs at max_rows (matmul and matmul_n use the
  * same per-type formula), and the attention scratch of the pool. */
 static int reserve_run(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
@@ -760,6 +792,15 @@ static int reserve_run(sglc_backend *be, const sglc_weight *const *ws, size_t n,
     }
     im->reserved = 0;
     grow_mm_scratch(im, need);
+    /* the sample op's scratch: the largest matrix row count covers the vocabulary (the output
+     * head is among the weights) */
+    int64_t vocab = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ws[i]->present && ws[i]->n > vocab) vocab = ws[i]->n;
+    if (vocab > im->sampler.n_vocab) {
+        sglc_sampler_free(&im->sampler);
+        if (sglc_sampler_init(&im->sampler, (int32_t)vocab) != 0) im->sampler.n_vocab = 0;
+    }
     if (attn) {
         int64_t stride = att_stride_for(exact, attn);
         if (im->att_stride < stride) grow_att_scratch(im, stride);
@@ -791,10 +832,10 @@ void sglc_backend_cpu_close(sglc_backend *be);
 /* the ops both tables share */
 #define CPU_SHARED_OPS                                                                             \
     .close = sglc_backend_cpu_close, .mem_info = cpu_mem_info, .alloc = cpu_alloc,                 \
-    .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,                  \
+    .free = cpu_free, .upload = cpu_copy, .download = cpu_download, .sync = cpu_sync,              \
     .supports_weight = cpu_supports_weight, .set_batch = cpu_set_batch, .embed = cpu_embed,        \
     .rmsnorm = cpu_rmsnorm, .kv_store = cpu_kv_store, .silu_mul = cpu_silu_mul, .add = cpu_add,    \
-    .gather_rows = cpu_gather_rows
+    .gather_rows = cpu_gather_rows, .sample = cpu_sample
 
 static const sglc_backend_ops cpu_ops = {
     .name = "cpu",
@@ -858,6 +899,7 @@ void sglc_backend_cpu_close(sglc_backend *be) {
     sglc_threadpool_close(im->tp);
     free(im->mm_scratch);
     free(im->att_scratch);
+    sglc_sampler_free(&im->sampler);
     for (size_t i = 0; i < im->n_packed; i++)
         free(im->packed[i]);
     free(im->packed);
