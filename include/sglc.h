@@ -22,12 +22,16 @@ typedef enum {
 } sglc_schedule_policy;
 
 typedef struct {
-    const char *model_path;       /* GGUF file, or a Hugging Face / MLX model folder */
-    const char *tokenizer_path;   /* NULL: the model's; else a tokenizer.json folder or a GGUF */
-    const char *quantization;     /* NULL, "mlx_q4" or "mlx_q8": quantize at load (group 64) */
-    const char *device;           /* "cpu" (default) */
-    int n_threads;                /* <= 0: all cores */
-    double mem_fraction_static;   /* share of available memory for the KV pool (0.2) */
+    const char *model_path;     /* GGUF file, or a Hugging Face / MLX model folder */
+    const char *tokenizer_path; /* NULL: the model's; else a tokenizer.json folder or a GGUF */
+    const char *quantization;   /* NULL, "mlx_q4" or "mlx_q8": quantize at load (group 64) */
+    const char *device;         /* "cpu", "cpu-ggml", "cuda"; NULL: cuda when a GPU is visible */
+    int n_threads;              /* <= 0: all cores */
+    /* CPU: share of available RAM for the KV pool (0.2). GPU: share of the card's memory for
+     * weights and KV pool together, as SGLang (0.88). 0: the device's default. */
+    double mem_fraction_static;
+    int disable_cuda_graph;       /* GPU: decode without CUDA graphs */
+    int32_t cuda_graph_max_bs;    /* GPU: largest padded decode batch captured (0: 160) */
     int64_t max_total_tokens;     /* KV pool size in tokens; > 0 overrides the fraction */
     int32_t max_running_requests; /* 64 */
     int32_t chunked_prefill_size; /* tokens per prefill step; -1 disables chunking (2048) */

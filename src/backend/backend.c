@@ -17,6 +17,12 @@ int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_p
                         "unknown device '%s' (this build supports: cpu, cpu-ggml)", name);
 }
 
+#ifndef SGLC_HAVE_CUDA
+const char *sglc_backend_default_name(void) {
+    return "cpu";
+}
+#endif
+
 void sglc_backend_close(sglc_backend *be) {
     if (be) be->ops->close(be);
 }

@@ -174,6 +174,10 @@ typedef struct {
      * captures or replays a graph per padded batch size. No-ops on the CPU. */
     void (*begin_step)(sglc_backend *be, const sglc_batch *b);
     void (*end_step)(sglc_backend *be);
+    /* Optional (NULL: never padded): the batch size a decode step of n tokens runs at (the
+     * padded size of a captured graph, >= n; n when it runs without one). The model pads the
+     * step with tokens that write a spare KV slot and whose logits nobody samples. */
+    int32_t (*decode_pad)(sglc_backend *be, int32_t n_tokens);
     /* Memory. */
     void *(*alloc)(sglc_backend *be, size_t bytes); /* uninitialized; NULL on failure */
     void (*free)(sglc_backend *be, void *p);

@@ -283,6 +283,8 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
                                  .device = device,
                                  .quantization = quant,
                                  .n_threads = (int)threads,
+                                 .disable_cuda_graph = sa.ep.disable_cuda_graph,
+                                 .cuda_graph_max_bs = sa.ep.cuda_graph_max_bs,
                                  .say = say_stdout};
     if (sglc_model_load(&be, &model, &lp, &err) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);

@@ -37,7 +37,7 @@ static void usage(FILE *f) {
            "  --ignore-eos                keep generating past end-of-sequence tokens\n"
            "  --context-length N          KV context (default: 8192 tokens or the model's)\n"
            "  --threads N                 CPU threads (default: all cores)\n"
-           "  --device cpu|cpu-ggml       cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
+           "  --device cpu|cpu-ggml|cuda  cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
            "(slower; Q4_1/Q8_0 GGUF)\n"
            "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
            "group 64)\n"
@@ -45,7 +45,7 @@ static void usage(FILE *f) {
 }
 
 int sglc_cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *device = "cpu";
+    const char *model_path = NULL, *prompt = NULL, *device = NULL;
     int64_t max_new = 128, threads = 0, ctx_len = 0;
     int ignore_eos = 0;
     double freq_pen = 0, pres_pen = 0, rep_pen = 1;
@@ -143,7 +143,7 @@ int sglc_cmd_generate(int argc, char **argv) {
     ep.context_length = (int32_t)ctx_len;
     ep.max_total_tokens = ctx_len ? (ctx_len > 16 ? ctx_len : 16) : 8192;
     /* cpu-ggml: llama.cpp's 512-token prefill micro-batches, as `serve` does */
-    if (strcmp(device, "cpu-ggml") == 0) ep.chunked_prefill_size = 512;
+    if (device && strcmp(device, "cpu-ggml") == 0) ep.chunked_prefill_size = 512;
     int ret = 1;
     sglc_engine *e = NULL;
     sglc_request *req = NULL;

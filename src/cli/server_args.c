@@ -657,9 +657,10 @@ static int apply(sglc_server_args *sa, const arg_spec *s, const char *a, const c
     }
     case A_DISABLE_RADIX_CACHE: ep->disable_radix_cache = 1; return 0;
     case A_DISABLE_OVERLAP_SCHEDULE: ep->disable_overlap_schedule = 1; return 0;
-    case A_DISABLE_CUDA_GRAPH: sa->disable_cuda_graph = 1; return 0;
+    case A_DISABLE_CUDA_GRAPH: sa->disable_cuda_graph = ep->disable_cuda_graph = 1; return 0;
     case A_CUDA_GRAPH_MAX_BS:
         if (sglc_arg_int(a, v, 1, 4096, &sa->cuda_graph_max_bs)) return -1;
+        ep->cuda_graph_max_bs = (int32_t)sa->cuda_graph_max_bs;
         return 0;
     case A_CUDA_GRAPH_BS: return 0; /* values checked by the list parser */
     case A_ENABLE_TORCH_COMPILE: sa->enable_torch_compile = 1; return 0;
@@ -724,11 +725,22 @@ int sglc_server_args_parse(sglc_server_args *sa, int argc, char **argv, int *i) 
 
 /* Why a given flag does nothing here, or NULL when it acts. */
 static const char *no_effect(const sglc_server_args *sa, const arg_spec *s, char *buf, size_t cap) {
-    const char *dev = sa->ep.device ? sa->ep.device : "cpu";
+    const char *dev = sa->ep.device ? sa->ep.device : sglc_backend_default_name();
+    int cuda = strcmp(dev, "cuda") == 0;
     switch (s->id) {
     case A_DISABLE_CUDA_GRAPH:
     case A_CUDA_GRAPH_MAX_BS:
-    case A_CUDA_GRAPH_BS: snprintf(buf, cap, "no CUDA graphs on device %s", dev); return buf;
+        if (cuda) return NULL;
+        snprintf(buf, cap, "no CUDA graphs on device %s", dev);
+        return buf;
+    case A_CUDA_GRAPH_BS:
+        /* captured sizes follow SGLang's default list up to --cuda-graph-max-bs */
+        snprintf(buf, cap,
+                 cuda ? "no effect on device cuda (decode graphs are captured for SGLang's "
+                        "default sizes up to --cuda-graph-max-bs)"
+                      : "no CUDA graphs on device %s",
+                 dev);
+        return buf;
     case A_ATTENTION_BACKEND:
     case A_SAMPLING_BACKEND:
         snprintf(buf, cap, "no effect on device %s (sglc's own kernels)", dev);
@@ -886,7 +898,7 @@ cJSON *sglc_server_args_to_json(const sglc_server_args *sa) {
     add_str_or_null(o, "grammar_backend", sa->grammar_backend ? sa->grammar_backend : "sglc");
     add_str_or_null(o, "reasoning_parser", sa->reasoning_parser);
     add_str_or_null(o, "tool_call_parser", sa->tool_call_parser);
-    cJSON_AddStringToObject(o, "device", ep->device ? ep->device : "cpu");
+    cJSON_AddStringToObject(o, "device", ep->device ? ep->device : sglc_backend_default_name());
     return o;
 }
 

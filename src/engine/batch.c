@@ -99,7 +99,9 @@ int32_t sglc_bb_add_logits(sglc_batch_builder *bb, int32_t t) {
 
 const sglc_batch *sglc_bb_batch(sglc_batch_builder *bb) {
     sglc_batch *b = &bb->b;
-    b->token_src = bb->any_placeholder ? bb->token_src : NULL;
+    /* always present (entries -1 without placeholders), so a step's ops get the same arguments
+     * whether or not it has placeholders: a captured graph replays either way */
+    b->token_src = bb->token_src;
     b->n_tokens_padded = b->n_tokens;
     b->max_context = bb->max_pos + 1;
     b->is_decode = bb->all_decode && b->n_logits == b->n_tokens && b->n_tokens > 0;

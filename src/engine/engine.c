@@ -17,8 +17,8 @@ sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *g); /* engine_grammar.
 
 void sglc_engine_params_default(sglc_engine_params *p) {
     memset(p, 0, sizeof *p);
-    p->device = "cpu";
-    p->mem_fraction_static = 0.2;
+    p->device = NULL;
+    p->mem_fraction_static = 0.0;
     p->max_running_requests = 64;
     p->chunked_prefill_size = 2048;
     p->max_prefill_tokens = 16384;
@@ -50,6 +50,23 @@ static long long mem_available_bytes(sglc_backend *be) {
     if (be->ops->mem_info && be->ops->mem_info(be, &free_b, &total_b) == 0 && free_b > 0)
         return (long long)free_b;
     return 4LL << 30;
+}
+
+/* The KV pool from --mem-fraction-static. On the CPU the fraction is of the RAM available
+ * now (0.2 by default). On a GPU it is SGLang's: weights and KV pool together take that share
+ * of the card (0.88 by default), so the pool is the free memory after the weights less the
+ * (1 - fraction) of the card left to activations, graphs and other processes. */
+static long long kv_pool_tokens(sglc_engine *e, long long per_token) {
+    int gpu = strcmp(e->be->ops->name, "cuda") == 0;
+    double frac = e->params.mem_fraction_static > 0 ? e->params.mem_fraction_static
+                  : gpu                             ? 0.88
+                                                    : 0.2;
+    e->params.mem_fraction_static = frac; /* reported by /get_server_info */
+    if (!gpu) return (long long)(frac * (double)mem_available_bytes(e->be)) / per_token;
+    size_t free_b = 0, total_b = 0;
+    if (!e->be->ops->mem_info || e->be->ops->mem_info(e->be, &free_b, &total_b) != 0) return 0;
+    double rest = (double)free_b - (double)total_b * (1.0 - frac);
+    return rest > 0 ? (long long)(rest / (double)per_token) : 0;
 }
 
 void sglc_engine_close(sglc_engine *e) {
@@ -225,7 +242,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
                  "--max-prefill-tokens positive");
         goto fail;
     }
-    if (!(p->mem_fraction_static > 0.0 && p->mem_fraction_static < 1.0)) {
+    if (!(p->mem_fraction_static >= 0.0 && p->mem_fraction_static < 1.0)) {
         snprintf(err, errlen, "--mem-fraction-static must be in (0, 1)");
         goto fail;
     }
@@ -233,6 +250,8 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
                                  .device = p->device,
                                  .quantization = p->quantization,
                                  .n_threads = p->n_threads,
+                                 .disable_cuda_graph = p->disable_cuda_graph,
+                                 .cuda_graph_max_bs = p->cuda_graph_max_bs,
                                  .say = say_info};
     if ((rc = sglc_model_load(&e->be, &e->model, &lp, &se)) != 0 ||
         (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {
@@ -253,10 +272,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     /* K and V per layer, in the cache's element type (f16 by default) */
     long long per_token = 2LL * c->n_layer * c->n_head_kv * c->head_dim *
                           (c->kv_type == SGLC_GGML_TYPE_F16 ? 2LL : 4LL);
-    long long pool =
-        p->max_total_tokens > 0
-            ? p->max_total_tokens
-            : (long long)(p->mem_fraction_static * (double)mem_available_bytes(e->be)) / per_token;
+    long long pool = p->max_total_tokens > 0 ? p->max_total_tokens : kv_pool_tokens(e, per_token);
     if (pool > (1LL << 22)) pool = 1LL << 22;
     if (pool < 16) {
         snprintf(err, errlen,

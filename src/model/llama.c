@@ -28,7 +28,10 @@ struct sglc_model_state {
     sglc_sample_result result;
     sglc_penalty_tables pen; /* backend memory; n_rows 0 until sglc_model_penalty_open */
     int32_t last_logits;     /* logit rows of the last forward */
-    int fused_rope;          /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
+    /* a decode step padded to the backend's graph size (decode_pad): copies of the batch
+     * arrays, [max_tokens] each; padding writes the spare KV slot kv_slots */
+    int32_t *pad_tokens, *pad_pos, *pad_seq, *pad_slot, *pad_src, *pad_rows;
+    int fused_rope; /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
 };
 
 void sglc_model_state_close(sglc_model_state *st) {
@@ -65,6 +68,8 @@ void sglc_model_state_close(sglc_model_state *st) {
     free(st->logits_host);
     free(st->ids_host), free(st->top_ids_host), free(st->logprob_host), free(st->top_lp_host);
     free(st->ids_lp_host);
+    free(st->pad_tokens), free(st->pad_pos), free(st->pad_seq), free(st->pad_slot);
+    free(st->pad_src), free(st->pad_rows);
     free(st);
 }
 
@@ -170,8 +175,9 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
     for (int32_t l = 0; l < c->n_layer; l++) {
         /* an f16 cache is allocated as half as many f32 (kvd is even for every real model) */
         int64_t cols = c->kv_type == SGLC_GGML_TYPE_F16 ? (kvd + 1) / 2 : kvd;
-        if ((rc = alloc_f32(st->be, (float **)&st->k_cache[l], kv_slots, cols, err)) ||
-            (rc = alloc_f32(st->be, (float **)&st->v_cache[l], kv_slots, cols, err)))
+        /* one spare slot past the pool: padding tokens of a graph-sized decode step write it */
+        if ((rc = alloc_f32(st->be, (float **)&st->k_cache[l], kv_slots + 1, cols, err)) ||
+            (rc = alloc_f32(st->be, (float **)&st->v_cache[l], kv_slots + 1, cols, err)))
             goto cleanup;
     }
     st->result = (sglc_sample_result){.ids = st->ids_host,
@@ -211,7 +217,7 @@ static int reserve_scratch(sglc_model_state *st, sglc_err *err) {
                            .n_head_kv = c->n_head_kv,
                            .head_dim = c->head_dim,
                            .rot_dim = c->rot_dim,
-                           .kv_slots = st->kv_slots,
+                           .kv_slots = st->kv_slots + 1, /* the pool and the spare slot */
                            .kv_type = c->kv_type};
     int rc = st->be->ops->reserve(st->be, ws, n, st->max_tokens, &ap, err);
     free(ws);
@@ -391,6 +397,43 @@ static int check_batch(const sglc_model_state *st, const sglc_batch *hb, sglc_er
     return SGLC_OK;
 }
 
+/* Pads a decode step to the backend's graph size: every op then runs at that size (a graph
+ * captured once replays), the padding tokens (token 0 at position 0 of the first sequence)
+ * write the spare KV slot, and their logit rows are computed but never sampled. */
+static int pad_decode(sglc_model_state *st, sglc_batch *b, sglc_err *err) {
+    int32_t n = b->n_tokens, P = st->be->ops->decode_pad(st->be, n);
+    if (P <= n || P > st->max_tokens || P > st->max_logits) return SGLC_OK;
+    if (!st->pad_tokens) {
+        size_t T = (size_t)st->max_tokens * sizeof(int32_t);
+        st->pad_tokens = malloc(T), st->pad_pos = malloc(T), st->pad_seq = malloc(T);
+        st->pad_slot = malloc(T), st->pad_src = malloc(T), st->pad_rows = malloc(T);
+        if (!st->pad_tokens || !st->pad_pos || !st->pad_seq || !st->pad_slot || !st->pad_src ||
+            !st->pad_rows)
+            return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    size_t bytes = (size_t)n * sizeof(int32_t);
+    memcpy(st->pad_tokens, b->tokens, bytes);
+    memcpy(st->pad_pos, b->pos, bytes);
+    memcpy(st->pad_seq, b->seq, bytes);
+    memcpy(st->pad_slot, b->out_slot, bytes);
+    memcpy(st->pad_rows, b->logit_rows, (size_t)b->n_logits * sizeof(int32_t));
+    for (int32_t t = 0; t < n; t++)
+        st->pad_src[t] = b->token_src ? b->token_src[t] : -1;
+    for (int32_t t = n; t < P; t++) {
+        st->pad_tokens[t] = 0;
+        st->pad_pos[t] = 0;
+        st->pad_seq[t] = 0;
+        st->pad_slot[t] = st->kv_slots;
+        st->pad_src[t] = -1;
+    }
+    for (int32_t r = b->n_logits; r < P; r++)
+        st->pad_rows[r] = r;
+    b->tokens = st->pad_tokens, b->pos = st->pad_pos, b->seq = st->pad_seq;
+    b->out_slot = st->pad_slot, b->token_src = st->pad_src, b->logit_rows = st->pad_rows;
+    b->n_tokens = b->n_tokens_padded = b->n_logits = P;
+    return SGLC_OK;
+}
+
 int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_err *err) {
     const sglc_model *m = st->m;
     const sglc_model_config *c = &m->cfg;
@@ -402,9 +445,10 @@ int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_e
     hbc.slot_table = st->slot_table;
     hbc.prev_ids = st->out_dev.ids;
     if (hbc.n_tokens_padded < hbc.n_tokens) hbc.n_tokens_padded = hbc.n_tokens;
+    st->last_logits = hbc.n_logits;
+    if (hbc.is_decode && op->decode_pad && (rc = pad_decode(st, &hbc, err)) != 0) return rc;
     const sglc_batch *hb = &hbc;
     const sglc_batch *b = op->set_batch(be, hb);
-    st->last_logits = hb->n_logits;
     int64_t T = hb->n_tokens, d = c->n_embd;
     sglc_attn_params ap = {
         .n_head = c->n_head,
@@ -414,7 +458,7 @@ int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_e
         .theta = c->rope_theta,
         .scale = 1.0f / sqrtf((float)c->head_dim),
         .mode = c->rope_mode,
-        .kv_slots = st->kv_slots,
+        .kv_slots = st->kv_slots + 1, /* the pool and the spare slot */
         .kv_type = c->kv_type,
         .freq_factors = m->rope_freqs,
     };

@@ -245,9 +245,20 @@ int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_par
                     sglc_err *err) {
     *be = NULL;
     *m = NULL;
-    sglc_backend_params bp = {.n_threads = p->n_threads};
+    sglc_backend_params bp = {.n_threads = p->n_threads,
+                              .disable_cuda_graph = p->disable_cuda_graph,
+                              .cuda_graph_max_bs = p->cuda_graph_max_bs};
+    const char *device = p->device;
+    if (!device) {
+        device = sglc_backend_default_name();
+        char line[128];
+        snprintf(line, sizeof line, "device: %s (%s)", device,
+                 strcmp(device, "cuda") == 0 ? "a CUDA GPU is visible"
+                                             : "no CUDA GPU visible; --device cuda to require one");
+        if (p->say) p->say(line);
+    }
     int rc;
-    if ((rc = sglc_backend_open(be, p->device, &bp, err)) != 0 ||
+    if ((rc = sglc_backend_open(be, device, &bp, err)) != 0 ||
         (rc = sglc_model_open_unprepared(m, p->path, *be, err)) != 0 ||
         (rc = sglc_model_apply_quant_preset(*m, p->quantization, p->path, p->n_threads, p->say,
                                             err)) != 0 ||

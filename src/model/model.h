@@ -76,13 +76,16 @@ int sglc_model_open_hf_unprepared(sglc_model **out, const char *dir, sglc_backen
 int sglc_model_prepare(sglc_model *m, sglc_err *err);
 
 /* The one loader of the front ends (engine, generate, bench_one_batch): opens the device's
- * backend, the model unprepared, applies the --quantization preset (SGLang's log lines through
- * say), then prepares the weights. On failure nothing is left open. */
+ * backend (device NULL: sglc_backend_default_name(), said through say), the model unprepared,
+ * applies the --quantization preset (SGLang's log lines through say), then prepares the weights. On
+ * failure nothing is left open. */
 typedef struct {
     const char *path;
     const char *device;       /* "cpu" (NULL), "cpu-ggml", ... */
     const char *quantization; /* NULL, "mlx_q4", "mlx_q8" */
     int n_threads;            /* <= 0: all cores */
+    int disable_cuda_graph;   /* GPU backends: no decode graphs */
+    int cuda_graph_max_bs;    /* GPU backends: largest captured decode batch (0: default) */
     void (*say)(const char *line);
 } sglc_model_load_params;
 int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
