@@ -131,7 +131,8 @@ int sglc_cmd_export_tokenizer(int argc, char **argv) {
             return 1;
         }
         static const char *const files[] = {"tokenizer.json", "tokenizer_config.json",
-                                            "special_tokens_map.json", "generation_config.json"};
+                                            "special_tokens_map.json", "generation_config.json",
+                                            "chat_template.jinja"};
         for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
             if (copy_file(model, out, files[k], k == 0)) return 1;
         printf("sglc: copied the tokenizer of %s to %s\n", model, out);

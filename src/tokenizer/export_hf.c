@@ -14,7 +14,8 @@
  *   markup is not parsed, which is what HF does with non-special added tokens).
  * - tokenizer_config.json: bos/eos/unk/pad, add_bos_token, chat_template, model_max_length,
  *   clean_up_tokenization_spaces, added_tokens_decoder.
- * - special_tokens_map.json and generation_config.json (every end-of-generation id).
+ * - special_tokens_map.json, generation_config.json (every end-of-generation id) and
+ *   chat_template.jinja when the model has a template.
  * All JSON is built with cJSON; token texts that are not valid UTF-8 are refused (JSON cannot
  * carry them). Single-threaded; nothing is kept after the call. */
 #include <cjson/cJSON.h>
@@ -74,6 +75,19 @@ static int write_json(const char *dir, const char *name, const cJSON *j, int pre
     int ok = fwrite(s, 1, n, f) == n && fputc('\n', f) != EOF;
     ok = fclose(f) == 0 && ok;
     free(s);
+    return ok ? SGLC_OK : sglc_err_set(err, SGLC_ERR_IO, "cannot write %s", path);
+}
+
+/* chat_template.jinja: where sglang-router and recent transformers look for the template */
+static int write_text(const char *dir, const char *name, const char *text, sglc_err *err) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return sglc_err_set(err, SGLC_ERR_ARG, "output path too long");
+    FILE *f = fopen(path, "wb");
+    if (!f) return sglc_err_set(err, SGLC_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok = fclose(f) == 0 && ok;
     return ok ? SGLC_OK : sglc_err_set(err, SGLC_ERR_IO, "cannot write %s", path);
 }
 
@@ -370,6 +384,8 @@ int sglc_tokenizer_export_hf(const sglc_gguf *g, const char *pre_override, const
         (rc = write_json(dir, "tokenizer_config.json", cfg, 1, err)) ||
         (rc = write_json(dir, "special_tokens_map.json", stm, 1, err)) ||
         (rc = write_json(dir, "generation_config.json", gen, 1, err)))
+        goto cleanup;
+    if (t->chat_template && (rc = write_text(dir, "chat_template.jinja", t->chat_template, err)))
         goto cleanup;
     rc = SGLC_OK;
     goto cleanup;
