@@ -164,7 +164,8 @@ typedef struct {
     double last_gen_throughput;
     int64_t prompt_tokens_total, generation_tokens_total, cached_tokens_total;
     int64_t requests_finished;
-    int64_t retractions; /* running requests taken out to recompute when the KV pool ran dry */
+    int64_t retractions;      /* running requests taken out to recompute when the KV pool ran dry */
+    int64_t requests_aborted; /* of requests_finished: aborted (client gone, abort_request) */
     /* bytes the device backend moved to the host, and logit rows sampled on it: a step brings
      * back only the ids (4 bytes a row) and the logprobs a request asked for */
     int64_t device_to_host_bytes, sampled_rows;
@@ -174,12 +175,15 @@ void sglc_engine_get_stats(sglc_engine *e, sglc_engine_stats *s);
 
 /* Latency histograms (SGLang's bucket bounds), observed by the scheduler as requests produce
  * tokens and finish: time to first token (one per request that produced a token), inter-token
- * latency (one per output token after the first) and end-to-end latency (one per finished
- * request, aborted ones included, so its count equals requests_finished). */
+ * latency (one per output token after the first), end-to-end latency (one per finished
+ * request, aborted ones included, so its count equals requests_finished) and time per output
+ * token (one per finished request with at least two output tokens: (e2e - ttft) / (n - 1), the
+ * per-request figure older SGLang exported as sglang:time_per_output_token_seconds). */
 typedef enum {
     SGLC_HIST_TTFT = 0,
     SGLC_HIST_INTER_TOKEN,
     SGLC_HIST_E2E,
+    SGLC_HIST_TPOT,
     SGLC_HIST_COUNT
 } sglc_hist_kind;
 

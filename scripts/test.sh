@@ -20,6 +20,11 @@ fi
 if ! "$venv/bin/python" -c 'import pytest, openai, requests, playwright, jsonschema' 2>/dev/null; then
   "$venv/bin/pip" install -q pytest openai requests playwright jsonschema
 fi
+# tests/e2e/test_fleet.py: SGLang's router in front of sglc workers, and HF tokenizers to check
+# the tokenizer `sglc export-tokenizer` writes for it
+if ! "$venv/bin/python" -c 'import sglang_router, tokenizers' 2>/dev/null; then
+  "$venv/bin/pip" install -q sglang-router==0.3.2 tokenizers
+fi
 echo "== Release end-to-end server tests" >&2
 SGLC_BINARY=build/sglc "$venv/bin/pytest" -q -p no:cacheprovider tests/e2e
 echo "== ASan+UBSan build and tests" >&2

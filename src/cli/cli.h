@@ -8,5 +8,6 @@ int sglc_cmd_quantize(int argc, char **argv);
 int sglc_cmd_bench_offline_throughput(int argc, char **argv);
 int sglc_cmd_bench_one_batch(int argc, char **argv);
 int sglc_cmd_bench_serving(int argc, char **argv);
+int sglc_cmd_export_tokenizer(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  bench_one_batch  static-batch prefill/decode latency, no scheduler (--help)\n"
             "  bench_offline_throughput  offline throughput through the engine (--help)\n"
             "  bench_serving  online serving benchmark against a running server (--help)\n"
+            "  export-tokenizer  the model's tokenizer as a Hugging Face folder (--help)\n"
             "  version    print the version\n",
             SGLC_VERSION);
 }
@@ -34,6 +35,8 @@ int main(int argc, char **argv) {
         return sglc_cmd_bench_offline_throughput(argc - 1, argv + 1);
     if (strcmp(cmd, "bench_one_batch") == 0) return sglc_cmd_bench_one_batch(argc - 1, argv + 1);
     if (strcmp(cmd, "bench_serving") == 0) return sglc_cmd_bench_serving(argc - 1, argv + 1);
+    if (strcmp(cmd, "export-tokenizer") == 0 || strcmp(cmd, "export_tokenizer") == 0)
+        return sglc_cmd_export_tokenizer(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sglc %s\n", SGLC_VERSION);
         return 0;

@@ -15,6 +15,11 @@ static const double k_itl_bounds[] = {0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 
 static const double k_e2e_bounds[] = {0.1, 0.2, 0.4, 0.6, 0.8, 1,   2,   4,   6,    8,    10,
                                       20,  40,  60,  80,  100, 200, 400, 600, 1200, 1800, 2400};
 
+/* covers the range of older SGLang's time_per_output_token buckets (5 ms .. 2.5 s) */
+static const double k_tpot_bounds[] = {0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.030,
+                                       0.040, 0.050, 0.075, 0.100, 0.150, 0.200, 0.300,
+                                       0.400, 0.500, 0.750, 1.000, 2.500, 5.000};
+
 static const struct {
     const double *bounds;
     int32_t n;
@@ -22,11 +27,13 @@ static const struct {
     [SGLC_HIST_TTFT] = {k_ttft_bounds, (int32_t)(sizeof k_ttft_bounds / sizeof(double))},
     [SGLC_HIST_INTER_TOKEN] = {k_itl_bounds, (int32_t)(sizeof k_itl_bounds / sizeof(double))},
     [SGLC_HIST_E2E] = {k_e2e_bounds, (int32_t)(sizeof k_e2e_bounds / sizeof(double))},
+    [SGLC_HIST_TPOT] = {k_tpot_bounds, (int32_t)(sizeof k_tpot_bounds / sizeof(double))},
 };
 
 _Static_assert(sizeof k_ttft_bounds / sizeof(double) <= SGLC_HIST_MAX_BOUNDS, "ttft buckets");
 _Static_assert(sizeof k_itl_bounds / sizeof(double) <= SGLC_HIST_MAX_BOUNDS, "itl buckets");
 _Static_assert(sizeof k_e2e_bounds / sizeof(double) <= SGLC_HIST_MAX_BOUNDS, "e2e buckets");
+_Static_assert(sizeof k_tpot_bounds / sizeof(double) <= SGLC_HIST_MAX_BOUNDS, "tpot buckets");
 
 void sglc_engine_observe_locked(sglc_engine *e, sglc_hist_kind kind, double v, uint64_t n) {
     SGLC_ASSERT(kind >= 0 && kind < SGLC_HIST_COUNT);

@@ -367,7 +367,10 @@ static void finish(sglc_engine *e, sglc_request *r, sglc_finish_reason why) {
     pthread_mutex_lock(&e->smu);
     e->stats.requests_finished++;
     e->stats.generation_tokens_total += r->pub_n_output; /* written by this thread only */
+    if (why == SGLC_FINISH_ABORT) e->stats.requests_aborted++;
     sglc_engine_observe_locked(e, SGLC_HIST_E2E, e2e, 1);
+    if (r->pub_n_output > 1)
+        sglc_engine_observe_locked(e, SGLC_HIST_TPOT, (e2e - r->ttft_s) / (r->pub_n_output - 1), 1);
     pthread_mutex_unlock(&e->smu);
     pthread_mutex_lock(&r->mu);
     if (r->pub_text_cap < r->text_len + 1) {

@@ -237,6 +237,7 @@ typedef enum {
     R_MODEL_INFO_NEW,
     R_SERVER_INFO_NEW,
     R_SCORE,
+    R_GET_LOAD,
     R_ROUTE_COUNT
 } route_id;
 
@@ -262,6 +263,7 @@ static const struct {
     [R_MODEL_INFO_NEW] = {"/model_info", "GET"},
     [R_SERVER_INFO_NEW] = {"/server_info", "GET"},
     [R_SCORE] = {"/v1/score", "POST"},
+    [R_GET_LOAD] = {"/get_load", "GET"}, /* what sglang-router's load monitor polls */
 };
 
 static int key_matches(const char *given, const char *want) {
@@ -354,6 +356,7 @@ static enum MHD_Result route(conn_ctx *c, const char *url, const char *method) {
         return sglc_srv_send_error(c->conn, 400, msg);
     }
     case R_METRICS: return sglc_srv_handle_metrics(c);
+    case R_GET_LOAD: return sglc_srv_handle_get_load(c);
     case R_FLUSH:
         if (sglc_engine_flush_cache(atomic_load(&s->engine)) != 0)
             return sglc_srv_send_error(c->conn, 400,

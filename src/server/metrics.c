@@ -110,8 +110,15 @@ enum MHD_Result sglc_srv_handle_metrics(conn_ctx *c) {
          (double)st.cached_tokens_total},
         {"num_requests_total", "counter", "Number of requests processed.",
          (double)st.requests_finished},
+        {"num_aborted_requests_total", "counter", "Number of requests aborted.",
+         (double)st.requests_aborted},
+        {"num_retracted_requests_total", "counter", "Total number of retracted requests.",
+         (double)st.retractions},
         {"num_running_reqs", "gauge", "The number of running requests.", st.num_running},
         {"num_queue_reqs", "gauge", "The number of requests in the waiting queue.", st.num_queued},
+        {"num_used_tokens", "gauge", "The number of used tokens.", (double)st.kv_used},
+        {"max_total_num_tokens", "gauge", "Maximum total number of tokens in the KV cache pool.",
+         (double)st.kv_pool_size},
         {"token_usage", "gauge", "The token usage.", st.token_usage},
         {"cache_hit_rate", "gauge", "The prefix cache hit rate.", hit},
         {"gen_throughput", "gauge", "The generation throughput (token/s).", st.last_gen_throughput},
@@ -127,6 +134,9 @@ enum MHD_Result sglc_srv_handle_metrics(conn_ctx *c) {
                      "Histogram of inter-token latency in seconds.", m);
     metric_histogram(&b, e, SGLC_HIST_E2E, "sglang:e2e_request_latency_seconds",
                      "Histogram of End-to-end request latency in seconds", m);
+    /* older SGLang's per-request figure, still read by dashboards and gateways */
+    metric_histogram(&b, e, SGLC_HIST_TPOT, "sglang:time_per_output_token_seconds",
+                     "Histogram of time per output token in seconds.", m);
     if (b.bad) {
         free(b.p);
         return sglc_srv_send_error(c->conn, 500, "out of memory");

@@ -1,8 +1,8 @@
 /* SGLang's native endpoints: /generate (text or input_ids, single or batch, sampling_params),
- * its result JSON (meta_info, logprobs), /get_server_info, /get_model_info, /tokenize,
- * /detokenize, /abort_request and /health_generate. /health and /flush_cache are answered by
- * the router in http.c. Handlers validate with validate.c and prompt.c and submit through
- * generation.c. */
+ * its result JSON (meta_info, logprobs), /get_server_info, /get_model_info, /get_load,
+ * /tokenize, /detokenize, /abort_request and /health_generate. /health and /flush_cache are
+ * answered by the router in http.c. Handlers validate with validate.c and prompt.c and submit
+ * through generation.c. */
 #include "server/server_impl.h"
 
 #include <math.h>
@@ -348,7 +348,27 @@ enum MHD_Result sglc_srv_handle_server_info(conn_ctx *c) {
     cJSON_AddNumberToObject(j, "max_running_requests_effective", s->info.max_running_requests);
     cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "tp_size");
     if (!tp) cJSON_AddNumberToObject(j, "tp_size", 1);
+    /* SGLang's values for a single unified (not prefill/decode split) server: sglang-router
+     * labels the worker with them */
+    if (!cJSON_GetObjectItemCaseSensitive(j, "load_balance_method"))
+        cJSON_AddStringToObject(j, "load_balance_method", "round_robin");
+    if (!cJSON_GetObjectItemCaseSensitive(j, "disaggregation_mode"))
+        cJSON_AddStringToObject(j, "disaggregation_mode", "null");
     return sglc_srv_send_json(c->conn, MHD_HTTP_OK, j);
+}
+
+/* SGLang's /get_load: one entry per data-parallel rank (sglc has one). sglang-router's load
+ * monitor sums num_tokens over the entries (power_of_two policy). */
+enum MHD_Result sglc_srv_handle_get_load(conn_ctx *c) {
+    sglc_engine_stats st;
+    sglc_engine_get_stats(atomic_load(&c->srv->engine), &st);
+    cJSON *a = cJSON_CreateArray(), *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "dp_rank", 0);
+    cJSON_AddNumberToObject(j, "num_reqs", st.num_running + st.num_queued);
+    cJSON_AddNumberToObject(j, "num_waiting_reqs", st.num_queued);
+    cJSON_AddNumberToObject(j, "num_tokens", (double)st.kv_used);
+    cJSON_AddItemToArray(a, j);
+    return sglc_srv_send_json(c->conn, MHD_HTTP_OK, a);
 }
 
 enum MHD_Result sglc_srv_handle_model_info(conn_ctx *c) {

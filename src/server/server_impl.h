@@ -211,6 +211,7 @@ void sglc_srv_make_ids(conn_ctx *c, const char *prefix, const cJSON *body);
 cJSON *sglc_srv_native_result(conn_ctx *c, int i, const sglc_output *o);
 enum MHD_Result sglc_srv_handle_generate(conn_ctx *c, cJSON *body);
 enum MHD_Result sglc_srv_handle_server_info(conn_ctx *c);
+enum MHD_Result sglc_srv_handle_get_load(conn_ctx *c);
 enum MHD_Result sglc_srv_handle_model_info(conn_ctx *c);
 enum MHD_Result sglc_srv_handle_tokenize(conn_ctx *c, cJSON *body);
 enum MHD_Result sglc_srv_handle_detokenize(conn_ctx *c, cJSON *body);

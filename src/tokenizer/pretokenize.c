@@ -173,6 +173,21 @@ static int add_regex(sglc_pretok *p, size_t i, const char *pat, int literal,
     return SGLC_OK;
 }
 
+size_t sglc_pretok_type_regexes(const char *pre, const char *const **regexes,
+                                sglc_pretok_flags *flags) {
+    if (!pre || !*pre) pre = "default";
+    for (size_t i = 0; i < sizeof k_pretok_types / sizeof k_pretok_types[0]; i++) {
+        if (strcmp(k_pretok_types[i].name, pre) != 0) continue;
+        size_t n = 0;
+        while (k_pretok_types[i].regexes[n])
+            n++;
+        *regexes = k_pretok_types[i].regexes;
+        *flags = k_pretok_types[i].flags;
+        return n;
+    }
+    return 0;
+}
+
 int sglc_pretok_open(sglc_pretok **out, const char *pre, const char *const *override,
                      size_t n_override, sglc_pretok_flags *flags, sglc_err *err) {
     *out = NULL;

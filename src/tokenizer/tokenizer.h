@@ -50,6 +50,12 @@ int sglc_tokenizer_open_vocab(sglc_tokenizer **out, const sglc_tokenizer_vocab_d
  * decode gives HF's decode without clean-up unless the config asks for it. Validates
  * ROBUSTNESS.md §26 and refuses what it does not support by name. */
 int sglc_tokenizer_open_hf(sglc_tokenizer **out, const char *dir, sglc_err *err);
+/* Writes the GGUF's tokenizer as a Hugging Face tokenizer folder in dir (created if missing):
+ * tokenizer.json, tokenizer_config.json, special_tokens_map.json, generation_config.json, which
+ * HF `tokenizers`/transformers load and which encode as sglc_tokenizer_open_gguf's tokenizer
+ * does. pre_override as in open_gguf_pre (NULL: the file's). Built with cJSON (export_hf.c). */
+int sglc_tokenizer_export_hf(const sglc_gguf *g, const char *pre_override, const char *dir,
+                             sglc_err *err);
 void sglc_tokenizer_close(sglc_tokenizer *t);
 
 /* The chat template (Jinja source) from tokenizer.chat_template or tokenizer_config.json, owned

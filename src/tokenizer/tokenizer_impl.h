@@ -202,6 +202,11 @@ static inline const char *sglc_tok_text(const sglc_tokenizer *t, int32_t id, siz
 }
 
 /* --- pretokenize.c --- */
+/* The regex list (static, llama.cpp's patterns in PCRE2 syntax) and flags of one
+ * tokenizer.ggml.pre family (NULL or "" = "default"); returns the number of regexes, 0 for an
+ * unknown name. The tokenizer.json exporter writes these as Split steps. */
+size_t sglc_pretok_type_regexes(const char *pre, const char *const **regexes,
+                                sglc_pretok_flags *flags);
 /* Looks up tokenizer.ggml.pre (NULL/"" = "default") and compiles its regexes, or the given
  * override list (PCRE2 syntax) when n_override > 0. */
 int sglc_pretok_open(sglc_pretok **out, const char *pre, const char *const *override,
