@@ -4,7 +4,7 @@ in every format sglc loads, for benchmarks and loader tests where the real weigh
 
 Usage:
   scripts/make_random_models.py --shape qwen3-0.6b --out models/random
-  scripts/make_random_models.py --shape llama-3.1-8b --out /data/random --formats bf16,q8_0 --jobs 16
+  scripts/make_random_models.py --shape llama-3.1-8b --out /data/rnd --formats bf16,q8_0 --jobs 16
   scripts/make_random_models.py --shape tiny --out /tmp/t --layers 1          # seconds, for tests
 
 Shapes (--shape): qwen3-0.6b, llama-3.2-1b, llama-3.1-8b: the numbers of the real config.json
@@ -290,12 +290,12 @@ def tensor_list(cfg):
     if cfg["model_type"] == "qwen3":
         norms += [("self_attn.q_norm", "attn_q_norm", hd), ("self_attn.k_norm", "attn_k_norm", hd)]
     for l in range(cfg["num_hidden_layers"]):
+        hf_l, gg_l = "model.layers.%d.%%s.weight" % l, "blk.%d.%%s.weight" % l
         for i, (hf, gg, rows, cols, perm) in enumerate(mats):
-            out.append(dict(hf="model.layers.%d.%s.weight" % (l, hf), gguf="blk.%d.%s.weight" % (l, gg),
-                            shape=(rows, cols), key=(1 + l, i), permute=perm))
+            out.append(dict(hf=hf_l % hf, gguf=gg_l % gg, shape=(rows, cols), key=(1 + l, i),
+                            permute=perm))
         for hf, gg, n in norms:
-            out.append(dict(hf="model.layers.%d.%s.weight" % (l, hf), gguf="blk.%d.%s.weight" % (l, gg),
-                            shape=(n,), key=None, permute=0))
+            out.append(dict(hf=hf_l % hf, gguf=gg_l % gg, shape=(n,), key=None, permute=0))
     out.append(dict(hf="model.norm.weight", gguf="output_norm.weight", shape=(d,), key=None,
                     permute=0))
     if not cfg["tie_word_embeddings"]:
