@@ -159,6 +159,36 @@ static int load_config(loader *L) {
     return SGLC_OK;
 }
 
+/* Llama-3 rope scaling: llama.cpp's converter stores the divisor of each rotary frequency as
+ * rope_freqs.weight [rot_dim / 2] (F32) instead of metadata keys; without it the model would run
+ * with unscaled frequencies, wrong past the original context. */
+static int load_rope_freqs(loader *L) {
+    sglc_model *m = L->m;
+    const sglc_gguf_tensor *t = sglc_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    if (!t) return SGLC_OK;
+    int64_t n = m->cfg.rot_dim / 2;
+    if (t->type != SGLC_GGML_TYPE_F32 || t->n_dims != 1 || t->ne[0] != n)
+        return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                            "%s: rope_freqs.weight must be F32 [%lld] (rope.dimension_count / 2)",
+                            L->path, (long long)n);
+    size_t bytes = (size_t)n * sizeof(float);
+    float *host = malloc(bytes);
+    if (!host) return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
+    memcpy(host, t->data, bytes); /* the file's data section is aligned, but copy to be sure */
+    for (int64_t i = 0; i < n; i++)
+        if (!(isfinite(host[i]) && host[i] > 0.0f)) {
+            free(host);
+            return sglc_err_set(L->err, SGLC_ERR_FORMAT,
+                                "%s: rope_freqs.weight[%lld] must be a positive number", L->path,
+                                (long long)i);
+        }
+    m->rope_freqs = m->be->ops->alloc(m->be, bytes);
+    if (m->rope_freqs) m->be->ops->upload(m->be, m->rope_freqs, host, bytes);
+    free(host);
+    if (!m->rope_freqs) return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of backend memory");
+    return SGLC_OK;
+}
+
 static int load_weights(loader *L) {
     sglc_model *m = L->m;
     const sglc_model_config *c = &m->cfg;
@@ -172,6 +202,7 @@ static int load_weights(loader *L) {
         m->output = m->tok_embd;
         m->cfg.tied_embeddings = 1;
     }
+    if ((rc = load_rope_freqs(L))) return rc;
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return sglc_err_set(L->err, SGLC_ERR_NOMEM, "out of memory");
     for (int32_t l = 0; l < c->n_layer; l++) {
