@@ -61,7 +61,7 @@ static void reference_outputs(const char *model_path) {
     sglc_backend *be = NULL;
     sglc_model *m = NULL;
     sglc_session *s = NULL;
-    CHECK(sglc_backend_open(&be, "cpu", NULL, &err) == 0);
+    CHECK(sglc_backend_open(&be, test_device(), NULL, &err) == 0);
     CHECKF(sglc_model_open_gguf(&m, model_path, be, &err) == 0, "%s", err.msg);
     CHECK(sglc_session_open(&s, m, 512, 512, &err) == 0);
     for (int i = 0; s && i < g_n_prompts; i++) {
@@ -82,6 +82,7 @@ static sglc_engine *open_engine_policy(const char *model, int radix, int overlap
                                        int64_t pool, sglc_schedule_policy policy) {
     sglc_engine_params ep;
     sglc_engine_params_default(&ep);
+    ep.device = test_device();
     ep.model_path = model;
     ep.disable_radix_cache = !radix;
     ep.disable_overlap_schedule = !overlap;

@@ -219,6 +219,7 @@ static void run_all(outcome greedy[N_CASES]) {
 static sglc_engine *open_engine(int overlap, int radix) {
     sglc_engine_params ep;
     sglc_engine_params_default(&ep);
+    ep.device = test_device();
     ep.model_path = test_default_model();
     ep.max_total_tokens = 16384;
     ep.decode_log_interval = 0;

@@ -57,6 +57,7 @@ static void run(const sglc_request_params *p, result *res) {
 static sglc_engine *open_engine(int overlap) {
     sglc_engine_params ep;
     sglc_engine_params_default(&ep);
+    ep.device = test_device();
     ep.model_path = test_default_model();
     ep.max_total_tokens = 8192;
     ep.disable_overlap_schedule = !overlap;

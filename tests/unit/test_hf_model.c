@@ -505,7 +505,7 @@ cleanup:
 int main(void) {
     sglc_err err = {{0}};
     sglc_backend *be = NULL;
-    CHECK(sglc_backend_open(&be, "cpu", NULL, &err) == 0);
+    CHECK(sglc_backend_open(&be, test_device(), NULL, &err) == 0);
     if (!be) TEST_MAIN_END();
     test_llama3_factors();
     test_tiny_configs(be);

@@ -193,6 +193,7 @@ int main(void) {
     }
     sglc_engine_params ep;
     sglc_engine_params_default(&ep);
+    ep.device = test_device();
     ep.model_path = test_default_model();
     ep.max_total_tokens = 4096;
     ep.decode_log_interval = 0;

@@ -416,7 +416,7 @@ static void test_default_greedy(sglc_backend *be, int bits) {
 int main(void) {
     sglc_err err = {{0}};
     sglc_backend *be = NULL;
-    CHECK(sglc_backend_open(&be, "cpu", NULL, &err) == 0);
+    CHECK(sglc_backend_open(&be, test_device(), NULL, &err) == 0);
     if (!be) return 1;
     char tmp[] = "/tmp/sglc_mlx_model_XXXXXX";
     SGLC_ASSERT(mkdtemp(tmp) != NULL);

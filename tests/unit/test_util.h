@@ -32,6 +32,13 @@ static inline const char *test_source_dir(void) {
     return d ? d : ".";
 }
 
+/* The device the model tests run on: SGLC_TEST_DEVICE (scripts/test_gpu.sh sets cuda), else
+ * cpu. */
+static inline const char *test_device(void) {
+    const char *d = getenv("SGLC_TEST_DEVICE");
+    return d && *d ? d : "cpu";
+}
+
 /* Path of the default model, or NULL (with a message) when it has not been fetched. */
 static inline const char *test_default_model(void) {
     static char path[4096];
