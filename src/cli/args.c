@@ -80,9 +80,10 @@ int sglc_arg_quantization(const char *flag, const char *s, const char **out) {
 
 int sglc_arg_device(const char *flag, const char *s, const char **out) {
     /* cpu: the fast kernels; cpu-ggml: llama.cpp's arithmetic bit for bit (slower, for
-     * checking outputs against llama.cpp). GPU backends register here when built. */
-    if (strcmp(s, "cpu") != 0 && strcmp(s, "cpu-ggml") != 0) {
-        fprintf(stderr, "sglc: %s: unknown device '%s' (this build has: cpu, cpu-ggml)\n", flag, s);
+     * checking outputs against llama.cpp); cuda: accepted here, and opening it says whether
+     * this build has CUDA and a GPU is visible (backend.c). */
+    if (strcmp(s, "cpu") != 0 && strcmp(s, "cpu-ggml") != 0 && strcmp(s, "cuda") != 0) {
+        fprintf(stderr, "sglc: %s: unknown device '%s' (devices: cpu, cpu-ggml, cuda)\n", flag, s);
         return -1;
     }
     *out = s;
