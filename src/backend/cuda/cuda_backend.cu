@@ -611,6 +611,12 @@ extern "C" int sglc_cuda_device_count(void) {
     return n;
 }
 
+extern "C" void sglc_cuda_graph_stats(sglc_backend *be, int64_t *captures, int64_t *replays) {
+    cuda_impl *im = cuda_impl_of(be);
+    *captures = im->n_captures;
+    *replays = im->n_replays;
+}
+
 static void cu_close(sglc_backend *be) {
     cuda_impl *im = cuda_impl_of(be);
     if (im) {

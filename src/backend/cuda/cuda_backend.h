@@ -14,6 +14,8 @@ extern "C" {
 int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_params *p, sglc_err *err);
 /* GPUs the CUDA runtime sees; 0 when none or when the driver is missing. */
 int sglc_cuda_device_count(void);
+/* Decode graphs captured and replayed so far by a CUDA backend (tests and logs). */
+void sglc_cuda_graph_stats(sglc_backend *be, int64_t *captures, int64_t *replays);
 
 #ifdef __cplusplus
 }
