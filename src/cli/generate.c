@@ -37,7 +37,7 @@ static void usage(FILE *f) {
            "  --ignore-eos                keep generating past end-of-sequence tokens\n"
            "  --context-length N          KV context (default: 8192 tokens or the model's)\n"
            "  --threads N                 CPU threads (default: all cores)\n"
-           "  --device cpu|cpu-ggml       cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
+           "  --device cpu|cpu-ggml|cuda  cpu-ggml: llama.cpp's CPU arithmetic bit for bit "
            "(slower; Q4_1/Q8_0 GGUF)\n"
            "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
            "group 64)\n"
