@@ -267,7 +267,7 @@ static const arg_spec k_args[] = {
      G_RUNTIME,
      K_VALUE,
      E_ALL,
-     "cpu|cpu-ggml",
+     "cpu|cpu-ggml|cuda",
      "cpu-ggml: llama.cpp's CPU arithmetic bit for bit (slower; Q4_1/Q8_0 GGUF)"},
     {A_THREADS, {"--threads"}, G_RUNTIME, K_VALUE, E_ALL, "N", "CPU threads (all cores)"},
     {A_RANDOM_SEED,

@@ -1,0 +1,205 @@
+/* Causal attention over the paged KV cache (f32 or f16), every query token against positions
+ * 0..pos of its own sequence through the slot table, with GQA (query head h reads kv head
+ * h / (n_head / n_head_kv)).
+ *
+ * One block per (query token, head, split): the block walks its range of the context in tiles
+ * of 128 keys (thread j scores key j of the tile from the query held in shared memory, then all
+ * threads accumulate V for the dims they own) with an online softmax in f32. A step with few
+ * (token, head) pairs (decode) splits each context into up to 32 ranges so the GPU fills, and a
+ * second kernel combines the partial (max, sum, acc) triples, flash-decoding style. The grid
+ * depends only on the token count (fixed per padded decode size); each block reads its
+ * context length on the device and exits early when its range is empty, so a graph replays
+ * correctly while contexts grow. */
+#include "backend/cuda/cuda_impl.h"
+
+#define ATT_THREADS 128
+#define ATT_MAX_HD 256
+#define ATT_MAX_SPLITS 32
+
+__device__ float block_max(float v, float *sh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float r = -INFINITY;
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++)
+        r = fmaxf(r, sh[i]);
+    return r;
+}
+
+template <bool F16>
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attn(const float *q, const void *kc, const void *vc, float *out, float *part,
+           sglc_batch_dev b, int n_head, int n_kv, int hd, float scale, int n_splits) {
+    __shared__ float qs[ATT_MAX_HD];
+    __shared__ float ps[ATT_THREADS];
+    __shared__ int32_t sl[ATT_THREADS];
+    __shared__ float redf[32];
+    const int t = blockIdx.z, h = blockIdx.y, split = blockIdx.x, tid = threadIdx.x;
+    const int kvh = h / (n_head / n_kv);
+    const size_t kvd = (size_t)n_kv * hd;
+    const int32_t ctx = b.pos[t] + 1;
+    const int32_t *slots = b.slot_table + b.seq_slot_start[b.seq[t]];
+    const int32_t chunk = (ctx + n_splits - 1) / n_splits;
+    const int32_t s0 = split * chunk, s1 = min(ctx, s0 + chunk);
+    constexpr int DPT = ATT_MAX_HD / ATT_THREADS; /* dims per thread */
+    float acc[DPT];
+#pragma unroll
+    for (int i = 0; i < DPT; i++)
+        acc[i] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    const float *qr = q + ((size_t)t * n_head + h) * hd;
+    for (int d = tid; d < hd; d += ATT_THREADS)
+        qs[d] = qr[d];
+    __syncthreads();
+    for (int32_t base = s0; base < s1; base += ATT_THREADS) {
+        const int32_t s = base + tid;
+        float sc = -INFINITY;
+        if (s < s1) {
+            const int32_t slot = slots[s];
+            sl[tid] = slot;
+            const size_t off = (size_t)slot * kvd + (size_t)kvh * hd;
+            float d = 0.0f;
+            if (F16) {
+                const uint4 *kp = (const uint4 *)((const __half *)kc + off);
+                for (int i = 0; i < hd / 8; i++) {
+                    uint4 w = kp[i];
+                    const __half2 *hp = (const __half2 *)&w;
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        float2 f = __half22float2(hp[j]);
+                        d = fmaf(qs[8 * i + 2 * j], f.x, d);
+                        d = fmaf(qs[8 * i + 2 * j + 1], f.y, d);
+                    }
+                }
+            } else {
+                const float4 *kp = (const float4 *)((const float *)kc + off);
+                for (int i = 0; i < hd / 4; i++) {
+                    float4 w = kp[i];
+                    d = fmaf(qs[4 * i], w.x, d);
+                    d = fmaf(qs[4 * i + 1], w.y, d);
+                    d = fmaf(qs[4 * i + 2], w.z, d);
+                    d = fmaf(qs[4 * i + 3], w.w, d);
+                }
+            }
+            sc = d * scale;
+        }
+        const float mt = block_max(sc, redf);
+        const float mn = fmaxf(m, mt);
+        const float alpha = m == -INFINITY ? 0.0f : expf(m - mn);
+        const float p = s < s1 ? expf(sc - mn) : 0.0f;
+        ps[tid] = p;
+        l = l * alpha + block_sum(p, redf); /* its barriers also publish ps and sl */
+        const int n_in = min(ATT_THREADS, s1 - base);
+#pragma unroll
+        for (int i = 0; i < DPT; i++) {
+            const int d = tid + i * ATT_THREADS;
+            if (d >= hd) break;
+            float a = acc[i] * alpha;
+            for (int j = 0; j < n_in; j++) {
+                const size_t off = (size_t)sl[j] * kvd + (size_t)kvh * hd + d;
+                const float vv = F16 ? __half2float(((const __half *)vc)[off])
+                                     : ((const float *)vc)[off];
+                a = fmaf(ps[j], vv, a);
+            }
+            acc[i] = a;
+        }
+        m = mn;
+        __syncthreads(); /* ps and sl are rewritten by the next tile */
+    }
+    if (n_splits == 1) {
+        float *o = out + ((size_t)t * n_head + h) * hd;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+        for (int i = 0; i < DPT; i++) {
+            const int d = tid + i * ATT_THREADS;
+            if (d < hd) o[d] = acc[i] * inv;
+        }
+        return;
+    }
+    float *pp = part + (((size_t)t * n_head + h) * n_splits + split) * (size_t)(hd + 2);
+    if (tid == 0) {
+        pp[0] = m;
+        pp[1] = l;
+    }
+#pragma unroll
+    for (int i = 0; i < DPT; i++) {
+        const int d = tid + i * ATT_THREADS;
+        if (d < hd) pp[2 + d] = acc[i];
+    }
+}
+
+/* out = the partials of every split, each rescaled to the common max */
+__global__ void k_attn_combine(const float *part, float *out, int n_head, int hd, int n_splits) {
+    const int h = blockIdx.x, t = blockIdx.y;
+    const float *pp = part + ((size_t)t * n_head + h) * n_splits * (size_t)(hd + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++)
+        M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
+    float L = 0.0f;
+    for (int s = 0; s < n_splits; s++) {
+        const float ms = pp[(size_t)s * (hd + 2)];
+        if (ms != -INFINITY) L += pp[(size_t)s * (hd + 2) + 1] * expf(ms - M);
+    }
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.0f;
+        for (int s = 0; s < n_splits; s++) {
+            const float ms = pp[(size_t)s * (hd + 2)];
+            if (ms != -INFINITY) a += pp[(size_t)s * (hd + 2) + 2 + d] * expf(ms - M);
+        }
+        out[((size_t)t * n_head + h) * hd + d] = L > 0.0f ? a / L : 0.0f;
+    }
+}
+
+int cuda_attention_splits(const cuda_impl *im, int64_t T, int32_t n_head) {
+    const int64_t pairs = T * n_head, target = 4 * (int64_t)im->n_sm;
+    if (pairs >= target) return 1;
+    int64_t s = (target + pairs - 1) / pairs;
+    return (int)(s > ATT_MAX_SPLITS ? ATT_MAX_SPLITS : s);
+}
+
+/* splits * pairs < 2 * target whenever splits > 1 (cuda_attention_splits) */
+size_t cuda_attention_part_floats(const cuda_impl *im) {
+    return (size_t)8 * (size_t)im->n_sm * (ATT_MAX_HD + 2);
+}
+
+void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const void *k_cache,
+                    const void *v_cache, float *out, const sglc_attn_params *p) {
+    cuda_impl *im = cuda_impl_of(be);
+    union {
+        float f;
+        uint32_t u;
+    } sc = {p->scale};
+    if (CUDA_OP_BEGIN(im, CUDA_OP_ATTENTION, U64(b->pos), U64(b->seq), U64(b->seq_slot_start),
+                      U64(b->slot_table), (uint64_t)b->n_tokens, U64(q), U64(k_cache),
+                      U64(v_cache), U64(out), (uint64_t)p->n_head, (uint64_t)p->n_head_kv,
+                      (uint64_t)p->head_dim, (uint64_t)p->kv_type, (uint64_t)sc.u))
+        return;
+    if (b->n_tokens <= 0) return;
+    SGLC_ASSERT(p->head_dim <= ATT_MAX_HD && p->head_dim % 8 == 0);
+    SGLC_ASSERT(p->n_head_kv > 0 && p->n_head % p->n_head_kv == 0);
+    SGLC_ASSERT(p->kv_type == SGLC_GGML_TYPE_F16 || p->kv_type == SGLC_GGML_TYPE_F32);
+    const int splits = cuda_attention_splits(im, b->n_tokens, p->n_head);
+    SGLC_ASSERT(splits == 1 || (size_t)splits * (size_t)b->n_tokens * (size_t)p->n_head *
+                                       (size_t)(p->head_dim + 2) <=
+                                   im->attn_part_floats);
+    dim3 grid((unsigned)splits, (unsigned)p->n_head, (unsigned)b->n_tokens);
+    sglc_batch_dev db = batch_dev_of(b);
+    if (p->kv_type == SGLC_GGML_TYPE_F16)
+        k_attn<true><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out,
+                                                           im->attn_part, db, p->n_head,
+                                                           p->n_head_kv, p->head_dim, p->scale,
+                                                           splits);
+    else
+        k_attn<false><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out,
+                                                            im->attn_part, db, p->n_head,
+                                                            p->n_head_kv, p->head_dim, p->scale,
+                                                            splits);
+    if (CUDA_LAUNCHED(im, "attention kernel") || splits == 1) return;
+    dim3 cg((unsigned)p->n_head, (unsigned)b->n_tokens);
+    k_attn_combine<<<cg, p->head_dim >= 128 ? 128 : 64, 0, im->stream>>>(
+        im->attn_part, out, p->n_head, p->head_dim, splits);
+    CUDA_LAUNCHED(im, "attention combine kernel");
+}
