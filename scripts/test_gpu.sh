@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# On the GPU machine: builds Release with the CUDA backend and runs the tests, each stage's log
-# in $OUT (default /tmp/out), a short summary printed last even when a stage fails.
-#   - C dependencies missing on the machine come from .debs/ (scripts/fetch_gpu_debs.sh, run
-#     where apt works), unpacked with dpkg -x into /tmp/sglc-deps, .pc prefixes rewritten;
-#   - stages: deps, gpu (nvidia-smi), configure, build, ops (test_backend_ops: every op of
-#     cpu, cpu-ggml and cuda against float64 references), graph (test_cuda_graph), ctest (the
-#     whole suite; tests that need models/ fail when the model was not carried), bench.
-set -uo pipefail
+# On the GPU machine: builds Release with the CUDA backend and runs every GPU test and
+# benchmark, each stage's log in $OUT (default /tmp/out), a short summary printed last even
+# when a stage fails. Re-run by any session with one device call, e.g.
+#   run: bash scripts/test_gpu.sh            (carry .debs and .whl)
+# Stages (SGLC_GPU_STAGES, space-separated; default all, in this order):
+#   deps      C dependencies missing on the machine from .debs/ (scripts/fetch_gpu_debs.sh),
+#             unpacked with dpkg -x into /tmp/sglc-deps (.pc prefixes rewritten); Python
+#             packages missing there from .whl/ (scripts/fetch_gpu_wheels.sh) into /tmp/site
+#   gpu       nvidia-smi, nvcc, cmake versions
+#   build     configure + build Release with -DSGLC_CUDA=ON
+#   ops       test_backend_ops: every op of cpu, cpu-ggml and cuda against float64 references
+#   graph     test_cuda_graph: a decode op sequence with and without CUDA graphs, bit-identical
+#   model     the default model (models/, or assembled from parts under $SGLC_MODEL_PARTS with
+#             its sha256 checked) and its HF folder (scripts/convert_gguf_to_hf.py)
+#   gpumodel  the model tests on the GPU (SGLC_TEST_DEVICE=cuda): engine, sampling, grammar,
+#             logit bias, HF/MLX goldens; test_gpu_model (greedy agreement with the CPU,
+#             graphs/overlap/radix on/off, batch invariance)
+#   e2e       the server suite (tests/e2e) against `sglc serve` on the default device (cuda)
+#   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
+#   random    random-weight Qwen3-0.6B-shaped models (bf16, Q8_0, Q4_0, MLX 4-bit) and
+#             bench_one_batch on them, graphs on and off; SGLC_GPU_SHAPES adds shapes
+#   ctest     the whole ctest suite on this machineset -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 OUT="${OUT:-/tmp/out}"
@@ -26,8 +40,17 @@ summary() {
     fi
     [[ -f $OUT/graph.log ]] && grep -E "test_cuda_graph|CHECK failed" "$OUT/graph.log" |
       head -10 | sed 's/^/  graph: /'
-    [[ -f $OUT/ctest.log ]] && grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" \
-      "$OUT/ctest.log" | head -30 | sed 's/^/  ctest: /'
+    for f in ctest gpumodel; do
+      [[ -f $OUT/$f.log ]] && grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" \
+        "$OUT/$f.log" | head -30 | sed "s/^/  $f: /"
+    done
+    [[ -f $OUT/gpumodel.log ]] && grep -E "prompts$|differ$|cuda gives|divergence" \
+      "$OUT/gpumodel.log" | head -20 | sed 's/^/  gpumodel: /'
+    [[ -f $OUT/e2e.log ]] && grep -E "passed|failed|^FAILED|^ERROR" "$OUT/e2e.log" | tail -15 |
+      sed 's/^/  e2e: /'
+    [[ -f $OUT/floor.log ]] && grep -E '^\{' "$OUT/floor.log" | sed 's/^/  floor: /'
+    [[ -f $OUT/random.log ]] && grep -E "^== |Decode\.  median|Prefill\. latency" \
+      "$OUT/random.log" | sed 's/^/  random: /'
   } | tee "$OUT/summary.txt"
 }
 trap summary EXIT
@@ -75,14 +98,78 @@ use_deps() {
 }
 
 [[ -d /usr/local/cuda/bin ]] && export PATH="/usr/local/cuda/bin:$PATH"
-stage deps unpack_deps && [[ -d $deps/usr ]] && use_deps
-stage gpu bash -c 'nvidia-smi; nvcc --version; cmake --version | head -1'
-stage configure cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSGLC_CUDA=ON || exit 1
-stage build cmake --build "$build" -j "$jobs" || exit 1
-stage ops "$build/test_backend_ops"
-stage graph "$build/test_cuda_graph"
-[[ -e models/SmolLM2-135M-Instruct.Q4_1.gguf ]] ||
-  echo "note: models/ not present: ctest's model tests will fail (not a CUDA failure)" >&2
-stage ctest ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900
-if [[ -x $build/bench_cuda_ops ]]; then stage bench "$build/bench_cuda_ops"; fi
+unpack_wheels() {
+  ls .whl/*.whl >/dev/null 2>&1 || { echo "no .whl/: Python packages as on the image"; return 0; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && echo "installed $(ls .whl/*.whl | wc -l) wheels into /tmp/site"
+}
+
+gguf=models/SmolLM2-135M-Instruct.Q4_1.gguf
+hf=models/SmolLM2-135M-Instruct-hf
+get_model() {
+  mkdir -p models
+  if [[ ! -s $gguf && -n ${SGLC_MODEL_PARTS:-} ]]; then
+    cat "$SGLC_MODEL_PARTS"/part* > "$gguf.tmp" && mv "$gguf.tmp" "$gguf"
+  fi
+  [[ -s $gguf ]] || { echo "no $gguf (carry it in parts: SGLC_MODEL_PARTS)"; return 1; }
+  (cd models && sha256sum -c ../scripts/default_model.sha256) || return 1
+  [[ -f $hf/config.json ]] || python3 scripts/convert_gguf_to_hf.py --gguf "$gguf" --out "$hf"
+}
+
+gpu_model_tests() {
+  SGLC_TEST_DEVICE=cuda ctest --test-dir "$build" --output-on-failure --timeout 900 \
+    -R 'test_(engine|engine_sampling|engine_grammar|logit_bias|hf_model|mlx_model|gpu_model|decode_pad)$'
+}
+
+e2e() {
+  python3 -c 'import pytest, openai, requests, jsonschema' || return 1
+  SGLC_BINARY="$build/sglc" python3 -m pytest -q -p no:cacheprovider tests/e2e \
+    --deselect tests/e2e/test_chat_page.py
+}
+
+floor() {
+  bash bench/build_gpu_floor.sh || return 1
+  for shape in qwen3-0.6b llama-3.2-1b llama-3.1-8b; do
+    for dt in bf16 q8 q4; do build/gpu_floor --shape $shape --dtype $dt || return 1; done
+  done
+}
+
+random_models() {
+  local out=/tmp/rnd shapes="qwen3-0.6b ${SGLC_GPU_SHAPES:-}"
+  for shape in $shapes; do
+    python3 scripts/make_random_models.py --shape "$shape" --out $out \
+      --formats bf16,q8_0,q4_0,mlx4 --sglc "$build/sglc" || return 1
+  done
+  for shape in $shapes; do
+    for m in $out/*"$shape"*; do
+      for g in "" "--disable-cuda-graph"; do
+        echo "== $m $g"
+        "$build/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 \
+          --output-len 128 $g || return 1
+      done
+    done
+  done
+}
+
+want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel e2e floor random} " == *" $1 "* ]]; }
+if want deps; then
+  stage deps unpack_deps && [[ -d $deps/usr ]] && use_deps
+  stage wheels unpack_wheels && [[ -d /tmp/site ]] && export PYTHONPATH=/tmp/site
+fi
+[[ -d $deps/usr ]] && use_deps
+[[ -d /tmp/site ]] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+want gpu && stage gpu bash -c 'nvidia-smi; nvcc --version; cmake --version | head -1'
+if want build; then
+  stage configure cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSGLC_CUDA=ON ||
+    exit 1
+  stage build cmake --build "$build" -j "$jobs" || exit 1
+fi
+want ops && stage ops "$build/test_backend_ops"
+want graph && stage graph "$build/test_cuda_graph"
+want model && stage model get_model
+want gpumodel && stage gpumodel gpu_model_tests
+want e2e && stage e2e e2e
+want floor && stage floor floor
+want random && stage random random_models
+want ctest && stage ctest ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900
 exit 0

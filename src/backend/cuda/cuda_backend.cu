@@ -525,6 +525,16 @@ static void cu_end_step(sglc_backend *be) {
     CUDA_CHECK(im, cudaGraphLaunch(g->exec, im->stream));
 }
 
+/* The padded size a decode step of n tokens runs at: SGLang's capture sizes 1, 2, 4, 8 and
+ * then every multiple of 8 up to --cuda-graph-max-bs, so at most max_bs / 8 + 4 graphs are
+ * captured; larger steps (or graphs off) run unpadded, without a graph. */
+static int32_t cu_decode_pad(sglc_backend *be, int32_t n) {
+    cuda_impl *im = cuda_impl_of(be);
+    if (!im->graphs_enabled || n <= 0 || n > im->graph_max_bs) return n;
+    int32_t p = n <= 2 ? n : n <= 4 ? 4 : (n + 7) / 8 * 8;
+    return p > im->graph_max_bs ? n : p;
+}
+
 /* ---- reserve ---- */
 
 static int cu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
@@ -574,6 +584,7 @@ static sglc_backend_ops make_ops(void) {
     o.close = cu_close;
     o.mem_info = cu_mem_info;
     o.begin_step = cu_begin_step;
+    o.decode_pad = cu_decode_pad;
     o.end_step = cu_end_step;
     o.alloc = cu_alloc;
     o.free = cu_free;
