@@ -181,6 +181,9 @@ typedef struct {
     /* Memory. */
     void *(*alloc)(sglc_backend *be, size_t bytes); /* uninitialized; NULL on failure */
     void (*free)(sglc_backend *be, void *p);
+    /* upload: src may be reused or freed on return. download is queued behind the ops before
+     * it, like an op: dst holds the data once sync returns (a device backend copies it there
+     * from pinned staging at sync), so a step's results come back without a round trip. */
     void (*upload)(sglc_backend *be, void *dst, const void *src, size_t bytes);
     void (*download)(sglc_backend *be, void *dst, const void *src, size_t bytes);
     void (*sync)(sglc_backend *be);

@@ -49,8 +49,8 @@ static float *dev_buf(sglc_backend *be, const float *host, size_t n) {
 /* downloads n floats of d into out and checks d's guard; returns 1 when intact */
 static int read_back(sglc_backend *be, const float *d, float *out, size_t n) {
     float *tmp = malloc((n + GUARD_FLOATS) * sizeof(float));
-    be->ops->sync(be);
     be->ops->download(be, tmp, d, (n + GUARD_FLOATS) * sizeof(float));
+    be->ops->sync(be); /* a download is queued like an op: tmp holds the data after sync */
     memcpy(out, tmp, n * sizeof(float));
     int ok = 1;
     for (size_t i = n; i < n + GUARD_FLOATS; i++)
