@@ -32,6 +32,7 @@ typedef struct {
     double mem_fraction_static;
     int disable_cuda_graph;       /* GPU: decode without CUDA graphs */
     int32_t cuda_graph_max_bs;    /* GPU: largest padded decode batch captured (0: 160) */
+    int enable_deterministic_inference; /* GPU: batch-invariant kernels (the CPU always is) */
     int64_t max_total_tokens;     /* KV pool size in tokens; > 0 overrides the fraction */
     int32_t max_running_requests; /* 64 */
     int32_t chunked_prefill_size; /* tokens per prefill step; -1 disables chunking (2048) */

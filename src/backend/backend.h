@@ -260,6 +260,10 @@ typedef struct {
     int disable_cuda_graph;
     int cuda_graph_max_bs;
     int device_index; /* GPU ordinal (--base-gpu-id) */
+    /* GPU backends: --enable-deterministic-inference: a row's result never depends on the other
+     * rows of its step (batch-invariant products and attention; slower prefill). The CPU
+     * backends always are. */
+    int deterministic;
 } sglc_backend_params;
 
 /* Backends by name: "cpu" (always), "cpu-ggml", "cuda" (when built with CUDA and a GPU is

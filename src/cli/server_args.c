@@ -98,6 +98,7 @@ typedef enum {
     A_CUDA_GRAPH_MAX_BS,
     A_CUDA_GRAPH_BS,
     A_ENABLE_TORCH_COMPILE,
+    A_ENABLE_DETERMINISTIC,
     A_DISABLE_CUSTOM_ALL_REDUCE,
     A_COUNT
 } arg_id;
@@ -420,6 +421,14 @@ static const arg_spec k_args[] = {
      0,
      NULL,
      "accepted; sglc has no torch"},
+    {A_ENABLE_DETERMINISTIC,
+     {"--enable-deterministic-inference"},
+     G_OPT,
+     K_FLAG,
+     E_ALL,
+     NULL,
+     "the same tokens for a request whatever runs beside it (GPU: batch-invariant kernels, "
+     "slower prefill; the CPU always is)"},
     {A_DISABLE_CUSTOM_ALL_REDUCE,
      {"--disable-custom-all-reduce"},
      G_OPT,
@@ -664,6 +673,7 @@ static int apply(sglc_server_args *sa, const arg_spec *s, const char *a, const c
         return 0;
     case A_CUDA_GRAPH_BS: return 0; /* values checked by the list parser */
     case A_ENABLE_TORCH_COMPILE: sa->enable_torch_compile = 1; return 0;
+    case A_ENABLE_DETERMINISTIC: ep->enable_deterministic_inference = 1; return 0;
     case A_DISABLE_CUSTOM_ALL_REDUCE: sa->disable_custom_all_reduce = 1; return 0;
     case A_COUNT: break;
     }
@@ -746,6 +756,10 @@ static const char *no_effect(const sglc_server_args *sa, const arg_spec *s, char
         snprintf(buf, cap, "no effect on device %s (sglc's own kernels)", dev);
         return buf;
     case A_ENABLE_TORCH_COMPILE: return "no effect (sglc has no torch)";
+    case A_ENABLE_DETERMINISTIC:
+        if (cuda) return NULL;
+        snprintf(buf, cap, "no effect on device %s (its kernels are always batch-invariant)", dev);
+        return buf;
     case A_DISABLE_CUSTOM_ALL_REDUCE: return "no effect (one device, no all-reduce)";
     case A_TRUST_REMOTE_CODE: return "no effect (sglc never runs code from a model folder)";
     case A_ENABLE_METRICS: return "no effect (Prometheus metrics are always served at /metrics)";
@@ -880,6 +894,8 @@ cJSON *sglc_server_args_to_json(const sglc_server_args *sa) {
     else
         cJSON_AddNullToObject(o, "cuda_graph_max_bs");
     cJSON_AddBoolToObject(o, "enable_torch_compile", sa->enable_torch_compile);
+    cJSON_AddBoolToObject(o, "enable_deterministic_inference",
+                          sa->ep.enable_deterministic_inference);
     cJSON_AddNumberToObject(o, "tp_size", (double)sa->tp_size);
     cJSON_AddNumberToObject(o, "dp_size", (double)sa->dp_size);
     cJSON_AddNumberToObject(o, "stream_interval", (double)sa->stream_interval);

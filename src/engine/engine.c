@@ -252,6 +252,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
                                  .n_threads = p->n_threads,
                                  .disable_cuda_graph = p->disable_cuda_graph,
                                  .cuda_graph_max_bs = p->cuda_graph_max_bs,
+                                 .deterministic = p->enable_deterministic_inference,
                                  .say = say_info};
     if ((rc = sglc_model_load(&e->be, &e->model, &lp, &se)) != 0 ||
         (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {

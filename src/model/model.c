@@ -278,7 +278,8 @@ int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_par
     *m = NULL;
     sglc_backend_params bp = {.n_threads = p->n_threads,
                               .disable_cuda_graph = p->disable_cuda_graph,
-                              .cuda_graph_max_bs = p->cuda_graph_max_bs};
+                              .cuda_graph_max_bs = p->cuda_graph_max_bs,
+                              .deterministic = p->deterministic};
     const char *device = p->device;
     if (!device) {
         device = sglc_backend_default_name();

@@ -86,6 +86,7 @@ typedef struct {
     int n_threads;            /* <= 0: all cores */
     int disable_cuda_graph;   /* GPU backends: no decode graphs */
     int cuda_graph_max_bs;    /* GPU backends: largest captured decode batch (0: default) */
+    int deterministic;        /* GPU backends: batch-invariant kernels */
     void (*say)(const char *line);
 } sglc_model_load_params;
 int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,

@@ -66,6 +66,11 @@ def test_prompt_logprobs_match_llamacpp_perplexity(server):
         assert abs(nll - want) / want < 0.005, (i, nll, want)
 
 
+def server_device(server):
+    """The device the server runs on, from /get_server_info."""
+    return requests.get(server.url + "/get_server_info", timeout=10).json().get("device", "cpu")
+
+
 def test_prompt_logprobs_agree_with_output_logprobs(server):
     """The logprob of prompt token k from a prompt row equals the logprob of the same token as
     the next token of prompt[:k] (token_ids_logprob on the sampling row): two code paths."""
@@ -85,7 +90,11 @@ def test_prompt_logprobs_agree_with_output_logprobs(server):
                                 "sampling_params": {"max_new_tokens": 1, "temperature": 0}})
         want = ref["meta_info"]["output_token_ids_logprobs"][0][0]
         assert want[1] == ids[k]
-        assert abs(lps[k - 3][0] - want[0]) < 2e-3, (k, lps[k - 3], want)
+        # the CPU's kernels give both paths the same sums (2e-3 covers the prompt row's log-sum
+        # over the vocabulary); a GPU computes a prompt row in the prefill's f16 GEMM and the
+        # other in the f32 matrix-vector kernel
+        tol = 2e-2 if server_device(server) == "cuda" else 2e-3
+        assert abs(lps[k - 3][0] - want[0]) < tol, (k, lps[k - 3], want)
         # the top alternatives are sorted and the token's own logprob is not above the best
         t = tops[k - 3]
         assert len(t) == 3 and t[0][0] >= t[1][0] >= t[2][0] and t[0][0] >= lps[k - 3][0] - 1e-6

@@ -58,6 +58,9 @@ static sglc_engine *open_engine(int overlap) {
     sglc_engine_params ep;
     sglc_engine_params_default(&ep);
     ep.device = test_device();
+    /* seeded runs must repeat whatever the radix cache holds: on a GPU that needs the
+     * batch-invariant kernels (no effect on the CPU, whose kernels always are) */
+    ep.enable_deterministic_inference = 1;
     ep.model_path = test_default_model();
     ep.max_total_tokens = 8192;
     ep.disable_overlap_schedule = !overlap;

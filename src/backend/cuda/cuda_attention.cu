@@ -154,6 +154,8 @@ __global__ void k_attn_combine(const float *part, float *out, int n_head, int hd
 }
 
 int cuda_attention_splits(const cuda_impl *im, int64_t T, int32_t n_head) {
+    /* deterministic: one order of the context for every token whatever the step's size */
+    if (im->deterministic) return 1;
     const int64_t pairs = T * n_head, target = 4 * (int64_t)im->n_sm;
     if (pairs >= target) return 1;
     int64_t s = (target + pairs - 1) / pairs;

@@ -540,17 +540,25 @@ static int32_t cu_decode_pad(sglc_backend *be, int32_t n) {
 static int cu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, int64_t max_rows,
                       const sglc_attn_params *attn, sglc_err *err) {
     cuda_impl *im = cuda_impl_of(be);
-    size_t act = 0, tile = 0;
+    size_t act = 0, tile = 0, actq = 0;
     for (size_t i = 0; i < n; i++) {
         if (!ws[i]->present || ws[i]->n <= 1) continue;
         size_t a = 0, t = 0;
         cuda_matmul_scratch(ws[i], max_rows, &a, &t);
         if (a > act) act = a;
         if (t > tile) tile = t;
+        /* K-quant decode products quantize their activations into actq (cuda_matmul.cu) */
+        uint32_t ty = ws[i]->type;
+        if (ty == SGLC_GGML_TYPE_Q4_K || ty == SGLC_GGML_TYPE_Q5_K || ty == SGLC_GGML_TYPE_Q6_K) {
+            size_t q = (size_t)(max_rows < CUDA_MATVEC_MAX_ROWS ? max_rows : CUDA_MATVEC_MAX_ROWS) *
+                       (size_t)ws[i]->k * 4;
+            if (q > actq) actq = q;
+        }
     }
     im->reserved = 0;
     if (cuda_scratch_grow(im, &im->act16, &im->act16_bytes, act) ||
-        cuda_scratch_grow(im, &im->wtile, &im->wtile_bytes, tile))
+        cuda_scratch_grow(im, &im->wtile, &im->wtile_bytes, tile) ||
+        cuda_scratch_grow(im, &im->actq, &im->actq_bytes, actq))
         return sglc_err_set(err, SGLC_ERR_NOMEM,
                             "cuda: cannot allocate %zu MB of matmul scratch",
                             (act + tile) >> 20);
@@ -639,7 +647,7 @@ static void cu_close(sglc_backend *be) {
         free(im->no_src);
         xfer_free(im, &im->bx);
         xfer_free(im, &im->sx);
-        void *bufs[] = {im->act16, im->wtile, im->attn_part, im->cublas_ws, im->d_one};
+        void *bufs[] = {im->act16, im->wtile, im->actq, im->attn_part, im->cublas_ws, im->d_one};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i]) CUDA_CHECK(im, cudaFree(bufs[i]));
         if (im->dl_stage) CUDA_CHECK(im, cudaFreeHost(im->dl_stage));
@@ -680,6 +688,9 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->graphs_enabled = !(p && p->disable_cuda_graph);
     im->graph_max_bs = p && p->cuda_graph_max_bs > 0 ? p->cuda_graph_max_bs
                                                      : CUDA_GRAPH_MAX_BS_DEFAULT;
+    im->deterministic = p && p->deterministic;
+    const char *de = getenv("SGLC_DETERMINISTIC");
+    if (de && *de && strcmp(de, "0") != 0) im->deterministic = 1;
     const char *ge = getenv("SGLC_CUDA_GRAPHS");
     if (ge && strcmp(ge, "0") == 0) im->graphs_enabled = 0;
     cudaDeviceProp prop;
@@ -699,10 +710,11 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->n_sm = prop.multiProcessorCount;
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
-    sglc_log(SGLC_LOG_INFO, "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), graphs %s (max bs %d)",
+    sglc_log(SGLC_LOG_INFO, "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), graphs %s (max bs %d)%s",
              prop.name, prop.major, prop.minor, prop.multiProcessorCount,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-             im->graphs_enabled ? "on" : "off", im->graph_max_bs);
+             im->graphs_enabled ? "on" : "off", im->graph_max_bs,
+             im->deterministic ? ", deterministic inference (batch-invariant kernels)" : "");
     *out = be;
     return SGLC_OK;
 fail:

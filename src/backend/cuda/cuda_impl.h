@@ -76,8 +76,10 @@ typedef struct {
     /* op scratch, sized by reserve (or grown on first use by a unit test outside steps) */
     void *act16; /* activations converted to bf16/f16 for cuBLAS */
     size_t act16_bytes;
-    void *wtile; /* quantized weights dequantized to bf16 for the prefill GEMM */
+    void *wtile; /* quantized weights dequantized to bf16 / f16 for the prefill GEMM */
     size_t wtile_bytes;
+    void *actq; /* decode activations of K-quant products, quantized to Q8_K and widened */
+    size_t actq_bytes;
     float *attn_part; /* split attention partials */
     size_t attn_part_floats;
     int reserved;
@@ -103,6 +105,10 @@ typedef struct {
 
     /* graphs */
     int graphs_enabled, graph_max_bs;
+    /* --enable-deterministic-inference (or SGLC_DETERMINISTIC=1): every product through the
+     * matrix-vector kernel 8 rows at a time and attention unsplit, so a row's result never
+     * depends on the rest of its step */
+    int deterministic;
     cuda_mode mode;
     cuda_graph_entry graphs[CUDA_MAX_GRAPHS];
     int n_graphs;
