@@ -100,8 +100,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
             float a = acc[i] * alpha;
             for (int j = 0; j < n_in; j++) {
                 const size_t off = (size_t)sl[j] * kvd + (size_t)kvh * hd + d;
-                const float vv = F16 ? __half2float(((const __half *)vc)[off])
-                                     : ((const float *)vc)[off];
+                const float vv =
+                    F16 ? __half2float(((const __half *)vc)[off]) : ((const float *)vc)[off];
                 a = fmaf(ps[j], vv, a);
             }
             acc[i] = a;
@@ -175,9 +175,9 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
         uint32_t u;
     } sc = {p->scale};
     if (CUDA_OP_BEGIN(im, CUDA_OP_ATTENTION, U64(b->pos), U64(b->seq), U64(b->seq_slot_start),
-                      U64(b->slot_table), (uint64_t)b->n_tokens, U64(q), U64(k_cache),
-                      U64(v_cache), U64(out), (uint64_t)p->n_head, (uint64_t)p->n_head_kv,
-                      (uint64_t)p->head_dim, (uint64_t)p->kv_type, (uint64_t)sc.u))
+                      U64(b->slot_table), (uint64_t)b->n_tokens, U64(q), U64(k_cache), U64(v_cache),
+                      U64(out), (uint64_t)p->n_head, (uint64_t)p->n_head_kv, (uint64_t)p->head_dim,
+                      (uint64_t)p->kv_type, (uint64_t)sc.u))
         return;
     if (b->n_tokens <= 0) return;
     SGLC_ASSERT(p->head_dim <= ATT_MAX_HD && p->head_dim % 8 == 0);
@@ -190,15 +190,13 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     dim3 grid((unsigned)splits, (unsigned)p->n_head, (unsigned)b->n_tokens);
     sglc_batch_dev db = batch_dev_of(b);
     if (p->kv_type == SGLC_GGML_TYPE_F16)
-        k_attn<true><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out,
-                                                           im->attn_part, db, p->n_head,
-                                                           p->n_head_kv, p->head_dim, p->scale,
-                                                           splits);
+        k_attn<true><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out, im->attn_part,
+                                                           db, p->n_head, p->n_head_kv, p->head_dim,
+                                                           p->scale, splits);
     else
-        k_attn<false><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out,
-                                                            im->attn_part, db, p->n_head,
-                                                            p->n_head_kv, p->head_dim, p->scale,
-                                                            splits);
+        k_attn<false><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out, im->attn_part,
+                                                            db, p->n_head, p->n_head_kv,
+                                                            p->head_dim, p->scale, splits);
     if (CUDA_LAUNCHED(im, "attention kernel") || splits == 1) return;
     dim3 cg((unsigned)p->n_head, (unsigned)b->n_tokens);
     k_attn_combine<<<cg, p->head_dim >= 128 ? 128 : 64, 0, im->stream>>>(

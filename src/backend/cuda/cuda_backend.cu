@@ -52,8 +52,7 @@ int cuda_check_at(cuda_impl *im, cudaError_t e, const char *what, const char *fi
     return -1;
 }
 
-int cublas_check_at(cuda_impl *im, cublasStatus_t s, const char *what, const char *file,
-                    int line) {
+int cublas_check_at(cuda_impl *im, cublasStatus_t s, const char *what, const char *file, int line) {
     if (s == CUBLAS_STATUS_SUCCESS) return 0;
     char d[96];
     snprintf(d, sizeof d, "cuBLAS status %d", (int)s);
@@ -201,8 +200,8 @@ static void cu_download(sglc_backend *be, void *dst, const void *src, size_t byt
     im->pending[im->n_pending++] = {dst, off, bytes};
     im->dl_used = off + bytes;
     if (CUDA_OP_BEGIN(im, CUDA_OP_DOWNLOAD, U64(src), (uint64_t)bytes, (uint64_t)off)) return;
-    CUDA_CHECK(im, cudaMemcpyAsync(im->dl_stage + off, src, bytes, cudaMemcpyDeviceToHost,
-                                   im->stream));
+    CUDA_CHECK(im,
+               cudaMemcpyAsync(im->dl_stage + off, src, bytes, cudaMemcpyDeviceToHost, im->stream));
 }
 
 static int cu_mem_info(sglc_backend *be, size_t *free_bytes, size_t *total_bytes) {
@@ -249,13 +248,14 @@ static int upload_weight_part(cuda_impl *im, const void *host, size_t bytes, con
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
         (void)cudaGetLastError();
-        return sglc_err_set(err, SGLC_ERR_NOMEM, "cuda: cannot allocate %zu MB of GPU memory for a weight",
-                            bytes >> 20);
+        return sglc_err_set(err, SGLC_ERR_NOMEM,
+                            "cuda: cannot allocate %zu MB of GPU memory for a weight", bytes >> 20);
     }
     if (CUDA_CHECK(im, cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice)) ||
         track_walloc(im, p) != 0) {
         cudaFree(p);
-        return sglc_err_set(err, SGLC_ERR_NOMEM, "cuda: cannot upload a weight of %zu bytes", bytes);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "cuda: cannot upload a weight of %zu bytes",
+                            bytes);
     }
     *dev = p;
     return SGLC_OK;
@@ -266,8 +266,7 @@ static int cu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
     if (!cuda_matmul_supports(w->type))
         return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "cuda backend: no kernel for weight type %s",
                             sglc_ggml_type_name(w->type) ? sglc_ggml_type_name(w->type) : "?");
-    if (!w->host)
-        return sglc_err_set(err, SGLC_ERR_ARG, "cuda backend: weight without host data");
+    if (!w->host) return sglc_err_set(err, SGLC_ERR_ARG, "cuda backend: weight without host data");
     size_t bytes;
     int rc;
     if (w->type == SGLC_WTYPE_MLX_AFFINE) {
@@ -285,10 +284,10 @@ static int cu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
         if (__builtin_mul_overflow(words * 4, (size_t)w->n, &bytes))
             return sglc_err_set(err, SGLC_ERR_RANGE, "cuda backend: weight size overflow");
         if ((rc = upload_weight_part(im, w->host, bytes, &w->dev, err)) ||
-            (rc = upload_weight_part(im, w->q_scales, groups * es * (size_t)w->n,
-                                     &w->q_scales_dev, err)) ||
-            (rc = upload_weight_part(im, w->q_biases, groups * es * (size_t)w->n,
-                                     &w->q_biases_dev, err)))
+            (rc = upload_weight_part(im, w->q_scales, groups * es * (size_t)w->n, &w->q_scales_dev,
+                                     err)) ||
+            (rc = upload_weight_part(im, w->q_biases, groups * es * (size_t)w->n, &w->q_biases_dev,
+                                     err)))
             return rc;
         w->dev_packed = 0;
         return SGLC_OK;
@@ -390,8 +389,8 @@ static const sglc_batch *cu_set_batch(sglc_backend *be, const sglc_batch *hb) {
     int32_t ct = grow_cap(im->cap_tokens, T), cs = grow_cap(im->cap_seqs, hb->n_seqs),
             cl = grow_cap(im->cap_logits, hb->n_logits),
             cw = grow_cap(im->cap_writes, hb->n_slot_writes), cb = grow_cap(im->cap_table, n_table);
-    if (ct != im->cap_tokens || cs != im->cap_seqs || cl != im->cap_logits ||
-        cb != im->cap_table || cw != im->cap_writes || !im->bx.dev) {
+    if (ct != im->cap_tokens || cs != im->cap_seqs || cl != im->cap_logits || cb != im->cap_table ||
+        cw != im->cap_writes || !im->bx.dev) {
         /* new addresses: graphs captured over the old ones are dropped */
         drop_graphs(im);
         im->cap_tokens = ct, im->cap_seqs = cs, im->cap_logits = cl, im->cap_writes = cw,
@@ -559,8 +558,7 @@ static int cu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, 
     if (cuda_scratch_grow(im, &im->act16, &im->act16_bytes, act) ||
         cuda_scratch_grow(im, &im->wtile, &im->wtile_bytes, tile) ||
         cuda_scratch_grow(im, &im->actq, &im->actq_bytes, actq))
-        return sglc_err_set(err, SGLC_ERR_NOMEM,
-                            "cuda: cannot allocate %zu MB of matmul scratch",
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "cuda: cannot allocate %zu MB of matmul scratch",
                             (act + tile) >> 20);
     (void)attn; /* the split attention partials are sized at open from the SM count */
     /* the batch buffers for max_rows tokens, so steps up to that size keep their addresses */
@@ -686,8 +684,8 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->device = dev;
     im->mode = CUDA_MODE_EAGER;
     im->graphs_enabled = !(p && p->disable_cuda_graph);
-    im->graph_max_bs = p && p->cuda_graph_max_bs > 0 ? p->cuda_graph_max_bs
-                                                     : CUDA_GRAPH_MAX_BS_DEFAULT;
+    im->graph_max_bs =
+        p && p->cuda_graph_max_bs > 0 ? p->cuda_graph_max_bs : CUDA_GRAPH_MAX_BS_DEFAULT;
     im->deterministic = p && p->deterministic;
     const char *de = getenv("SGLC_DETERMINISTIC");
     if (de && *de && strcmp(de, "0") != 0) im->deterministic = 1;

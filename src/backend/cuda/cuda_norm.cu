@@ -36,8 +36,8 @@ __global__ void k_embed(const uint8_t *tab, const uint8_t *sc, const uint8_t *bi
 }
 
 /* float tables whose rows are not whole units */
-__global__ void k_embed_float(const uint8_t *tab, int fmt, int64_t n, int64_t k,
-                              sglc_batch_dev b, float *out) {
+__global__ void k_embed_float(const uint8_t *tab, int fmt, int64_t n, int64_t k, sglc_batch_dev b,
+                              float *out) {
     const int t = blockIdx.x;
     const int32_t id = token_of(b, t);
     float *o = out + (size_t)t * (size_t)k;
@@ -68,9 +68,9 @@ void cuda_embed(sglc_backend *be, const sglc_weight *w, const sglc_batch *b, flo
     } else {
         fmt_dispatch(fmt, [&](auto tag) {
             constexpr int F = decltype(tag)::value;
-            k_embed<F><<<b->n_tokens, 128, 0, im->stream>>>(
-                tab, (const uint8_t *)w->q_scales_dev, (const uint8_t *)w->q_biases_dev, w->n,
-                w->k, w->q_dtype, w->q_group, db, out);
+            k_embed<F><<<b->n_tokens, 128, 0, im->stream>>>(tab, (const uint8_t *)w->q_scales_dev,
+                                                            (const uint8_t *)w->q_biases_dev, w->n,
+                                                            w->k, w->q_dtype, w->q_group, db, out);
         });
     }
     CUDA_LAUNCHED(im, "embed kernel");

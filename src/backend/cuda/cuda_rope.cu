@@ -54,9 +54,8 @@ __device__ __forceinline__ void store_kv(void *cache, int f16, size_t e, float v
 
 /* k (rotated on the way when rotate) and v of every token into its cache slot: grid (tokens,
  * kv heads), block over the head's values */
-__global__ void k_kv_store(rope_args a, const int32_t *pos, const int32_t *out_slot,
-                           const float *k, const float *v, void *kc, void *vc, int f16,
-                           int rotate) {
+__global__ void k_kv_store(rope_args a, const int32_t *pos, const int32_t *out_slot, const float *k,
+                           const float *v, void *kc, void *vc, int f16, int rotate) {
     const int t = blockIdx.x, h = blockIdx.y, hd = a.head_dim, half = a.rot_dim / 2;
     const size_t kvd = (size_t)a.n_head_kv * hd;
     const float *ks = k + (size_t)t * kvd + (size_t)h * hd;
@@ -106,7 +105,7 @@ static uint64_t fbits(float f) {
 
 #define ATTN_SIG(p)                                                                                \
     (uint64_t)(p)->n_head, (uint64_t)(p)->n_head_kv, (uint64_t)(p)->head_dim,                      \
-        (uint64_t)(p)->rot_dim, fbits((p)->theta), (uint64_t)(p)->mode, (uint64_t)(p)->kv_slots,  \
+        (uint64_t)(p)->rot_dim, fbits((p)->theta), (uint64_t)(p)->mode, (uint64_t)(p)->kv_slots,   \
         (uint64_t)(p)->kv_type, U64((p)->freq_factors)
 
 static int pair_threads(const sglc_attn_params *p) {

@@ -48,8 +48,8 @@ struct cs_pair {
 };
 
 /* count and sum of candidate probabilities whose key satisfies pred(key, id) */
-template <class P> __device__ cs_pair block_count_sum(const sample_ctx &c, P pred, int32_t *shi,
-                                                      double *shd) {
+template <class P>
+__device__ cs_pair block_count_sum(const sample_ctx &c, P pred, int32_t *shi, double *shd) {
     int32_t n = 0;
     double s = 0.0;
     for (int i = threadIdx.x; i < c.V; i += blockDim.x) {
@@ -66,8 +66,8 @@ template <class P> __device__ cs_pair block_count_sum(const sample_ctx &c, P pre
 }
 
 /* the nth (1-based) id, ascending, with pred(key, id); -1 when there are fewer */
-template <class P> __device__ int32_t block_nth_id(const sample_ctx &c, P pred, int32_t nth,
-                                                   int32_t *shi) {
+template <class P>
+__device__ int32_t block_nth_id(const sample_ctx &c, P pred, int32_t nth, int32_t *shi) {
     __shared__ int32_t found;
     const int chunk = (c.V + blockDim.x - 1) / blockDim.x;
     const int lo = threadIdx.x * chunk, hi = min(c.V, lo + chunk);
@@ -133,8 +133,7 @@ __device__ arg_pair block_argmax_after(const float *vals, float lz, int V, float
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
         const float v = lz == 0.0f ? vals[i] : __fsub_rn(vals[i], lz);
         if (!(v < pv || (v == pv && i > pid))) continue;
-        if (v > b.v || (v == b.v && i < b.id) || (b.id == INT32_MAX && v == -INFINITY))
-            b = {v, i};
+        if (v > b.v || (v == b.v && i < b.id) || (b.id == INT32_MAX && v == -INFINITY)) b = {v, i};
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -163,8 +162,7 @@ struct sample_dev {
     sglc_sample_out out;
 };
 
-__global__ void __launch_bounds__(SAMPLE_THREADS)
-    k_sample(float *logits, int32_t V, sample_dev d) {
+__global__ void __launch_bounds__(SAMPLE_THREADS) k_sample(float *logits, int32_t V, sample_dev d) {
     __shared__ int32_t shi[32];
     __shared__ double shd[32];
     __shared__ arg_pair sha[32];
@@ -174,9 +172,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     float *l = logits + (size_t)r * (size_t)V;
 
     if (row.forced < 0) {
-        const int pr = d.counts && row.penalty_row >= 0 && row.penalty_row < d.pen_rows
-                           ? row.penalty_row
-                           : -1;
+        const int pr =
+            d.counts && row.penalty_row >= 0 && row.penalty_row < d.pen_rows ? row.penalty_row : -1;
         if (pr >= 0) {
             const int32_t *cn = d.counts + (size_t)pr * (size_t)V;
             const uint8_t *sn = d.seen ? d.seen + (size_t)pr * (size_t)V : NULL;
@@ -296,9 +293,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
                 auto eq = [vk](uint32_t k, int) { return k == vk; };
                 idk = block_nth_id(c, eq, K - above, shi);
             }
-            auto kept_k = [vk, idk](uint32_t k, int i) {
-                return k > vk || (k == vk && i <= idk);
-            };
+            auto kept_k = [vk, idk](uint32_t k, int i) { return k > vk || (k == vk && i <= idk); };
             /* top-p over the kept set in sorted order: the shortest prefix reaching top_p */
             uint32_t vp = 0;
             int32_t idp = INT32_MAX;
@@ -307,19 +302,13 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
                 const cs_pair tot = block_count_sum(c, kept_k, shi, shd);
                 if (tot.s >= tp || row.top_p <= 0.0f) {
                     vp = search_key([&](uint32_t v) {
-                        auto ge = [v, kept_k](uint32_t k, int i) {
-                            return k >= v && kept_k(k, i);
-                        };
+                        auto ge = [v, kept_k](uint32_t k, int i) { return k >= v && kept_k(k, i); };
                         const cs_pair q = block_count_sum(c, ge, shi, shd);
                         return q.n > 0 && (q.s >= tp || tp <= 0.0);
                     });
-                    auto gt = [vp, kept_k](uint32_t k, int i) {
-                        return k > vp && kept_k(k, i);
-                    };
+                    auto gt = [vp, kept_k](uint32_t k, int i) { return k > vp && kept_k(k, i); };
                     const double G = block_count_sum(c, gt, shi, shd).s;
-                    auto eq = [vp, kept_k](uint32_t k, int i) {
-                        return k == vp && kept_k(k, i);
-                    };
+                    auto eq = [vp, kept_k](uint32_t k, int i) { return k == vp && kept_k(k, i); };
                     const int32_t n_eq = block_count_sum(c, eq, shi, shd).n;
                     const double u = (double)__uint_as_float(vp);
                     int32_t j = 1; /* items of the tied group kept */
@@ -341,23 +330,17 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             if (!F_gt_r(1)) {
                 /* r at or past the total (rounding): the last item in sorted order */
                 const uint32_t vmin = search_key([&](uint32_t v) {
-                    auto lt = [v, kept](uint32_t k, int i) {
-                        return k < v && kept(k, i);
-                    };
+                    auto lt = [v, kept](uint32_t k, int i) { return k < v && kept(k, i); };
                     return block_count_sum(c, lt, shi, shd).n == 0;
                 });
-                auto eq = [vmin, kept](uint32_t k, int i) {
-                    return k == vmin && kept(k, i);
-                };
+                auto eq = [vmin, kept](uint32_t k, int i) { return k == vmin && kept(k, i); };
                 const int32_t n_eq = block_count_sum(c, eq, shi, shd).n;
                 id = block_nth_id(c, eq, n_eq, shi);
             } else {
                 const uint32_t vu = search_key(F_gt_r);
                 auto gt = [vu, kept](uint32_t k, int i) { return k > vu && kept(k, i); };
                 const double G = block_count_sum(c, gt, shi, shd).s;
-                auto eq = [vu, kept](uint32_t k, int i) {
-                    return k == vu && kept(k, i);
-                };
+                auto eq = [vu, kept](uint32_t k, int i) { return k == vu && kept(k, i); };
                 const int32_t n_eq = block_count_sum(c, eq, shi, shd).n;
                 const double u = (double)__uint_as_float(vu);
                 int32_t j = 1;
