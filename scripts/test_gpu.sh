@@ -131,7 +131,10 @@ e2e() {
   python3 -c 'import pytest, openai, requests, jsonschema' || return 1
   # not here: the chat page (a browser), the fleet (sglang-router from PyPI) and the random
   # models test (a venv): CPU-side features the CI machine runs
-  SGLC_BINARY="$build/sglc" python3 -m pytest -q -p no:cacheprovider tests/e2e \
+  # the server suite asserts the CPU's guarantee that a request's tokens do not depend on what
+  # runs beside it or on the radix cache: on the GPU that is --enable-deterministic-inference
+  # (SGLC_DETERMINISTIC=1 sets it for every server the suite starts)
+  SGLC_DETERMINISTIC=1 SGLC_BINARY="$build/sglc" python3 -m pytest -q -p no:cacheprovider tests/e2e \
     --ignore=tests/e2e/test_chat_page.py --ignore=tests/e2e/test_fleet.py \
     --ignore=tests/e2e/test_random_models.py
 }
