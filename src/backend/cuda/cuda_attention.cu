@@ -6,7 +6,12 @@
  * of 128 keys (thread j scores key j of the tile from the query held in shared memory, then all
  * threads accumulate V for the dims they own) with an online softmax in f32. A step with few
  * (token, head) pairs (decode) splits each context into up to 32 ranges so the GPU fills, and a
- * second kernel combines the partial (max, sum, acc) triples, flash-decoding style. The grid
+ * second kernel combines the partial (max, sum, acc) triples, flash-decoding style.
+ * An f16 cache follows the CPU backend's (and ggml's non-flash) arithmetic: q rounded to f16
+ * before q.k, and the normalized probabilities rounded to f16 before weighting V, which takes a
+ * second pass over the keys once the softmax's max and sum are known; such steps run unsplit.
+ * Without the roundings the GPU computed a different function from the CPU on every GGUF model
+ * (logits up to 1.3 apart on the default model, f32 models bit-identical). The grid
  * depends only on the token count (fixed per padded decode size); each block reads its
  * context length on the device and exits early when its range is empty, so a graph replays
  * correctly while contexts grow. */
@@ -52,66 +57,81 @@ __global__ void __launch_bounds__(ATT_THREADS)
     float m = -INFINITY, l = 0.0f;
     const float *qr = q + ((size_t)t * n_head + h) * hd;
     for (int d = tid; d < hd; d += ATT_THREADS)
-        qs[d] = qr[d];
+        qs[d] = F16 ? __half2float(__float2half_rn(qr[d])) : qr[d];
     __syncthreads();
-    for (int32_t base = s0; base < s1; base += ATT_THREADS) {
-        const int32_t s = base + tid;
-        float sc = -INFINITY;
-        if (s < s1) {
-            const int32_t slot = slots[s];
-            sl[tid] = slot;
-            const size_t off = (size_t)slot * kvd + (size_t)kvh * hd;
-            float d = 0.0f;
-            if (F16) {
-                const uint4 *kp = (const uint4 *)((const __half *)kc + off);
-                for (int i = 0; i < hd / 8; i++) {
-                    uint4 w = kp[i];
-                    const __half2 *hp = (const __half2 *)&w;
+    /* f16 cache: pass 0 finds the softmax's max and sum, pass 1 weights V by the probabilities
+     * rounded to f16 (see the top); f32: one online pass */
+    for (int pass = F16 ? 0 : 1; pass < 2; pass++)
+        for (int32_t base = s0; base < s1; base += ATT_THREADS) {
+            const int32_t s = base + tid;
+            float sc = -INFINITY;
+            if (s < s1) {
+                const int32_t slot = slots[s];
+                sl[tid] = slot;
+                const size_t off = (size_t)slot * kvd + (size_t)kvh * hd;
+                float d = 0.0f;
+                if (F16) {
+                    const uint4 *kp = (const uint4 *)((const __half *)kc + off);
+                    for (int i = 0; i < hd / 8; i++) {
+                        uint4 w = kp[i];
+                        const __half2 *hp = (const __half2 *)&w;
 #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        float2 f = __half22float2(hp[j]);
-                        d = fmaf(qs[8 * i + 2 * j], f.x, d);
-                        d = fmaf(qs[8 * i + 2 * j + 1], f.y, d);
+                        for (int j = 0; j < 4; j++) {
+                            float2 f = __half22float2(hp[j]);
+                            d = fmaf(qs[8 * i + 2 * j], f.x, d);
+                            d = fmaf(qs[8 * i + 2 * j + 1], f.y, d);
+                        }
+                    }
+                } else {
+                    const float4 *kp = (const float4 *)((const float *)kc + off);
+                    for (int i = 0; i < hd / 4; i++) {
+                        float4 w = kp[i];
+                        d = fmaf(qs[4 * i], w.x, d);
+                        d = fmaf(qs[4 * i + 1], w.y, d);
+                        d = fmaf(qs[4 * i + 2], w.z, d);
+                        d = fmaf(qs[4 * i + 3], w.w, d);
                     }
                 }
+                sc = d * scale;
+            }
+            float alpha = 1.0f;
+            if (F16 && pass == 1) {
+                /* m and l are final: the CPU's f16-rounded probability */
+                ps[tid] = s < s1 ? __half2float(__float2half_rn(expf(sc - m) * (1.0f / l))) : 0.0f;
+                __syncthreads(); /* publishes ps and sl */
             } else {
-                const float4 *kp = (const float4 *)((const float *)kc + off);
-                for (int i = 0; i < hd / 4; i++) {
-                    float4 w = kp[i];
-                    d = fmaf(qs[4 * i], w.x, d);
-                    d = fmaf(qs[4 * i + 1], w.y, d);
-                    d = fmaf(qs[4 * i + 2], w.z, d);
-                    d = fmaf(qs[4 * i + 3], w.w, d);
+                const float mt = block_max(sc, redf);
+                const float mn = fmaxf(m, mt);
+                alpha = m == -INFINITY ? 0.0f : expf(m - mn);
+                const float p = s < s1 ? expf(sc - mn) : 0.0f;
+                ps[tid] = p;
+                l = l * alpha + block_sum(p, redf); /* its barriers also publish ps and sl */
+                m = mn;
+                if (F16) { /* pass 0: the max and the sum only */
+                    __syncthreads();
+                    continue;
                 }
             }
-            sc = d * scale;
-        }
-        const float mt = block_max(sc, redf);
-        const float mn = fmaxf(m, mt);
-        const float alpha = m == -INFINITY ? 0.0f : expf(m - mn);
-        const float p = s < s1 ? expf(sc - mn) : 0.0f;
-        ps[tid] = p;
-        l = l * alpha + block_sum(p, redf); /* its barriers also publish ps and sl */
-        const int n_in = min(ATT_THREADS, s1 - base);
+            const int n_in = min(ATT_THREADS, s1 - base);
 #pragma unroll
-        for (int i = 0; i < DPT; i++) {
-            const int d = tid + i * ATT_THREADS;
-            if (d >= hd) break;
-            float a = acc[i] * alpha;
-            for (int j = 0; j < n_in; j++) {
-                const size_t off = (size_t)sl[j] * kvd + (size_t)kvh * hd + d;
-                const float vv =
-                    F16 ? __half2float(((const __half *)vc)[off]) : ((const float *)vc)[off];
-                a = fmaf(ps[j], vv, a);
+            for (int i = 0; i < DPT; i++) {
+                const int d = tid + i * ATT_THREADS;
+                if (d >= hd) break;
+                float a = acc[i] * alpha;
+                for (int j = 0; j < n_in; j++) {
+                    const size_t off = (size_t)sl[j] * kvd + (size_t)kvh * hd + d;
+                    const float vv =
+                        F16 ? __half2float(((const __half *)vc)[off]) : ((const float *)vc)[off];
+                    a = fmaf(ps[j], vv, a);
+                }
+                acc[i] = a;
             }
-            acc[i] = a;
+            __syncthreads(); /* ps and sl are rewritten by the next tile */
         }
-        m = mn;
-        __syncthreads(); /* ps and sl are rewritten by the next tile */
-    }
     if (n_splits == 1) {
         float *o = out + ((size_t)t * n_head + h) * hd;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        /* f16: the probabilities were normalized already */
+        const float inv = F16 ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
         for (int i = 0; i < DPT; i++) {
             const int d = tid + i * ATT_THREADS;
@@ -183,7 +203,9 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     SGLC_ASSERT(p->head_dim <= ATT_MAX_HD && p->head_dim % 8 == 0);
     SGLC_ASSERT(p->n_head_kv > 0 && p->n_head % p->n_head_kv == 0);
     SGLC_ASSERT(p->kv_type == SGLC_GGML_TYPE_F16 || p->kv_type == SGLC_GGML_TYPE_F32);
-    const int splits = cuda_attention_splits(im, b->n_tokens, p->n_head);
+    /* an f16 cache normalizes before weighting V (see the top): unsplit */
+    const int splits =
+        p->kv_type == SGLC_GGML_TYPE_F16 ? 1 : cuda_attention_splits(im, b->n_tokens, p->n_head);
     SGLC_ASSERT(splits == 1 || (size_t)splits * (size_t)b->n_tokens * (size_t)p->n_head *
                                        (size_t)(p->head_dim + 2) <=
                                    im->attn_part_floats);
