@@ -223,15 +223,24 @@ def schemas():
                                               "c": {"type": "integer"}}, "required": ["b"]}
     out.append(schema_cases(mixed, [{"b": "x"}, {"a": 1, "b": "x"}, {"b": "x", "c": 2},
                                     {"a": 1, "b": "x", "c": 2}, {"a": 1}, {"a": 1, "c": 2}, {}]))
-    # an extra member may repeat a declared name (sglc does not exclude declared names from
-    # extra keys), so no instance here has a declared key with a wrong value
+    # an extra member's key is any string but a declared name (additionalProperties applies to
+    # the other keys only), so a declared key with a wrong value is rejected, and keys that
+    # only start like a declared name are extra members
     out.append(schema_cases({"type": "object", "properties": {"a": {"type": "integer"}},
                              "additionalProperties": True},
-                            [{}, {"a": 1}, {"a": 1, "z": [1]}, {"q": None}],
+                            [{}, {"a": 1}, {"a": 1, "z": [1]}, {"q": None}, {"a": "str"},
+                             {"ab": "s"}, {"": 1}],
                             raw=['{"a":1,"b":2,}', '{"a":1 ,"b":2}']))
     out.append(schema_cases({"type": "object", "properties": {"a": {"type": "integer"}},
                              "additionalProperties": {"type": "string"}},
-                            [{"a": 1, "x": "s"}, {"x": "s", "y": "t"}, {"a": 1, "x": 2}]))
+                            [{"a": 1, "x": "s"}, {"x": "s", "y": "t"}, {"a": 1, "x": 2},
+                             {"a": "integer"}, {"type": "object", "a": "integer"},
+                             {"ab": "s", "b": "t"}, {"a": 1, "abc": "s"}]))
+    out.append(schema_cases({"type": "object", "properties": {"name": {"type": "string"},
+                                                              "nam": {"type": "integer"}},
+                             "additionalProperties": {"type": "boolean"}},
+                            [{"name": "x", "nam": 1}, {"na": True}, {"names": False},
+                             {"name": True}, {"nam": False}, {"n": True, "name_": False}]))
     out.append(schema_cases({"type": "object"}, [{}, {"x": 1}, {"x": {"y": [1, {"z": None}]}},
                                                  [], "s", 1]))
     out.append(schema_cases({"type": "object", "properties": {},

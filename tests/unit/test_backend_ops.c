@@ -61,9 +61,53 @@ static int read_back(sglc_backend *be, const float *d, float *out, size_t n) {
 
 static int g_cases, g_skipped;
 
+/* Outputs of the cpu backend by op name, so another backend's output for the same op on the
+ * same inputs (the matmul and attention cases reseed the generator from their parameters) is
+ * also reported against the CPU's: "cuda vs cpu" says whether two backends compute the same
+ * function, which the float64 bound alone cannot (both may sit inside it, apart). */
+#define N_CPU_OUT 256
+static struct {
+    char op[96];
+    float *y;
+    size_t n;
+} g_cpu_out[N_CPU_OUT];
+static int g_n_cpu_out;
+
+static void versus_cpu(const char *be_name, const char *op, const float *y, size_t n) {
+    if (strcmp(be_name, "cpu") == 0) {
+        if (g_n_cpu_out == N_CPU_OUT) return;
+        float *c = malloc(n * sizeof(float));
+        if (!c) return;
+        memcpy(c, y, n * sizeof(float));
+        snprintf(g_cpu_out[g_n_cpu_out].op, sizeof g_cpu_out[0].op, "%s", op);
+        g_cpu_out[g_n_cpu_out].y = c;
+        g_cpu_out[g_n_cpu_out++].n = n;
+        return;
+    }
+    for (int i = 0; i < g_n_cpu_out; i++) {
+        if (strcmp(g_cpu_out[i].op, op) != 0 || g_cpu_out[i].n != n) continue;
+        double num = 0, den = 0, mx = 0;
+        for (size_t j = 0; j < n; j++) {
+            double d = (double)y[j] - (double)g_cpu_out[i].y[j];
+            num += d * d;
+            den += (double)g_cpu_out[i].y[j] * g_cpu_out[i].y[j];
+            if (fabs(d) > mx) mx = fabs(d);
+        }
+        printf("%s vs cpu, %s: normalized difference %.3g, largest %.3g\n", be_name, op,
+               den > 0 ? sqrt(num / den) : sqrt(num), mx);
+        return;
+    }
+}
+
+static void reseed(uint64_t a, uint64_t b) {
+    g_s = 0x9E3779B97F4A7C15ull ^ (a * 0x100000001B3ull) ^ (b << 17) ^ (b >> 5);
+    if (!g_s) g_s = 1;
+}
+
 /* normalized error, finite, guard: one CHECK line naming the op */
 static void compare(const char *be_name, const char *op, const float *y, const double *ref,
                     size_t n, double bound, int guard_ok) {
+    versus_cpu(be_name, op, y, n);
     double num = 0, den = 0;
     int finite = 1;
     for (size_t i = 0; i < n; i++) {
@@ -89,6 +133,7 @@ typedef struct {
 
 static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, int64_t rows) {
     const char *bn = be->ops->name;
+    reseed((uint64_t)f->type * 31 + (uint64_t)f->bits, (uint64_t)(n * 1000003 + k * 101 + rows));
     float *wf = malloc((size_t)n * (size_t)k * sizeof(float));
     for (int64_t i = 0; i < n * k; i++)
         wf[i] = rnd() * 0.5f;
@@ -323,6 +368,8 @@ static void test_attention(sglc_backend *be, int32_t T, int32_t n_head, int32_t 
                            uint32_t kv_type, int slot_writes) {
     const int32_t slots = 256;
     const int f16 = kv_type == SGLC_GGML_TYPE_F16;
+    reseed((uint64_t)kv_type * 7 + (uint64_t)slot_writes,
+           (uint64_t)(T * 1000003 + n_head * 1009 + n_kv * 101 + hd));
     size_t qd = (size_t)n_head * hd, kvd = (size_t)n_kv * hd;
     float *q = malloc(T * qd * 4), *k = malloc(T * kvd * 4), *v = malloc(T * kvd * 4);
     for (size_t i = 0; i < T * qd; i++)

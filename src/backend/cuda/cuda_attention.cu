@@ -7,11 +7,12 @@
  * threads accumulate V for the dims they own) with an online softmax in f32. A step with few
  * (token, head) pairs (decode) splits each context into up to 32 ranges so the GPU fills, and a
  * second kernel combines the partial (max, sum, acc) triples, flash-decoding style.
- * An f16 cache follows the CPU backend's (and ggml's non-flash) arithmetic: q rounded to f16
- * before q.k, and the normalized probabilities rounded to f16 before weighting V, which takes a
- * second pass over the keys once the softmax's max and sum are known; such steps run unsplit.
- * Without the roundings the GPU computed a different function from the CPU on every GGUF model
- * (logits up to 1.3 apart on the default model, f32 models bit-identical). The grid
+ * With --enable-deterministic-inference (unsplit) an f16 cache follows the CPU backend's (and
+ * ggml's non-flash) arithmetic: q rounded to f16 before q.k, and the normalized probabilities
+ * rounded to f16 before weighting V, a second pass over the keys once the softmax's max and sum
+ * are known. Measured on the H200 (test_backend_ops "cuda vs cpu"): the CPU's output to 0-7e-6
+ * with the roundings. They cost decode speed (the default model at batch 1: 683 -> 294 tok/s,
+ * unsplit and two passes), so the default path keeps the split online softmax in f32. The grid
  * depends only on the token count (fixed per padded decode size); each block reads its
  * context length on the device and exits early when its range is empty, so a graph replays
  * correctly while contexts grow. */
@@ -34,7 +35,7 @@ __device__ float block_max(float v, float *sh) {
     return r;
 }
 
-template <bool F16>
+template <bool F16, bool PAR>
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attn(const float *q, const void *kc, const void *vc, float *out, float *part,
            sglc_batch_dev b, int n_head, int n_kv, int hd, float scale, int n_splits) {
@@ -57,11 +58,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
     float m = -INFINITY, l = 0.0f;
     const float *qr = q + ((size_t)t * n_head + h) * hd;
     for (int d = tid; d < hd; d += ATT_THREADS)
-        qs[d] = F16 ? __half2float(__float2half_rn(qr[d])) : qr[d];
+        qs[d] = F16 && PAR ? __half2float(__float2half_rn(qr[d])) : qr[d];
     __syncthreads();
     /* f16 cache: pass 0 finds the softmax's max and sum, pass 1 weights V by the probabilities
      * rounded to f16 (see the top); f32: one online pass */
-    for (int pass = F16 ? 0 : 1; pass < 2; pass++)
+    for (int pass = F16 && PAR ? 0 : 1; pass < 2; pass++)
         for (int32_t base = s0; base < s1; base += ATT_THREADS) {
             const int32_t s = base + tid;
             float sc = -INFINITY;
@@ -95,7 +96,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
                 sc = d * scale;
             }
             float alpha = 1.0f;
-            if (F16 && pass == 1) {
+            if (F16 && PAR && pass == 1) {
                 /* m and l are final: the CPU's f16-rounded probability */
                 ps[tid] = s < s1 ? __half2float(__float2half_rn(expf(sc - m) * (1.0f / l))) : 0.0f;
                 __syncthreads(); /* publishes ps and sl */
@@ -107,7 +108,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
                 ps[tid] = p;
                 l = l * alpha + block_sum(p, redf); /* its barriers also publish ps and sl */
                 m = mn;
-                if (F16) { /* pass 0: the max and the sum only */
+                if (F16 && PAR) { /* pass 0: the max and the sum only */
                     __syncthreads();
                     continue;
                 }
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
     if (n_splits == 1) {
         float *o = out + ((size_t)t * n_head + h) * hd;
         /* f16: the probabilities were normalized already */
-        const float inv = F16 ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
+        const float inv = F16 && PAR ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
         for (int i = 0; i < DPT; i++) {
             const int d = tid + i * ATT_THREADS;
@@ -211,14 +212,18 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
                                    im->attn_part_floats);
     dim3 grid((unsigned)splits, (unsigned)p->n_head, (unsigned)b->n_tokens);
     sglc_batch_dev db = batch_dev_of(b);
-    if (p->kv_type == SGLC_GGML_TYPE_F16)
-        k_attn<true><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out, im->attn_part,
-                                                           db, p->n_head, p->n_head_kv, p->head_dim,
-                                                           p->scale, splits);
+    /* the CPU's f16 roundings in deterministic mode only (unsplit there: see the top) */
+#define ATTN(F16, PAR)                                                                             \
+    k_attn<F16, PAR><<<grid, ATT_THREADS, 0, im->stream>>>(                                        \
+        q, k_cache, v_cache, out, im->attn_part, db, p->n_head, p->n_head_kv, p->head_dim,         \
+        p->scale, splits)
+    if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic)
+        ATTN(true, true);
+    else if (p->kv_type == SGLC_GGML_TYPE_F16)
+        ATTN(true, false);
     else
-        k_attn<false><<<grid, ATT_THREADS, 0, im->stream>>>(q, k_cache, v_cache, out, im->attn_part,
-                                                            db, p->n_head, p->n_head_kv,
-                                                            p->head_dim, p->scale, splits);
+        ATTN(false, false);
+#undef ATTN
     if (CUDA_LAUNCHED(im, "attention kernel") || splits == 1) return;
     dim3 cg((unsigned)p->n_head, (unsigned)b->n_tokens);
     k_attn_combine<<<cg, p->head_dim >= 128 ? 128 : 64, 0, im->stream>>>(

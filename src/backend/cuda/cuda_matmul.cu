@@ -12,8 +12,7 @@
  *
  * Integer GGUF weights (Q4_0, Q4_1, Q8_0; Q4_K, Q5_K, Q6_K) see their activations quantized the
  * way the CPU backend (and llama.cpp on CPU and CUDA) quantizes them: blocks of 32 to 8 bits
- * (d = amax / 127 in f32, as the CPU's 8-row packed kernels keep it, q = roundf(x / d)) for the
- * 32-value formats, blocks of 256
+ * (d = amax / 127 kept as f16, q = roundf(x / d)) for the 32-value formats, blocks of 256
  * (Q8_K: d = max / -127 in f32, q = nearest) for the K quants. The products then use q * d in
  * place of x: the same dot products as the CPU's integer kernels up to the order of the float
  * sums. Without it the GPU computed a different (more exact) function, and greedy tokens of the
@@ -60,17 +59,19 @@ static int act_quant_of(int f) {
                                                              : 0;
 }
 
-/* a block of 32 as the CPU's Q8_0 / Q8_1 quantizer leaves it, dequantized: q * d (the packed
- * CPU kernels take d in f32) */
+/* a block of 32 as the CPU's Q8_0 / Q8_1 quantizer leaves it, dequantized: q * f16(d) (the
+ * CPU's packed kernels widen the f16 scale back to f32). Q4_1 keeps one difference: the CPU
+ * adds m * f16(d * sum(q)) where this adds m * sum(q * f16(d)). */
 __device__ __forceinline__ void fq8_32(float *v) {
     float amax = 0.0f;
 #pragma unroll
     for (int i = 0; i < 32; i++)
         amax = fmaxf(amax, fabsf(v[i]));
     const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float dh = __half2float(__float2half_rn(d));
 #pragma unroll
     for (int i = 0; i < 32; i++)
-        v[i] = roundf(v[i] * id) * d;
+        v[i] = roundf(v[i] * id) * dh;
 }
 
 /* y = the activations of rows x [rows][k] quantized per block (mode 1: 32, Q8_0; mode 2: 256,
@@ -88,6 +89,7 @@ __global__ void k_act_quant(const float *x, void *y, int64_t n_blocks, int mode,
             amax = fmaxf(amax, fabsf(xb[i]));
         d = amax / 127.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
+        d = __half2float(__float2half_rn(d));
     } else {
         float amax = 0.0f, mx = 0.0f;
         for (int i = 0; i < 256; i++) {

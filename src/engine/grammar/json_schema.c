@@ -444,6 +444,68 @@ static int32_t sub_schema(js *j, const cJSON *s, const char *seg, int depth) {
     return r;
 }
 
+/* JSON string contents (between the quotes) that spell none of the v[0..n) (which share their
+ * first d bytes): at this depth the string may end (unless a name does), continue with a
+ * name's next byte into the names that have it, or continue with any other character and then
+ * anything. Names are plain printable ASCII (checked by the caller), so bytes are characters. */
+#define KEY_NAME_MAX 128
+static int32_t key_not_names(js *j, const char **v, int n, size_t d) {
+    gbuild *b = j->b;
+    int32_t alt = gb_alt(b);
+    int terminal = 0;
+    char next[96];
+    int n_next = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i][d];
+        if (!c) {
+            terminal = 1;
+            continue;
+        }
+        if (!memchr(next, c, (size_t)n_next)) next[n_next++] = (char)c;
+    }
+    if (!terminal) gb_add(b, alt, gb_empty(b));
+    const char **sub = malloc((size_t)n * sizeof *sub);
+    if (!sub) return gb_fail(b, "out of memory"), -1;
+    for (int k = 0; k < n_next && !b->failed; k++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (v[i][d] == next[k]) sub[m++] = v[i];
+        gb_add(b, alt, seq2(j, gb_char(b, next[k]), key_not_names(j, sub, m, d + 1)));
+    }
+    free(sub);
+    /* a character no name has here (an escape counts as one), then any contents */
+    char cls[16 + 4 * 96] = "[^\"\\\\\\x00-\\x1f";
+    size_t L = strlen(cls);
+    for (int k = 0; k < n_next; k++)
+        L += (size_t)snprintf(cls + L, sizeof cls - L, "\\x%02x", (unsigned char)next[k]);
+    snprintf(cls + L, sizeof cls - L, "]");
+    int32_t other = gb_alt(b);
+    gb_add(b, other, rx(j, cls, 0));
+    gb_add(b, other, rx(j, "\\\\([\"\\\\/bfnrt]|u[0-9a-fA-F]{4})", 0));
+    gb_add(b, alt, seq2(j, other, gb_repeat(b, json_string_char(j), 0, -1)));
+    return b->failed ? -1 : alt;
+}
+
+/* The key of an additional member: any string but a declared property's name (JSON Schema
+ * applies additionalProperties to the other keys only; without this a model could write a
+ * declared key with the additional schema's value). Names that are not plain printable ASCII
+ * (or very long) keep the plain string rule: an escaped spelling of a name is not excluded
+ * either. */
+static int32_t extra_key(js *j, const char **names, int n) {
+    int plain = n > 0;
+    for (int i = 0; i < n && plain; i++) {
+        size_t len = strlen(names[i]);
+        plain = len <= KEY_NAME_MAX;
+        for (size_t k = 0; k < len && plain; k++)
+            plain = names[i][k] >= 0x20 && names[i][k] < 0x7f && names[i][k] != '"' &&
+                    names[i][k] != '\\';
+    }
+    if (!plain) return gb_ref(j->b, string_rule(j));
+    int32_t body = key_not_names(j, names, n, 0);
+    if (body < 0) return -1;
+    return seq3(j, gb_char(j->b, '"'), body, gb_char(j->b, '"'));
+}
+
 static int32_t object_schema(js *j, const cJSON *s, int depth) {
     gbuild *b = j->b;
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(s, "properties");
@@ -521,8 +583,10 @@ static int32_t object_schema(js *j, const cJSON *s, int depth) {
         int32_t val = addl_schema ? sub_schema(j, addl_schema, "additionalProperties", depth)
                                   : gb_ref(b, value_rule(j));
         if (val < 0) goto cleanup;
+        int32_t key = extra_key(j, names, n);
+        if (key < 0) goto cleanup;
         int32_t xm = gb_seq(b);
-        gb_add(b, xm, gb_ref(b, string_rule(j)));
+        gb_add(b, xm, key);
         gb_add(b, xm, gb_char(b, ':'));
         gb_add(b, xm, ws(j));
         gb_add(b, xm, val);
