@@ -30,14 +30,14 @@ typedef struct {
     /* CPU: share of available RAM for the KV pool (0.2). GPU: share of the card's memory for
      * weights and KV pool together, as SGLang (0.88). 0: the device's default. */
     double mem_fraction_static;
-    int disable_cuda_graph;       /* GPU: decode without CUDA graphs */
-    int32_t cuda_graph_max_bs;    /* GPU: largest padded decode batch captured (0: 160) */
+    int disable_cuda_graph;             /* GPU: decode without CUDA graphs */
+    int32_t cuda_graph_max_bs;          /* GPU: largest padded decode batch captured (0: 160) */
     int enable_deterministic_inference; /* GPU: batch-invariant kernels (the CPU always is) */
-    int64_t max_total_tokens;     /* KV pool size in tokens; > 0 overrides the fraction */
-    int32_t max_running_requests; /* 64 */
-    int32_t chunked_prefill_size; /* tokens per prefill step; -1 disables chunking (2048) */
-    int32_t max_prefill_tokens;   /* tokens per prefill batch (16384) */
-    int32_t context_length;       /* 0: the model's */
+    int64_t max_total_tokens;           /* KV pool size in tokens; > 0 overrides the fraction */
+    int32_t max_running_requests;       /* 64 */
+    int32_t chunked_prefill_size;       /* tokens per prefill step; -1 disables chunking (2048) */
+    int32_t max_prefill_tokens;         /* tokens per prefill batch (16384) */
+    int32_t context_length;             /* 0: the model's */
     sglc_schedule_policy schedule_policy;
     int disable_radix_cache;
     int disable_overlap_schedule;

@@ -129,8 +129,7 @@ static inline cuda_impl *cuda_impl_of(sglc_backend *be) {
 /* Checks a CUDA / cuBLAS status; on failure logs one line naming the call and its place (the
  * first few failures only) and marks the backend failed. Returns 0 on success. */
 int cuda_check_at(cuda_impl *im, cudaError_t e, const char *what, const char *file, int line);
-int cublas_check_at(cuda_impl *im, cublasStatus_t s, const char *what, const char *file,
-                    int line);
+int cublas_check_at(cuda_impl *im, cublasStatus_t s, const char *what, const char *file, int line);
 #define CUDA_CHECK(im, call) cuda_check_at((im), (call), #call, __FILE__, __LINE__)
 #define CUBLAS_CHECK(im, call) cublas_check_at((im), (call), #call, __FILE__, __LINE__)
 /* after a kernel launch */
@@ -206,8 +205,7 @@ void cuda_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
                    const sglc_weight *const *bias, const float *x, int64_t rows, float *const *y);
 int cuda_matmul_supports(uint32_t type);
 /* scratch bytes the matmul of w needs at rows: bf16 activations and the dequantized tile */
-void cuda_matmul_scratch(const sglc_weight *w, int64_t rows, size_t *act_bytes,
-                         size_t *tile_bytes);
+void cuda_matmul_scratch(const sglc_weight *w, int64_t rows, size_t *act_bytes, size_t *tile_bytes);
 void cuda_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                const sglc_attn_params *p);
 void cuda_kv_store(sglc_backend *be, const sglc_batch *b, const float *k, const float *v,

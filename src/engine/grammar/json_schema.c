@@ -116,15 +116,14 @@ static int32_t string_rule(js *j) {
 /* Number literals are bounded: at most 19 integer digits (every int64), 17 fraction digits (a
  * double's precision) and a 3-digit exponent. JSON Schema puts no bound on them, but no JSON
  * parser keeps more, and a small model under an unbounded number grammar can write digits until
- * max_tokens (seen with SmolLM2-135M: "1000000000..."), which leaves an answer that never parses. */
+ * max_tokens (seen with SmolLM2-135M: "1000000000..."), which leaves an answer that never parses.
+ */
 #define MAX_INT_DIGITS 19
 #define INT_BODY "(0|[1-9][0-9]{0,18})"
 #define NUM_BODY INT_BODY "(\\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?"
 
 static int32_t number_rule(js *j) {
-    if (j->r_number < 0)
-        j->r_number =
-            rule_of(j, "number", rx(j, "-?" NUM_BODY, 0));
+    if (j->r_number < 0) j->r_number = rule_of(j, "number", rx(j, "-?" NUM_BODY, 0));
     return j->r_number;
 }
 
@@ -362,8 +361,7 @@ static int32_t number_schema(js *j, const cJSON *s) {
         return js_fail(j, "minimum is greater than maximum%s", "");
     /* only the sign is expressible */
     if (has_lo && lo >= 0) return rx(j, NUM_BODY, 0);
-    if (has_hi && (hi < 0 || (hi == 0 && xh)))
-        return rx(j, "-" NUM_BODY, 0);
+    if (has_hi && (hi < 0 || (hi == 0 && xh))) return rx(j, "-" NUM_BODY, 0);
     return gb_ref(j->b, number_rule(j));
 }
 
