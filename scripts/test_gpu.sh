@@ -20,6 +20,10 @@
 #   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
 #   random    random-weight Qwen3-0.6B-shaped models (bf16, Q8_0, Q4_0, MLX 4-bit) and
 #             bench_one_batch on them, graphs on and off; SGLC_GPU_SHAPES adds shapes
+#   soak      bench/soak_serve.py: 1,000 mixed requests with aborts against `sglc serve` on the
+#             default model; device memory after them equals memory after the first 32
+#   rope      the seed's custom RoPE (SGLANG_MLX_USE_CUSTOM_ROPE=1) A/B: same greedy text,
+#             decode speed with and without (random Qwen3-0.6B-shaped bf16, from `random`)
 #   ctest     the whole ctest suite on this machineset -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -51,6 +55,8 @@ summary() {
     [[ -f $OUT/floor.log ]] && grep -E '^\{' "$OUT/floor.log" | sed 's/^/  floor: /'
     [[ -f $OUT/random.log ]] && grep -E "^== |Decode\.  median|Prefill\. latency" \
       "$OUT/random.log" | sed 's/^/  random: /'
+    [[ -f $OUT/soak.log ]] && grep -E "^soak:" "$OUT/soak.log" | sed 's/^/  soak: /'
+    [[ -f $OUT/rope.log ]] && grep -E "^== |Decode" "$OUT/rope.log" | sed 's/^/  rope: /'
   } | tee "$OUT/summary.txt"
 }
 trap summary EXIT
@@ -171,7 +177,28 @@ random_models() {
   done
 }
 
-want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel e2e floor random} " == *" $1 "* ]]; }
+soak() {
+  python3 bench/soak_serve.py --binary "$build/sglc" --model "$gguf" --requests 1000
+}
+
+rope_ab() {
+  local m=/tmp/rnd/Qwen3-0.6B-random-bf16
+  [[ -d $m ]] || { echo "no $m (run the random stage first)"; return 1; }
+  for v in 0 1; do
+    echo "== generate SGLANG_MLX_USE_CUSTOM_ROPE=$v: $(SGLANG_MLX_USE_CUSTOM_ROPE=$v \
+      "$build/sglc" generate --model-path $m --prompt "The capital of France is" \
+      --max-new-tokens 32 --temperature 0 2>&1 | tail -2)"
+  done
+  for i in 1 2 3; do
+    for v in 0 1; do
+      echo "== bench SGLANG_MLX_USE_CUSTOM_ROPE=$v run $i"
+      SGLANG_MLX_USE_CUSTOM_ROPE=$v "$build/sglc" bench_one_batch --model-path $m \
+        --batch-size 1 --input-len 512 --output-len 128 2>&1 | grep -E "Decode\.  median" || return 1
+    done
+  done
+}
+
+want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel e2e floor random soak rope} " == *" $1 "* ]]; }
 if want deps; then
   stage deps unpack_deps && [[ -d $deps/usr ]] && use_deps
   stage wheels unpack_wheels && [[ -d /tmp/site ]] && export PYTHONPATH=/tmp/site
@@ -191,5 +218,7 @@ want gpumodel && stage gpumodel gpu_model_tests
 want e2e && stage e2e e2e
 want floor && stage floor floor
 want random && stage random random_models
+want soak && stage soak soak
+want rope && stage rope rope_ab
 want ctest && stage ctest ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900
 exit 0
