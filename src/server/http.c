@@ -115,6 +115,19 @@ int sglc_srv_peer_gone(struct MHD_Connection *conn) {
     return 0;
 }
 
+/* 1 when a JSON string of body holds the escape \u0000 (the backslash not itself escaped):
+ * cJSON ends its strings at NUL, so such a string would arrive cut short, silently. */
+static int has_nul_escape(const char *body, size_t len) {
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (body[i] != '\\' || memcmp(body + i + 1, "u0000", 5) != 0) continue;
+        size_t bs = 1;
+        while (bs <= i && body[i - bs] == '\\')
+            bs++;
+        if (bs % 2 == 1) return 1; /* an odd run of backslashes: this one starts an escape */
+    }
+    return 0;
+}
+
 static cJSON *parse_body(conn_ctx *c, char *err, size_t el) {
     if (c->len == 0) {
         snprintf(err, el, "the request body is empty (expected a JSON object)");
@@ -122,6 +135,12 @@ static cJSON *parse_body(conn_ctx *c, char *err, size_t el) {
     }
     if (!sglc_utf8_valid(c->body, c->len)) {
         snprintf(err, el, "the request body is not valid UTF-8");
+        return NULL;
+    }
+    if (has_nul_escape(c->body, c->len)) {
+        snprintf(err, el,
+                 "a string in the request holds U+0000 (\\u0000), which sglc cannot carry in "
+                 "text; remove it, or send token ids (input_ids)");
         return NULL;
     }
     const char *end = NULL;

@@ -233,6 +233,23 @@ def test_bad_batch_and_bias(server, path, body, needle):
     assert needle in err["message"], err["message"]
 
 
+def test_nul_in_text_is_refused_not_cut(server):
+    """A string holding U+0000 would reach the engine cut at the NUL (the JSON library's strings
+    end there): the request is refused with a message saying so, and an escaped backslash
+    followed by "u0000" (no NUL) is text like any other."""
+    for path, body in (("/generate", {"text": "a\u0000b", "sampling_params": {"max_new_tokens": 1}}),
+                       ("/v1/completions", {"prompt": "x\u0000", "max_tokens": 1}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user",
+                                                               "content": "\u0000hi"}],
+                                                 "max_tokens": 1})):
+        r = post(server, path, data=json.dumps(body))
+        assert r.status_code == 400, (path, r.status_code, r.text[:200])
+        assert "U+0000" in r.json()["error"]["message"]
+    r = post(server, "/generate", data=json.dumps({"text": "a\\u0000b",
+                                                  "sampling_params": {"max_new_tokens": 1}}))
+    assert r.status_code == 200, r.text[:200]
+
+
 def test_bad_requests_leave_no_slots(server, client):
     for path, body, _ in BATCH_ERRORS + BIAS_ERRORS:
         post(server, path, data=json.dumps(body, allow_nan=True).replace("Infinity", "1e999"))
