@@ -4,7 +4,8 @@
  * backend with a decode_pad hook added to a copy of its op table, 3 sequences padded to 8 for
  * 24 decode steps after their prompts, against the same run without the hook. Also checks that
  * placeholder tokens (token_src, read from the previous sample op's ids) give the same tokens
- * as tokens written by the host. */
+ * as tokens written by the host, and that the model refuses batch and sampling descriptions
+ * whose indexes would leave backend memory. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,6 +91,61 @@ static int run(sglc_model *m, int placeholder, int32_t *tokens, float *logits) {
     return rc;
 }
 
+/* Indexes from a caller are never followed: each bad one is refused with an error (no crash,
+ * no write outside backend memory; the ASan build runs this). */
+static void refuses_bad_indexes(sglc_model *m) {
+    sglc_err err = {{0}};
+    sglc_model_state *st = NULL;
+    sglc_model_state_limits lim = {
+        .max_tokens = 8, .max_logits = 4, .kv_slots = 64, .table_rows = 2, .table_stride = 32};
+    CHECK(sglc_model_state_open(&st, m, &lim, &err) == 0);
+    if (!st) return;
+    sglc_batch_builder bb;
+    CHECK(sglc_bb_init(&bb, 8, 2, 4, 32) == 0);
+    int32_t slots[32], toks[4] = {1, 2, 3, 4};
+    for (int i = 0; i < 32; i++)
+        slots[i] = i;
+    for (int c = 0; c < 7; c++) {
+        sglc_bb_reset(&bb);
+        sglc_bb_add_seq(&bb, 0, toks, slots, 0, 4, 0);
+        sglc_bb_add_logits(&bb, 3);
+        sglc_batch b = *sglc_bb_batch(&bb);
+        int32_t bad[4] = {0, 0, 0, 0};
+        switch (c) {
+        case 0: bb.write_idx[1] = 2 * 32; break;                /* a slot write past the table */
+        case 1: bb.write_val[0] = 64; break;                    /* a slot past the pool */
+        case 2: bb.out_slot[2] = -1; break;                     /* a KV slot before the pool */
+        case 3: bb.token_src[1] = 0; break;                     /* a placeholder with no sample */
+        case 4: bb.seq_slot_start[0] = 7; break;                /* a row not on a row boundary */
+        case 5: bad[0] = m->cfg.n_vocab, b.tokens = bad; break; /* a token past the vocabulary */
+        case 6: bb.logit_rows[0] = 4; break;                    /* a logit row past the step */
+        }
+        CHECKF(sglc_model_forward_launch(st, &b, &err) != 0, "bad batch case %d accepted", c);
+    }
+    /* a good step, then sampling descriptions with bad indexes */
+    sglc_bb_reset(&bb);
+    sglc_bb_add_seq(&bb, 0, toks, slots, 0, 4, 0);
+    sglc_bb_add_logits(&bb, 3);
+    CHECK(sglc_model_forward_launch(st, sglc_bb_batch(&bb), &err) == 0);
+    for (int c = 0; c < 4; c++) {
+        sglc_sample_row row = {.top_p = 1.0f,
+                               .repetition_penalty = 1.0f,
+                               .penalty_row = -1,
+                               .mask_row = -1,
+                               .forced = -1};
+        sglc_sample_desc d = {.n_rows = 1, .rows = &row};
+        switch (c) {
+        case 0: row.penalty_row = 0; break;         /* no penalty tables */
+        case 1: row.mask_row = 0; break;            /* no mask rows */
+        case 2: row.forced = m->cfg.n_vocab; break; /* a forced id past the vocabulary */
+        case 3: row.n_bias = 1; break;              /* bias entries that are not there */
+        }
+        CHECKF(sglc_model_sample_launch(st, &d, &err) != 0, "bad sampling case %d accepted", c);
+    }
+    sglc_bb_free(&bb);
+    sglc_model_state_close(st);
+}
+
 int main(void) {
     const char *path = test_default_model();
     if (!path) {
@@ -130,6 +186,7 @@ int main(void) {
             STEPS, max_d);
     free(l_plain);
     free(l_pad);
+    refuses_bad_indexes(m);
     sglc_model_close(m);
     sglc_backend_close(be);
     return g_test_failures ? 1 : 0;
