@@ -20,39 +20,17 @@
 #define MAX_PROMPTS 32
 #define GEN 12
 
-static int32_t g_prompts[MAX_PROMPTS][256];
+static int32_t g_prompts[MAX_PROMPTS][TEST_PROMPT_CAP];
 static int g_plen[MAX_PROMPTS];
 static int32_t g_ref[MAX_PROMPTS][GEN];
 static int g_n_prompts;
 
-/* Prompts: the chat prompts of the greedy golden file, cut to different lengths. */
+/* Prompts: the chat prompts of the greedy golden file, cut to different lengths (all keep the
+ * shared system prefix). */
 static int load_prompts(int want) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/golden/greedy_chat50.tsv", test_source_dir());
-    char *buf = test_read_file(path, NULL);
-    if (!buf) return 0;
-    int n = 0;
-    for (char *line = buf; line && *line && n < want;) {
-        char *eol = strchr(line, '\n');
-        if (*line != '#') {
-            char *p = strchr(line, '\t');
-            if (p) {
-                p++;
-                int k = 0;
-                while (*p && *p != '\t' && k < 256) {
-                    char *e;
-                    long v = strtol(p, &e, 10);
-                    if (e == p) break;
-                    g_prompts[n][k++] = (int32_t)v;
-                    p = e;
-                }
-                g_plen[n] = k - (n % 5); /* vary lengths; all keep the shared system prefix */
-                n++;
-            }
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    free(buf);
+    int n = test_golden_prompts(g_prompts, g_plen, want);
+    for (int i = 0; i < n; i++)
+        g_plen[i] -= i % 5;
     return n;
 }
 

@@ -25,34 +25,11 @@
 #define NP 50
 #define GEN 32
 
-static int32_t g_prompt[NP][256];
+static int32_t g_prompt[NP][TEST_PROMPT_CAP];
 static int g_plen[NP];
 
 static int load_prompts(void) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/golden/greedy_chat50.tsv", test_source_dir());
-    char *buf = test_read_file(path, NULL);
-    if (!buf) return 0;
-    int n = 0;
-    for (char *line = buf; line && *line && n < NP;) {
-        char *eol = strchr(line, '\n');
-        char *p = *line != '#' ? strchr(line, '\t') : NULL;
-        if (p) {
-            p++;
-            int k = 0;
-            while (*p && *p != '\t' && k < 256) {
-                char *e;
-                long v = strtol(p, &e, 10);
-                if (e == p) break;
-                g_prompt[n][k++] = (int32_t)v;
-                p = e;
-            }
-            g_plen[n++] = k;
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    free(buf);
-    return n;
+    return test_golden_prompts(g_prompt, g_plen, NP);
 }
 
 /* Greedy continuations of every prompt on a device (free-running), or, with forced, the

@@ -3,6 +3,7 @@
 #ifndef SGLC_TEST_UTIL_H
 #define SGLC_TEST_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,5 +83,36 @@ static inline char *test_read_file(const char *path, size_t *len) {
         fprintf(stderr, "all checks passed\n");                                                    \
         return 0;                                                                                  \
     } while (0)
+
+/* The prompt ids of the greedy golden file (tests/golden/greedy_chat50.tsv, its second column):
+ * up to max prompts of up to TEST_PROMPT_CAP ids into ids, their lengths into len. Returns how
+ * many were read (0 when the file is missing). */
+#define TEST_PROMPT_CAP 256
+static inline int test_golden_prompts(int32_t (*ids)[TEST_PROMPT_CAP], int *len, int max) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/golden/greedy_chat50.tsv", test_source_dir());
+    char *buf = test_read_file(path, NULL);
+    if (!buf) return 0;
+    int n = 0;
+    for (char *line = buf; line && *line && n < max;) {
+        char *eol = strchr(line, '\n');
+        char *p = *line != '#' ? strchr(line, '\t') : NULL;
+        if (p) {
+            p++;
+            int k = 0;
+            while (*p && *p != '\t' && k < TEST_PROMPT_CAP) {
+                char *e;
+                long v = strtol(p, &e, 10);
+                if (e == p) break;
+                ids[n][k++] = (int32_t)v;
+                p = e;
+            }
+            len[n++] = k;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    free(buf);
+    return n;
+}
 
 #endif
