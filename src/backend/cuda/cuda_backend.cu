@@ -553,6 +553,14 @@ static int cu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, 
                        (size_t)ws[i]->k * 4;
             if (q > actq) actq = q;
         }
+        /* Q4_1 / Q8_0 products quantize theirs to Q8_1 form for the exact kernel */
+        if (ty == SGLC_GGML_TYPE_Q4_1 || ty == SGLC_GGML_TYPE_Q8_0) {
+            const int64_t er = im->deterministic || max_rows < CUDA_EXACT_MAX_ROWS
+                                   ? max_rows
+                                   : CUDA_EXACT_MAX_ROWS;
+            size_t q = cuda_exact_act_bytes(er, ws[i]->k);
+            if (q > actq) actq = q;
+        }
     }
     im->reserved = 0;
     if (cuda_scratch_grow(im, &im->act16, &im->act16_bytes, act) ||

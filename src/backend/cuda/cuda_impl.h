@@ -27,6 +27,9 @@ extern "C" {
 
 /* rows up to this go through our matrix-vector kernels; more through cuBLAS */
 #define CUDA_MATVEC_MAX_ROWS 8
+/* Q4_1 / Q8_0 products of up to this many tokens use the CPU-exact integer kernel
+ * (cuda_matmul.cu); larger ones the tensor-core GEMM unless deterministic */
+#define CUDA_EXACT_MAX_ROWS 512
 #define CUDA_GRAPH_MAX_BS_DEFAULT 160
 #define CUDA_MAX_GRAPHS 512
 #define CUDA_MAX_PENDING_DL 64
@@ -205,6 +208,8 @@ void cuda_matmul_n(sglc_backend *be, int n, const sglc_weight *const *w,
                    const sglc_weight *const *bias, const float *x, int64_t rows, float *const *y);
 int cuda_matmul_supports(uint32_t type);
 /* scratch bytes the matmul of w needs at rows: bf16 activations and the dequantized tile */
+size_t cuda_exact_act_bytes(int64_t rows, int64_t k);
+int cuda_exact_rows(const cuda_impl *im, int f, int64_t rows);
 void cuda_matmul_scratch(const sglc_weight *w, int64_t rows, size_t *act_bytes, size_t *tile_bytes);
 void cuda_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                const sglc_attn_params *p);

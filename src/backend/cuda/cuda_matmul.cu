@@ -10,7 +10,10 @@
  * and multiplied as BF16. Every buffer is reserved beforehand (reserve), so both paths can be
  * captured in a graph.
  *
- * Integer GGUF weights (Q4_0, Q4_1, Q8_0; Q4_K, Q5_K, Q6_K) see their activations quantized the
+ * Q4_1 and Q8_0 weights (the default model's) go through a kernel that repeats the CPU
+ * backend's integer products bit for bit (exact_path, below) for decode and prefills of up to
+ * CUDA_EXACT_MAX_ROWS tokens. Other integer GGUF weights (Q4_0; Q4_K, Q5_K, Q6_K), and larger
+ * Q4_1 / Q8_0 prefills, see their activations quantized the
  * way the CPU backend (and llama.cpp on CPU and CUDA) quantizes them: blocks of 32 to 8 bits
  * (d = amax / 127 kept as f16, q = roundf(x / d)) for the 32-value formats, blocks of 256
  * (Q8_K: d = max / -127 in f32, q = nearest) for the K quants. The products then use q * d in
@@ -59,9 +62,8 @@ static int act_quant_of(int f) {
                                                              : 0;
 }
 
-/* a block of 32 as the CPU's Q8_0 / Q8_1 quantizer leaves it, dequantized: q * f16(d) (the
- * CPU's packed kernels widen the f16 scale back to f32). Q4_1 keeps one difference: the CPU
- * adds m * f16(d * sum(q)) where this adds m * sum(q * f16(d)). */
+/* a block of 32 as the CPU's Q8_0 quantizer leaves it, dequantized: q * f16(d) (the CPU's
+ * kernels widen the f16 scale back to f32) */
 __device__ __forceinline__ void fq8_32(float *v) {
     float amax = 0.0f;
 #pragma unroll
@@ -152,6 +154,156 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
         float t = warp_sum(acc[r]);
         if (lane == 0) y[(size_t)r * (size_t)n + (size_t)o] = bias ? t + bias[o] : t;
     }
+}
+
+/* ---- the CPU's integer products, exactly (Q4_1 and Q8_0) ----
+ *
+ * The CPU backend multiplies Q4_1 and Q8_0 weights in its packed 8-row kernels
+ * (kernels_avx2.c gemm_q4_1x8_rows / gemm_q8_0x8_rows), whose arithmetic per (row, token) is
+ * one chain over the blocks:
+ *   acc = fma(f32(d_w) * d_y, (float)sum(q_w q_y), acc);  acc = fma(f32(m_w), s_y, acc)  (Q4_1)
+ * with the activations quantized to Q8_1 (d_y = f16(amax / 127) widened, q_y = roundf(x / d),
+ * s_y = f16(sum(q_y) * d) widened; Q8_0: d_y only). The integer sums are exact in any order, so
+ * a GPU that keeps the chain's order computes the CPU's products bit for bit. Here a warp
+ * takes an output row: its lanes compute 32 blocks' integer sums at a time (dp4a) for up to 8
+ * tokens, and lane r then runs token r's chain over those blocks from shared memory. Tokens
+ * beyond 8 are further grid rows (blockIdx.y), so a prefill of any size is one launch. This
+ * replaces the float-dequantizing kernel for these two formats (the default model's): with
+ * that one the GPU's greedy tokens matched the CPU's on 22 of 50 golden prompts. */
+
+/* activations in Q8_1 form for the exact kernel: qs [rows][nb][32] int8, then the widened
+ * d [rows][nb] and s [rows][nb] floats */
+size_t cuda_exact_act_bytes(int64_t rows, int64_t k) {
+    return (size_t)rows * (size_t)k + (size_t)rows * (size_t)(k / 32) * 8;
+}
+
+__global__ void k_act_q8_1(const float *x, int8_t *qs, float *dy, float *sy, int64_t n_blocks) {
+    const int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= n_blocks) return;
+    const float *xb = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++)
+        amax = fmaxf(amax, fabsf(xb[i]));
+    const float d = __fdiv_rn(amax, 127.0f);
+    const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    int sum = 0;
+    uint32_t words[8];
+    for (int w = 0; w < 8; w++) {
+        uint32_t pk = 0;
+        for (int i = 0; i < 4; i++) {
+            const int q = (int)roundf(__fmul_rn(xb[4 * w + i], id));
+            sum += q;
+            pk |= (uint32_t)(uint8_t)(int8_t)q << (8 * i);
+        }
+        words[w] = pk;
+    }
+    uint4 *dst = (uint4 *)(qs + b * 32);
+    dst[0] = make_uint4(words[0], words[1], words[2], words[3]);
+    dst[1] = make_uint4(words[4], words[5], words[6], words[7]);
+    dy[b] = __half2float(__float2half_rn(d));
+    sy[b] = __half2float(__float2half_rn(__fmul_rn((float)sum, d)));
+}
+
+#define EX_NR 8 /* tokens per grid row */
+
+template <int F>
+__global__ void __launch_bounds__(MV_WARPS * 32)
+    k_exact(const uint8_t *wd, int64_t n, int nb, const int8_t *qs, const float *dy,
+            const float *sy, int rows, const float *bias, float *y) {
+    __shared__ float s_a[MV_WARPS][32][EX_NR], s_b[MV_WARPS][32][EX_NR], s_c[MV_WARPS][32][EX_NR];
+    __shared__ float s_m[MV_WARPS][32];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int64_t o = (int64_t)blockIdx.x * MV_WARPS + wp;
+    if (o >= n) return; /* a whole warp leaves together */
+    const int t0 = (int)blockIdx.y * EX_NR;
+    const int nt = rows - t0 < EX_NR ? rows - t0 : EX_NR;
+    constexpr int BB = F == FMT_Q4_1 ? 20 : 34;
+    const uint8_t *row = wd + (size_t)o * (size_t)nb * BB;
+    float acc = 0.0f;
+    for (int c0 = 0; c0 < nb; c0 += 32) {
+        const int j = c0 + lane;
+        const int cnt = nb - c0 < 32 ? nb - c0 : 32;
+        if (j < nb) {
+            const uint8_t *b = row + (size_t)j * BB;
+            int wq[8]; /* the block's 32 codes as int8 words, in value order */
+            float dw, mw = 0.0f;
+            if constexpr (F == FMT_Q4_1) {
+                const uint32_t *p = (const uint32_t *)b; /* 20-byte blocks: 4-byte aligned */
+                const uint32_t dm = p[0];
+                dw = h2f((uint16_t)(dm & 0xFFFF));
+                mw = h2f((uint16_t)(dm >> 16));
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const uint32_t q = p[1 + i];
+                    wq[i] = (int)(q & 0x0F0F0F0Fu);
+                    wq[4 + i] = (int)((q >> 4) & 0x0F0F0F0Fu);
+                }
+            } else { /* Q8_0: 34-byte blocks, 2-byte aligned */
+                const uint16_t *p = (const uint16_t *)b;
+                dw = h2f(p[0]);
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    wq[i] = (int)((uint32_t)p[1 + 2 * i] | ((uint32_t)p[2 + 2 * i] << 16));
+            }
+            s_m[wp][lane] = mw;
+            for (int r = 0; r < nt; r++) {
+                const size_t ab = (size_t)(t0 + r) * (size_t)nb + (size_t)j;
+                const int4 *ap = (const int4 *)(qs + ab * 32);
+                const int4 a0 = ap[0], a1 = ap[1];
+                int is = 0;
+                is = __dp4a(wq[0], a0.x, is);
+                is = __dp4a(wq[1], a0.y, is);
+                is = __dp4a(wq[2], a0.z, is);
+                is = __dp4a(wq[3], a0.w, is);
+                is = __dp4a(wq[4], a1.x, is);
+                is = __dp4a(wq[5], a1.y, is);
+                is = __dp4a(wq[6], a1.z, is);
+                is = __dp4a(wq[7], a1.w, is);
+                s_a[wp][lane][r] = __fmul_rn(dw, dy[ab]);
+                s_b[wp][lane][r] = (float)is;
+                if constexpr (F == FMT_Q4_1) s_c[wp][lane][r] = sy[ab];
+            }
+        }
+        __syncwarp();
+        if (lane < nt) {
+            for (int i = 0; i < cnt; i++) {
+                acc = __fmaf_rn(s_a[wp][i][lane], s_b[wp][i][lane], acc);
+                if constexpr (F == FMT_Q4_1) acc = __fmaf_rn(s_m[wp][i], s_c[wp][i][lane], acc);
+            }
+        }
+        __syncwarp();
+    }
+    if (lane < nt)
+        y[(size_t)(t0 + lane) * (size_t)n + (size_t)o] = bias ? __fadd_rn(acc, bias[o]) : acc;
+}
+
+/* the exact products (see above): 0, or -1 on a CUDA error */
+static int exact_path(cuda_impl *im, const sglc_weight *w, int f, const float *x, int64_t rows,
+                      const float *bv, float *y) {
+    const int64_t nb = w->k / 32;
+    if (cuda_scratch_grow(im, &im->actq, &im->actq_bytes, cuda_exact_act_bytes(rows, w->k)))
+        return -1;
+    int8_t *qs = (int8_t *)im->actq;
+    float *dy = (float *)(qs + (size_t)rows * (size_t)w->k), *sy = dy + rows * nb;
+    const int64_t nblk = rows * nb;
+    k_act_q8_1<<<(unsigned)((nblk + 127) / 128), 128, 0, im->stream>>>(x, qs, dy, sy, nblk);
+    if (CUDA_LAUNCHED(im, "activation quantization kernel")) return -1;
+    const dim3 grid((unsigned)((w->n + MV_WARPS - 1) / MV_WARPS),
+                    (unsigned)((rows + EX_NR - 1) / EX_NR));
+    if (f == FMT_Q4_1)
+        k_exact<FMT_Q4_1><<<grid, MV_WARPS * 32, 0, im->stream>>>(
+            (const uint8_t *)w->dev, w->n, (int)nb, qs, dy, sy, (int)rows, bv, y);
+    else
+        k_exact<FMT_Q8_0><<<grid, MV_WARPS * 32, 0, im->stream>>>(
+            (const uint8_t *)w->dev, w->n, (int)nb, qs, dy, sy, (int)rows, bv, y);
+    return CUDA_LAUNCHED(im, "integer product kernel") ? -1 : 0;
+}
+
+/* 1 when a product of this format and size goes through exact_path: Q4_1 and Q8_0 up to
+ * CUDA_EXACT_MAX_ROWS tokens (decode and short prefills), any size when deterministic; larger
+ * prefills take the dequantized tensor-core GEMM, which is faster there */
+int cuda_exact_rows(const cuda_impl *im, int f, int64_t rows) {
+    return (f == FMT_Q4_1 || f == FMT_Q8_0) && (rows <= CUDA_EXACT_MAX_ROWS || im->deterministic);
 }
 
 /* ---- the cuBLAS path ---- */
@@ -311,6 +463,10 @@ void cuda_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias
         bv = (const float *)bias->dev;
     }
     const int vec_ok = w->k % 32 == 0 && ((uintptr_t)x & 15) == 0;
+    if (w->k % 32 == 0 && cuda_exact_rows(im, f, rows)) {
+        exact_path(im, w, f, x, rows, bv, y);
+        return;
+    }
     if (vec_ok && (rows <= CUDA_MATVEC_MAX_ROWS || im->deterministic)) {
         /* deterministic: 8 rows at a time through the same kernel, whose per-row arithmetic
          * does not depend on how many rows it runs */
