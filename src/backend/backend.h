@@ -235,6 +235,25 @@ typedef struct {
     void (*silu_mul)(sglc_backend *be, const float *gate, const float *up, float *out, int64_t n);
     /* x += y */
     void (*add)(sglc_backend *be, float *x, const float *y, int64_t n);
+    /* Optional fused ops (NULL: the model calls the ops each one stands for). Each computes
+     * what its sequence of ops computes, within float rounding; a backend may run it as that
+     * sequence (large steps, --enable-deterministic-inference, a format it cannot fuse), and
+     * the scratch arguments are where the sequence's intermediates go then. They exist so a
+     * GPU decode step is a few launches per layer instead of eighteen.
+     * norm_matmul_n: xn = rmsnorm(x, norm, eps) ([rows][k], scratch), then y[i] = W[i] xn
+     * (+ bias[i]) for i < n <= 3; glu (n == 2, no bias, equal shapes): y[0] = silu(W[0] xn) *
+     * (W[1] xn), y[1] scratch. */
+    void (*norm_matmul_n)(sglc_backend *be, const float *x, const sglc_weight *norm, float eps,
+                          float *xn, int n, const sglc_weight *const *w,
+                          const sglc_weight *const *bias, int64_t rows, float *const *y, int glu);
+    /* y += W x (+ bias): matmul then add; tmp [rows][W->n] scratch */
+    void (*matmul_add)(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                       const float *x, int64_t rows, float *y, float *tmp);
+    /* per-head rmsnorm of q and k (q_norm / k_norm; NULL: none), then rope and kv_store: q
+     * rotated in place, k and v written to the cache (k itself is scratch afterwards) */
+    void (*qk_norm_rope_kv)(sglc_backend *be, const sglc_batch *b, float *q, float *k,
+                            const float *v, const sglc_weight *q_norm, const sglc_weight *k_norm,
+                            float eps, void *k_cache, void *v_cache, const sglc_attn_params *p);
     /* dst[r] = src[rows[r]] for r < n_rows, rows of dim floats (gather logit rows) */
     void (*gather_rows)(sglc_backend *be, const float *src, const int32_t *rows, int32_t n_rows,
                         int64_t dim, float *dst);

@@ -434,6 +434,33 @@ static int pad_decode(sglc_model_state *st, sglc_batch *b, sglc_err *err) {
     return SGLC_OK;
 }
 
+/* rmsnorm then n products over the normed x (glu: then silu(y[0]) * y[1] into y[0]), fused
+ * when the backend can (norm_matmul_n) */
+static void norm_matmul(sglc_backend *be, const float *x, const sglc_weight *norm, float eps,
+                        float *xn, int n, const sglc_weight *const *w,
+                        const sglc_weight *const *bias, int64_t T, float *const *y, int glu) {
+    const sglc_backend_ops *op = be->ops;
+    if (op->norm_matmul_n) {
+        op->norm_matmul_n(be, x, norm, eps, xn, n, w, bias, T, y, glu);
+        return;
+    }
+    op->rmsnorm(be, x, norm, xn, T, norm->k, eps);
+    matmul_n(be, n, w, bias, xn, T, y);
+    if (glu) op->silu_mul(be, y[0], y[1], y[0], T * w[0]->n);
+}
+
+/* y += W x (+ bias), fused when the backend can (matmul_add) */
+static void matmul_add(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                       const float *x, int64_t T, float *y, float *tmp) {
+    const sglc_backend_ops *op = be->ops;
+    if (op->matmul_add) {
+        op->matmul_add(be, w, bias, x, T, y, tmp);
+        return;
+    }
+    op->matmul(be, w, bias, x, T, tmp);
+    op->add(be, y, tmp, T * w->n);
+}
+
 int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_err *err) {
     const sglc_model *m = st->m;
     const sglc_model_config *c = &m->cfg;
@@ -465,39 +492,43 @@ int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_e
 
     if (op->begin_step) op->begin_step(be, b);
     op->embed(be, &m->tok_embd, b, st->x);
+    const float eps = c->rms_eps;
     for (int32_t l = 0; l < c->n_layer; l++) {
         const sglc_layer_weights *w = &m->layers[l];
-        op->rmsnorm(be, st->x, &w->attn_norm, st->xb, T, d, c->rms_eps);
         const sglc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
         const sglc_weight *qkv_b[3] = {w->bq.present ? &w->bq : NULL, w->bk.present ? &w->bk : NULL,
                                        w->bv.present ? &w->bv : NULL};
         float *const qkv_y[3] = {st->q, st->k, st->v};
-        matmul_n(be, 3, qkv, qkv_b, st->xb, T, qkv_y);
-        if (w->q_norm.present) {
-            op->rmsnorm(be, st->q, &w->q_norm, st->q, T * c->n_head, c->head_dim, c->rms_eps);
-            op->rmsnorm(be, st->k, &w->k_norm, st->k, T * c->n_head_kv, c->head_dim, c->rms_eps);
-        }
-        if (st->fused_rope) {
-            op->rope_kv_store(be, b, st->q, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+        norm_matmul(be, st->x, &w->attn_norm, eps, st->xb, 3, qkv, qkv_b, T, qkv_y, 0);
+        const sglc_weight *qn = w->q_norm.present ? &w->q_norm : NULL;
+        const sglc_weight *kn = w->q_norm.present ? &w->k_norm : NULL;
+        if (!st->fused_rope && op->qk_norm_rope_kv) {
+            op->qk_norm_rope_kv(be, b, st->q, st->k, st->v, qn, kn, eps, st->k_cache[l],
+                                st->v_cache[l], &ap);
         } else {
-            op->rope(be, b, st->q, st->k, &ap);
-            op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+            if (qn) {
+                op->rmsnorm(be, st->q, qn, st->q, T * c->n_head, c->head_dim, eps);
+                op->rmsnorm(be, st->k, kn, st->k, T * c->n_head_kv, c->head_dim, eps);
+            }
+            if (st->fused_rope) {
+                op->rope_kv_store(be, b, st->q, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+            } else {
+                op->rope(be, b, st->q, st->k, &ap);
+                op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
+            }
         }
         op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, &ap);
-        op->matmul(be, &w->wo, w->bo.present ? &w->bo : NULL, st->att, T, st->xb2);
-        op->add(be, st->x, st->xb2, T * d);
-        op->rmsnorm(be, st->x, &w->ffn_norm, st->xb, T, d, c->rms_eps);
+        matmul_add(be, &w->wo, w->bo.present ? &w->bo : NULL, st->att, T, st->x, st->xb2);
         const sglc_weight *gu[2] = {&w->w_gate, &w->w_up};
         float *const gu_y[2] = {st->hb, st->hb2};
-        matmul_n(be, 2, gu, NULL, st->xb, T, gu_y);
-        op->silu_mul(be, st->hb, st->hb2, st->hb, T * c->n_ff);
-        op->matmul(be, &w->w_down, NULL, st->hb, T, st->xb2);
-        op->add(be, st->x, st->xb2, T * d);
+        norm_matmul(be, st->x, &w->ffn_norm, eps, st->xb, 2, gu, NULL, T, gu_y, 1);
+        matmul_add(be, &w->w_down, NULL, st->hb, T, st->x, st->xb2);
     }
     if (hb->n_logits > 0) {
         op->gather_rows(be, st->x, b->logit_rows, hb->n_logits, d, st->xl);
-        op->rmsnorm(be, st->xl, &m->out_norm, st->xl, hb->n_logits, d, c->rms_eps);
-        op->matmul(be, &m->output, NULL, st->xl, hb->n_logits, st->logits_dev);
+        const sglc_weight *ow[1] = {&m->output};
+        float *const oy[1] = {st->logits_dev};
+        norm_matmul(be, st->xl, &m->out_norm, eps, st->xl, 1, ow, NULL, hb->n_logits, oy, 0);
     }
     if (op->end_step) op->end_step(be);
     return SGLC_OK;

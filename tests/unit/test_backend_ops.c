@@ -131,9 +131,25 @@ typedef struct {
     const char *name;
 } wfmt;
 
-static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, int64_t rows) {
-    const char *bn = be->ops->name;
-    reseed((uint64_t)f->type * 31 + (uint64_t)f->bits, (uint64_t)(n * 1000003 + k * 101 + rows));
+/* a random weight of format f, prepared on be, with its dequantized values (deq) */
+typedef struct {
+    sglc_weight w;
+    void *data;
+    uint16_t *scales, *biases;
+    double *deq;
+} test_weight;
+
+static void tw_free(test_weight *t) {
+    free(t->data);
+    free(t->scales);
+    free(t->biases);
+    free(t->deq);
+    memset(t, 0, sizeof *t);
+}
+
+/* 0: made and prepared; 1: the backend refuses the format (counted as skipped) */
+static int tw_make(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, test_weight *t) {
+    memset(t, 0, sizeof *t);
     float *wf = malloc((size_t)n * (size_t)k * sizeof(float));
     for (int64_t i = 0; i < n * k; i++)
         wf[i] = rnd() * 0.5f;
@@ -177,17 +193,29 @@ static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, i
         }
         free(row);
     }
+    free(wf);
     w.host = data;
+    t->data = data, t->scales = scales, t->biases = biases, t->deq = deq;
     sglc_err err = {{0}};
     if (!be->ops->supports_weight(be, f->type) || be->ops->prepare_weight(be, &w, &err) != 0) {
         g_skipped++;
-        goto done;
+        tw_free(t);
+        return 1;
     }
+    t->w = w;
+    return 0;
+}
+
+static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, int64_t rows) {
+    const char *bn = be->ops->name;
+    reseed((uint64_t)f->type * 31 + (uint64_t)f->bits, (uint64_t)(n * 1000003 + k * 101 + rows));
+    test_weight tw;
+    if (tw_make(be, f, n, k, &tw)) return;
     float *x = malloc((size_t)(rows * k) * sizeof(float));
     for (int64_t i = 0; i < rows * k; i++)
         x[i] = rnd();
     float *dx = dev_buf(be, x, (size_t)(rows * k)), *dy = dev_buf(be, NULL, (size_t)(rows * n));
-    be->ops->matmul(be, &w, NULL, dx, rows, dy);
+    be->ops->matmul(be, &tw.w, NULL, dx, rows, dy);
     float *y = malloc((size_t)(rows * n) * sizeof(float));
     int guard = read_back(be, dy, y, (size_t)(rows * n));
     double *ref = malloc((size_t)(rows * n) * sizeof(double));
@@ -195,7 +223,7 @@ static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, i
         for (int64_t o = 0; o < n; o++) {
             double acc = 0;
             for (int64_t j = 0; j < k; j++)
-                acc += deq[o * k + j] * x[t * k + j];
+                acc += tw.deq[o * k + j] * x[t * k + j];
             ref[t * n + o] = acc;
         }
     char op[96];
@@ -207,12 +235,215 @@ static void test_matmul(sglc_backend *be, const wfmt *f, int64_t n, int64_t k, i
     free(x);
     free(y);
     free(ref);
-done:
-    free(wf);
-    free(deq);
-    free(data);
-    free(scales);
-    free(biases);
+    tw_free(&tw);
+}
+
+/* ---- the fused ops against the op sequences they stand for, on the same backend ---- */
+
+/* normalized difference of a against b (the sequence's result) */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void check_fused(const char *bn, const char *op, const float *y, const float *seq, size_t n,
+                        int guard) {
+    int finite = 1;
+    for (size_t i = 0; i < n; i++)
+        finite &= isfinite(y[i]);
+    const double e = rel_diff(y, seq, n);
+    printf("%s %s: fused vs sequence %.3g\n", bn, op, e);
+    CHECKF(finite, "%s %s: NaN/Inf in the output", bn, op);
+    CHECKF(guard, "%s %s: wrote past the output", bn, op);
+    /* the fused ops differ from the sequence by the order of the norm's sum of squares */
+    CHECKF(e <= 1e-5, "%s %s: fused differs from the sequence by %.3g", bn, op, e);
+    g_cases++;
+}
+
+static void test_fused_matmul(sglc_backend *be, const wfmt *f, int64_t n0, int64_t n1, int64_t k,
+                              int64_t rows) {
+    const sglc_backend_ops *o = be->ops;
+    if (!o->norm_matmul_n || !o->matmul_add) return;
+    reseed((uint64_t)f->type * 131 + (uint64_t)f->bits, (uint64_t)(n0 * 7919 + k * 13 + rows));
+    const int64_t ns[3] = {n0, n1, n1};
+    test_weight tw[3];
+    for (int i = 0; i < 3; i++)
+        if (tw_make(be, f, ns[i], k, &tw[i])) {
+            for (int j = 0; j < i; j++)
+                tw_free(&tw[j]);
+            return;
+        }
+    const sglc_weight *w3[3] = {&tw[0].w, &tw[1].w, &tw[2].w};
+    float *x = malloc((size_t)(rows * k) * 4), *g = malloc((size_t)k * 4);
+    for (int64_t i = 0; i < rows * k; i++)
+        x[i] = rnd() * 3.0f;
+    for (int64_t i = 0; i < k; i++)
+        g[i] = 1.0f + 0.5f * rnd();
+    sglc_weight nw = {.type = SGLC_GGML_TYPE_F32, .k = k, .n = 1, .present = 1, .host = g};
+    sglc_err err = {{0}};
+    SGLC_ASSERT(o->prepare_weight(be, &nw, &err) == 0);
+    float *dx = dev_buf(be, x, (size_t)(rows * k)), *dxn = dev_buf(be, NULL, (size_t)(rows * k));
+    float *dy[3], *ds[3], *hy[3], *hs[3];
+    for (int i = 0; i < 3; i++) {
+        dy[i] = dev_buf(be, NULL, (size_t)(rows * ns[i]));
+        ds[i] = dev_buf(be, NULL, (size_t)(rows * ns[i]));
+        hy[i] = malloc((size_t)(rows * ns[i]) * 4);
+        hs[i] = malloc((size_t)(rows * ns[i]) * 4);
+    }
+    const float eps = 1e-6f;
+    char op[128];
+    /* rmsnorm + three products (q/k/v) */
+    o->norm_matmul_n(be, dx, &nw, eps, dxn, 3, w3, NULL, rows, dy, 0);
+    o->rmsnorm(be, dx, &nw, dxn, rows, k, eps);
+    for (int i = 0; i < 3; i++)
+        o->matmul(be, w3[i], NULL, dxn, rows, ds[i]);
+    for (int i = 0; i < 3; i++) {
+        int guard = read_back(be, dy[i], hy[i], (size_t)(rows * ns[i]));
+        read_back(be, ds[i], hs[i], (size_t)(rows * ns[i]));
+        snprintf(op, sizeof op, "norm_matmul_n %s n=%lld k=%lld rows=%lld output %d", f->name,
+                 (long long)ns[i], (long long)k, (long long)rows, i);
+        check_fused(be->ops->name, op, hy[i], hs[i], (size_t)(rows * ns[i]), guard);
+    }
+    /* rmsnorm + gate/up + silu * up (w[1], w[2] have the same shape) */
+    const sglc_weight *gu[2] = {w3[1], w3[2]};
+    float *const gy[2] = {dy[1], dy[2]};
+    o->norm_matmul_n(be, dx, &nw, eps, dxn, 2, gu, NULL, rows, gy, 1);
+    o->rmsnorm(be, dx, &nw, dxn, rows, k, eps);
+    o->matmul(be, gu[0], NULL, dxn, rows, ds[1]);
+    o->matmul(be, gu[1], NULL, dxn, rows, ds[2]);
+    o->silu_mul(be, ds[1], ds[2], ds[1], rows * n1);
+    {
+        int guard = read_back(be, dy[1], hy[1], (size_t)(rows * n1));
+        read_back(be, ds[1], hs[1], (size_t)(rows * n1));
+        snprintf(op, sizeof op, "norm_matmul_n glu %s n=%lld k=%lld rows=%lld", f->name,
+                 (long long)n1, (long long)k, (long long)rows);
+        check_fused(be->ops->name, op, hy[1], hs[1], (size_t)(rows * n1), guard);
+    }
+    /* product + residual: y starts as the same residual on both sides */
+    float *res = malloc((size_t)(rows * n0) * 4);
+    for (int64_t i = 0; i < rows * n0; i++)
+        res[i] = rnd();
+    o->upload(be, dy[0], res, (size_t)(rows * n0) * 4);
+    o->upload(be, ds[0], res, (size_t)(rows * n0) * 4);
+    o->matmul_add(be, w3[0], NULL, dx, rows, dy[0], dxn);
+    o->matmul(be, w3[0], NULL, dx, rows, dxn);
+    o->add(be, ds[0], dxn, rows * n0);
+    {
+        int guard = read_back(be, dy[0], hy[0], (size_t)(rows * n0));
+        read_back(be, ds[0], hs[0], (size_t)(rows * n0));
+        snprintf(op, sizeof op, "matmul_add %s n=%lld k=%lld rows=%lld", f->name, (long long)n0,
+                 (long long)k, (long long)rows);
+        check_fused(be->ops->name, op, hy[0], hs[0], (size_t)(rows * n0), guard);
+    }
+    for (int i = 0; i < 3; i++) {
+        o->free(be, dy[i]), o->free(be, ds[i]);
+        free(hy[i]), free(hs[i]);
+        tw_free(&tw[i]);
+    }
+    if (o->release_weight) o->release_weight(be, &nw);
+    o->free(be, dx), o->free(be, dxn);
+    free(x), free(g), free(res);
+}
+
+/* q/k head norms + rope + kv write against rmsnorm, rope and kv_store */
+static void test_fused_rope(sglc_backend *be, int32_t T, int32_t n_head, int32_t n_kv, int32_t hd,
+                            int32_t rot, int with_norm, uint32_t kv_type) {
+    const sglc_backend_ops *o = be->ops;
+    if (!o->qk_norm_rope_kv) return;
+    const int32_t slots = 64;
+    reseed((uint64_t)kv_type + 5, (uint64_t)(T * 1009 + n_head * 31 + hd + with_norm));
+    const size_t qd = (size_t)n_head * hd, kvd = (size_t)n_kv * hd;
+    const int f16 = kv_type == SGLC_GGML_TYPE_F16;
+    float *q = malloc(T * qd * 4), *k = malloc(T * kvd * 4), *v = malloc(T * kvd * 4);
+    float *qn = malloc((size_t)hd * 4), *kn = malloc((size_t)hd * 4);
+    for (size_t i = 0; i < T * qd; i++)
+        q[i] = rnd() * 2.0f;
+    for (size_t i = 0; i < T * kvd; i++)
+        k[i] = rnd() * 2.0f, v[i] = rnd();
+    for (int32_t i = 0; i < hd; i++)
+        qn[i] = 1.0f + 0.3f * rnd(), kn[i] = 1.0f + 0.3f * rnd();
+    sglc_weight wq = {.type = SGLC_GGML_TYPE_F32, .k = hd, .n = 1, .present = 1, .host = qn};
+    sglc_weight wk = {.type = SGLC_GGML_TYPE_F32, .k = hd, .n = 1, .present = 1, .host = kn};
+    sglc_err err = {{0}};
+    SGLC_ASSERT(o->prepare_weight(be, &wq, &err) == 0 && o->prepare_weight(be, &wk, &err) == 0);
+    int32_t *tok = calloc((size_t)T, 4), *pos = malloc((size_t)T * 4), *seq = calloc((size_t)T, 4);
+    int32_t *slot = malloc((size_t)T * 4), start = 0, lrow = 0;
+    for (int32_t t = 0; t < T; t++)
+        pos[t] = 100 + t * 3, slot[t] = (t * 7 + 3) % slots;
+    sglc_batch hb = {.n_tokens = T,
+                     .n_seqs = 1,
+                     .n_logits = 1,
+                     .tokens = tok,
+                     .pos = pos,
+                     .seq = seq,
+                     .out_slot = slot,
+                     .seq_slot_start = &start,
+                     .slot_table = slot,
+                     .logit_rows = &lrow};
+    sglc_attn_params p = {.n_head = n_head,
+                          .n_head_kv = n_kv,
+                          .head_dim = hd,
+                          .rot_dim = rot,
+                          .theta = 1000000.0f,
+                          .scale = 1.0f / sqrtf((float)hd),
+                          .mode = SGLC_ROPE_NEOX,
+                          .kv_slots = slots,
+                          .kv_type = kv_type};
+    const sglc_batch *b = o->set_batch(be, &hb);
+    const size_t cache_f = f16 ? (size_t)slots * kvd / 2 : (size_t)slots * kvd;
+    float *res[2][4]; /* [fused, sequence][q, k cache, v cache] */
+    for (int s = 0; s < 2; s++) {
+        float *dq = dev_buf(be, q, T * qd), *dk = dev_buf(be, k, T * kvd),
+              *dv = dev_buf(be, v, T * kvd);
+        float *kc = dev_buf(be, NULL, cache_f), *vc = dev_buf(be, NULL, cache_f);
+        const sglc_weight *a = with_norm ? &wq : NULL, *c = with_norm ? &wk : NULL;
+        if (s == 0) {
+            o->qk_norm_rope_kv(be, b, dq, dk, dv, a, c, 1e-6f, kc, vc, &p);
+        } else {
+            if (with_norm) {
+                o->rmsnorm(be, dq, &wq, dq, T * n_head, hd, 1e-6f);
+                o->rmsnorm(be, dk, &wk, dk, T * n_kv, hd, 1e-6f);
+            }
+            o->rope(be, b, dq, dk, &p);
+            o->kv_store(be, b, dk, dv, kc, vc, &p);
+        }
+        res[s][0] = malloc(T * qd * 4);
+        res[s][1] = malloc(cache_f * 4);
+        res[s][2] = malloc(cache_f * 4);
+        res[s][3] = (float *)(intptr_t)(read_back(be, dq, res[s][0], T * qd) &
+                                        read_back(be, kc, res[s][1], cache_f) &
+                                        read_back(be, vc, res[s][2], cache_f));
+        o->free(be, dq), o->free(be, dk), o->free(be, dv), o->free(be, kc), o->free(be, vc);
+    }
+    /* the caches compared as values (f16 pairs widened) */
+    float *wide[2][2];
+    for (int s = 0; s < 2; s++)
+        for (int c = 0; c < 2; c++) {
+            wide[s][c] = malloc((size_t)slots * kvd * 4);
+            for (size_t i = 0; i < (size_t)slots * kvd; i++)
+                wide[s][c][i] =
+                    f16 ? sglc_fp16_to_f32(((uint16_t *)res[s][1 + c])[i]) : res[s][1 + c][i];
+        }
+    char op[128];
+    const int guard = res[0][3] != NULL;
+    snprintf(op, sizeof op, "qk_norm_rope_kv T=%d heads=%d/%d hd=%d rot=%d%s kv=%s: q", T, n_head,
+             n_kv, hd, rot, with_norm ? " normed" : "", f16 ? "f16" : "f32");
+    check_fused(o->name, op, res[0][0], res[1][0], T * qd, guard);
+    snprintf(op, sizeof op, "qk_norm_rope_kv T=%d hd=%d: k cache", T, hd);
+    check_fused(o->name, op, wide[0][0], wide[1][0], (size_t)slots * kvd, guard);
+    snprintf(op, sizeof op, "qk_norm_rope_kv T=%d hd=%d: v cache", T, hd);
+    check_fused(o->name, op, wide[0][1], wide[1][1], (size_t)slots * kvd, guard);
+    for (int s = 0; s < 2; s++) {
+        free(res[s][0]), free(res[s][1]), free(res[s][2]);
+        free(wide[s][0]), free(wide[s][1]);
+    }
+    if (o->release_weight) o->release_weight(be, &wq), o->release_weight(be, &wk);
+    free(q), free(k), free(v), free(qn), free(kn), free(tok), free(pos), free(seq), free(slot);
 }
 
 /* ---- the float ops ---- */
@@ -738,6 +969,18 @@ int main(void) {
             for (size_t s = 0; s < 4; s++)
                 test_matmul(be, &fmts[f], shapes[s][0], shapes[s][1], shapes[s][2]);
         }
+        /* the fused decode ops (GPU backends) against their op sequences: matrix-vector
+         * sizes (1..8 tokens), the exact integer path (13 tokens: Q4_1 / Q8_0) and the
+         * sequence fallback (13 tokens, other formats) */
+        for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+            test_fused_matmul(be, &fmts[f], 67, 45, 256, 1);
+            test_fused_matmul(be, &fmts[f], 64, 96, 512, 3);
+            test_fused_matmul(be, &fmts[f], 33, 40, 768, 8);
+            test_fused_matmul(be, &fmts[f], 20, 17, 256, 13);
+        }
+        test_fused_rope(be, 1, 16, 8, 128, 128, 1, SGLC_GGML_TYPE_F16);
+        test_fused_rope(be, 5, 8, 2, 64, 64, 0, SGLC_GGML_TYPE_F16);
+        test_fused_rope(be, 3, 4, 4, 128, 64, 1, SGLC_GGML_TYPE_F32);
         test_rmsnorm(be, 1, 576);
         test_rmsnorm(be, 7, 100);
         test_elementwise(be, 1);

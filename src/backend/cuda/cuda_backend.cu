@@ -621,6 +621,9 @@ static sglc_backend_ops make_ops(void) {
     o.silu_mul = cuda_silu_mul;
     o.add = cuda_add;
     o.gather_rows = cuda_gather_rows;
+    o.norm_matmul_n = cuda_norm_matmul_n;
+    o.matmul_add = cuda_matmul_add;
+    o.qk_norm_rope_kv = cuda_qk_norm_rope_kv;
     o.sample = cuda_sample;
     return o;
 }

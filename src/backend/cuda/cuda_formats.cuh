@@ -73,14 +73,19 @@ __device__ __forceinline__ void get_scale_min_k4(int j, const uint8_t *q, int &d
 
 /* values per block and bytes per block of a format (MLX: a unit's words * 4) */
 __host__ __device__ constexpr int fmt_block_elems(int f) {
-    return f == FMT_F32 || f == FMT_F16 || f == FMT_BF16               ? 1
-           : f == FMT_Q4_0 || f == FMT_Q4_1 || f == FMT_Q8_0           ? 32
-           : f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K           ? 256
-                                                                       : 32;
+    return f == FMT_F32 || f == FMT_F16 || f == FMT_BF16     ? 1
+           : f == FMT_Q4_0 || f == FMT_Q4_1 || f == FMT_Q8_0 ? 32
+           : f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K ? 256
+                                                             : 32;
 }
 __host__ __device__ constexpr int fmt_mlx_bits(int f) {
-    return f == FMT_MLX2 ? 2 : f == FMT_MLX3 ? 3 : f == FMT_MLX4 ? 4 : f == FMT_MLX5 ? 5
-           : f == FMT_MLX6 ? 6 : f == FMT_MLX8 ? 8 : 0;
+    return f == FMT_MLX2   ? 2
+           : f == FMT_MLX3 ? 3
+           : f == FMT_MLX4 ? 4
+           : f == FMT_MLX5 ? 5
+           : f == FMT_MLX6 ? 6
+           : f == FMT_MLX8 ? 8
+                           : 0;
 }
 
 /* v[0..31] = values 32u .. 32u+31 of the row. EXACT rounds an MLX value to its dtype as
@@ -260,8 +265,8 @@ static inline int fmt_of(uint32_t type, int bits) {
 
 /* unit_src of row r of w (device pointers) */
 static inline __host__ __device__ unit_src unit_src_of(const uint8_t *dev, const uint8_t *sdev,
-                                                        const uint8_t *bdev, int fmt, int64_t k,
-                                                        uint32_t qdtype, int group, int64_t r) {
+                                                       const uint8_t *bdev, int fmt, int64_t k,
+                                                       uint32_t qdtype, int group, int64_t r) {
     unit_src s;
     s.row = dev + (size_t)r * fmt_row_bytes(fmt, k);
     s.srow = sdev;
@@ -279,9 +284,7 @@ static inline __host__ __device__ unit_src unit_src_of(const uint8_t *dev, const
 
 /* Calls fn(fmt_tag<F>{}) with F the compile-time format: fn is a generic lambda that reads
  * F as decltype(tag)::value. */
-template <int F> struct fmt_tag {
-    static constexpr int value = F;
-};
+template <int F> struct fmt_tag { static constexpr int value = F; };
 template <class Fn> static inline void fmt_dispatch(int f, Fn &&fn) {
     switch (f) {
     case FMT_F32: fn(fmt_tag<FMT_F32>{}); break;

@@ -164,6 +164,9 @@ enum {
     CUDA_OP_ADD,
     CUDA_OP_GATHER,
     CUDA_OP_DOWNLOAD,
+    CUDA_OP_NORM_MATMUL,
+    CUDA_OP_MATMUL_ADD,
+    CUDA_OP_QK_NORM_ROPE_KV,
     CUDA_OP_COUNT
 };
 
@@ -222,6 +225,15 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
 /* split count of decode attention for a step of T tokens (a function of T only) */
 int cuda_attention_splits(const cuda_impl *im, int64_t T, int32_t n_head);
 size_t cuda_attention_part_floats(const cuda_impl *im);
+/* the fused ops (cuda_fused.cu) */
+void cuda_norm_matmul_n(sglc_backend *be, const float *x, const sglc_weight *norm, float eps,
+                        float *xn, int n, const sglc_weight *const *w,
+                        const sglc_weight *const *bias, int64_t rows, float *const *y, int glu);
+void cuda_matmul_add(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                     const float *x, int64_t rows, float *y, float *tmp);
+void cuda_qk_norm_rope_kv(sglc_backend *be, const sglc_batch *b, float *q, float *k, const float *v,
+                          const sglc_weight *q_norm, const sglc_weight *k_norm, float eps,
+                          void *k_cache, void *v_cache, const sglc_attn_params *p);
 void cuda_sample(sglc_backend *be, float *logits, int32_t n_vocab, const sglc_sample_desc *d,
                  const sglc_penalty_tables *pen, const sglc_sample_out *out);
 

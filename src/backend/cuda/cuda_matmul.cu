@@ -22,8 +22,7 @@
  * Q4_1 default model agreed with the CPU on 23 of 50 golden prompts (f32 weights: 50 of 50).
  * The quantized prefill then multiplies f16 (not bf16) tiles: q * d and the dequantized weights
  * keep 11 bits there. */
-#include "backend/cuda/cuda_impl.h"
-#include "backend/cuda/cuda_formats.cuh"
+#include "backend/cuda/cuda_kernels.cuh"
 
 #define MV_WARPS 4
 
@@ -60,20 +59,6 @@ static int act_quant_of(int f) {
     return f == FMT_Q4_0 || f == FMT_Q4_1 || f == FMT_Q8_0   ? 1
            : f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K ? 2
                                                              : 0;
-}
-
-/* a block of 32 as the CPU's Q8_0 quantizer leaves it, dequantized: q * f16(d) (the CPU's
- * kernels widen the f16 scale back to f32) */
-__device__ __forceinline__ void fq8_32(float *v) {
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 32; i++)
-        amax = fmaxf(amax, fabsf(v[i]));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    const float dh = __half2float(__float2half_rn(d));
-#pragma unroll
-    for (int i = 0; i < 32; i++)
-        v[i] = roundf(v[i] * id) * dh;
 }
 
 /* y = the activations of rows x [rows][k] quantized per block (mode 1: 32, Q8_0; mode 2: 256,
@@ -140,7 +125,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
                 xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
             }
             /* a lane holds a whole 32-block of x: the 8-bit activation of the CPU (see top) */
-            if (QA) fq8_32(xv);
+            if (QA) cuda_fq8_32(xv);
             float d = 0.0f;
 #pragma unroll
             for (int i = 0; i < 32; i++)
@@ -180,31 +165,13 @@ size_t cuda_exact_act_bytes(int64_t rows, int64_t k) {
 __global__ void k_act_q8_1(const float *x, int8_t *qs, float *dy, float *sy, int64_t n_blocks) {
     const int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= n_blocks) return;
-    const float *xb = x + b * 32;
-    float amax = 0.0f;
+    float v[32];
     for (int i = 0; i < 32; i++)
-        amax = fmaxf(amax, fabsf(xb[i]));
-    const float d = __fdiv_rn(amax, 127.0f);
-    const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
-    int sum = 0;
-    uint32_t words[8];
-    for (int w = 0; w < 8; w++) {
-        uint32_t pk = 0;
-        for (int i = 0; i < 4; i++) {
-            const int q = (int)roundf(__fmul_rn(xb[4 * w + i], id));
-            sum += q;
-            pk |= (uint32_t)(uint8_t)(int8_t)q << (8 * i);
-        }
-        words[w] = pk;
-    }
-    uint4 *dst = (uint4 *)(qs + b * 32);
-    dst[0] = make_uint4(words[0], words[1], words[2], words[3]);
-    dst[1] = make_uint4(words[4], words[5], words[6], words[7]);
-    dy[b] = __half2float(__float2half_rn(d));
-    sy[b] = __half2float(__float2half_rn(__fmul_rn((float)sum, d)));
+        v[i] = x[b * 32 + i];
+    cuda_q8_1_block(v, qs + b * 32, dy + b, sy + b);
 }
 
-#define EX_NR 8 /* tokens per grid row */
+#define EX_NR CUDA_EXACT_NR
 
 template <int F>
 __global__ void __launch_bounds__(MV_WARPS * 32)
@@ -217,62 +184,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     if (o >= n) return; /* a whole warp leaves together */
     const int t0 = (int)blockIdx.y * EX_NR;
     const int nt = rows - t0 < EX_NR ? rows - t0 : EX_NR;
-    constexpr int BB = F == FMT_Q4_1 ? 20 : 34;
-    const uint8_t *row = wd + (size_t)o * (size_t)nb * BB;
-    float acc = 0.0f;
-    for (int c0 = 0; c0 < nb; c0 += 32) {
-        const int j = c0 + lane;
-        const int cnt = nb - c0 < 32 ? nb - c0 : 32;
-        if (j < nb) {
-            const uint8_t *b = row + (size_t)j * BB;
-            int wq[8]; /* the block's 32 codes as int8 words, in value order */
-            float dw, mw = 0.0f;
-            if constexpr (F == FMT_Q4_1) {
-                const uint32_t *p = (const uint32_t *)b; /* 20-byte blocks: 4-byte aligned */
-                const uint32_t dm = p[0];
-                dw = h2f((uint16_t)(dm & 0xFFFF));
-                mw = h2f((uint16_t)(dm >> 16));
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const uint32_t q = p[1 + i];
-                    wq[i] = (int)(q & 0x0F0F0F0Fu);
-                    wq[4 + i] = (int)((q >> 4) & 0x0F0F0F0Fu);
-                }
-            } else { /* Q8_0: 34-byte blocks, 2-byte aligned */
-                const uint16_t *p = (const uint16_t *)b;
-                dw = h2f(p[0]);
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    wq[i] = (int)((uint32_t)p[1 + 2 * i] | ((uint32_t)p[2 + 2 * i] << 16));
-            }
-            s_m[wp][lane] = mw;
-            for (int r = 0; r < nt; r++) {
-                const size_t ab = (size_t)(t0 + r) * (size_t)nb + (size_t)j;
-                const int4 *ap = (const int4 *)(qs + ab * 32);
-                const int4 a0 = ap[0], a1 = ap[1];
-                int is = 0;
-                is = __dp4a(wq[0], a0.x, is);
-                is = __dp4a(wq[1], a0.y, is);
-                is = __dp4a(wq[2], a0.z, is);
-                is = __dp4a(wq[3], a0.w, is);
-                is = __dp4a(wq[4], a1.x, is);
-                is = __dp4a(wq[5], a1.y, is);
-                is = __dp4a(wq[6], a1.z, is);
-                is = __dp4a(wq[7], a1.w, is);
-                s_a[wp][lane][r] = __fmul_rn(dw, dy[ab]);
-                s_b[wp][lane][r] = (float)is;
-                if constexpr (F == FMT_Q4_1) s_c[wp][lane][r] = sy[ab];
-            }
-        }
-        __syncwarp();
-        if (lane < nt) {
-            for (int i = 0; i < cnt; i++) {
-                acc = __fmaf_rn(s_a[wp][i][lane], s_b[wp][i][lane], acc);
-                if constexpr (F == FMT_Q4_1) acc = __fmaf_rn(s_m[wp][i], s_c[wp][i][lane], acc);
-            }
-        }
-        __syncwarp();
-    }
+    const float acc =
+        cuda_exact_row<F>(wd, o, nb, qs, dy, sy, t0, nt, s_a[wp], s_b[wp], s_c[wp], s_m[wp]);
     if (lane < nt)
         y[(size_t)(t0 + lane) * (size_t)n + (size_t)o] = bias ? __fadd_rn(acc, bias[o]) : acc;
 }

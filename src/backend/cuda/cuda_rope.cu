@@ -4,23 +4,9 @@
  * theta_scale computed on the host by the same powf, so both backends rotate by the same
  * float angle; the rotation itself uses round-to-nearest intrinsics (no fused multiply-add)
  * as the CPU's plain C does. */
-#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_kernels.cuh"
 
-struct rope_args {
-    int32_t n_head, n_head_kv, head_dim, rot_dim, mode;
-    float theta_scale;
-    const float *ff;
-};
-
-__device__ __forceinline__ void rope_pair(const rope_args &a, int32_t pos, int i, float &c,
-                                          float &s) {
-    float theta = (float)pos;
-    for (int j = 0; j < i; j++)
-        theta = __fmul_rn(theta, a.theta_scale);
-    float angle = a.ff ? __fdiv_rn(theta, a.ff[i]) : theta;
-    c = cosf(angle);
-    s = sinf(angle);
-}
+typedef cuda_rope_args rope_args;
 
 __device__ __forceinline__ void rope_rotate(const rope_args &a, float *v, int i, float c, float s,
                                             float *out) {
@@ -40,16 +26,9 @@ __global__ void k_rope(rope_args a, const int32_t *pos, float *q, float *k, int 
     const int32_t p = pos[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         float c, s;
-        rope_pair(a, p, i, c, s);
+        cuda_rope_pair(a, p, i, c, s);
         rope_rotate(a, v, i, c, s, v);
     }
-}
-
-__device__ __forceinline__ void store_kv(void *cache, int f16, size_t e, float v) {
-    if (f16)
-        ((__half *)cache)[e] = __float2half_rn(v);
-    else
-        ((float *)cache)[e] = v;
 }
 
 /* k (rotated on the way when rotate) and v of every token into its cache slot: grid (tokens,
@@ -62,27 +41,27 @@ __global__ void k_kv_store(rope_args a, const int32_t *pos, const int32_t *out_s
     const float *vs = v + (size_t)t * kvd + (size_t)h * hd;
     const size_t base = (size_t)out_slot[t] * kvd + (size_t)h * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x)
-        store_kv(vc, f16, base + d, vs[d]);
+        cuda_store_kv(vc, f16, base + d, vs[d]);
     if (!rotate) {
         for (int d = threadIdx.x; d < hd; d += blockDim.x)
-            store_kv(kc, f16, base + d, ks[d]);
+            cuda_store_kv(kc, f16, base + d, ks[d]);
         return;
     }
     for (int d = a.rot_dim + threadIdx.x; d < hd; d += blockDim.x)
-        store_kv(kc, f16, base + d, ks[d]);
+        cuda_store_kv(kc, f16, base + d, ks[d]);
     const int32_t p = pos[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         float c, s;
-        rope_pair(a, p, i, c, s);
+        cuda_rope_pair(a, p, i, c, s);
         const int i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
         const int i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + half;
         const float x0 = ks[i0], x1 = ks[i1];
-        store_kv(kc, f16, base + i0, __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)));
-        store_kv(kc, f16, base + i1, __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c)));
+        cuda_store_kv(kc, f16, base + i0, __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)));
+        cuda_store_kv(kc, f16, base + i1, __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c)));
     }
 }
 
-static rope_args args_of(const sglc_attn_params *p) {
+cuda_rope_args cuda_rope_args_of(const sglc_attn_params *p) {
     rope_args a;
     a.n_head = p->n_head;
     a.n_head_kv = p->n_head_kv;
@@ -95,18 +74,7 @@ static rope_args args_of(const sglc_attn_params *p) {
     return a;
 }
 
-static uint64_t fbits(float f) {
-    union {
-        float f;
-        uint32_t u;
-    } c = {f};
-    return c.u;
-}
-
-#define ATTN_SIG(p)                                                                                \
-    (uint64_t)(p)->n_head, (uint64_t)(p)->n_head_kv, (uint64_t)(p)->head_dim,                      \
-        (uint64_t)(p)->rot_dim, fbits((p)->theta), (uint64_t)(p)->mode, (uint64_t)(p)->kv_slots,   \
-        (uint64_t)(p)->kv_type, U64((p)->freq_factors)
+#define ATTN_SIG CUDA_ATTN_SIG
 
 static int pair_threads(const sglc_attn_params *p) {
     int half = p->rot_dim / 2;
@@ -122,7 +90,7 @@ void cuda_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
     if (b->n_tokens <= 0) return;
     SGLC_ASSERT(p->rot_dim <= p->head_dim && p->rot_dim % 2 == 0);
     dim3 grid((unsigned)b->n_tokens, (unsigned)(p->n_head + p->n_head_kv));
-    k_rope<<<grid, pair_threads(p), 0, im->stream>>>(args_of(p), b->pos, q, k,
+    k_rope<<<grid, pair_threads(p), 0, im->stream>>>(cuda_rope_args_of(p), b->pos, q, k,
                                                      p->n_head + p->n_head_kv);
     CUDA_LAUNCHED(im, "rope kernel");
 }
@@ -132,8 +100,8 @@ static void kv_store_run(cuda_impl *im, const sglc_batch *b, const float *k, con
     SGLC_ASSERT(p->kv_type == SGLC_GGML_TYPE_F16 || p->kv_type == SGLC_GGML_TYPE_F32);
     dim3 grid((unsigned)b->n_tokens, (unsigned)p->n_head_kv);
     int threads = p->head_dim >= 128 ? 128 : (p->head_dim + 31) / 32 * 32;
-    k_kv_store<<<grid, threads, 0, im->stream>>>(args_of(p), b->pos, b->out_slot, k, v, kc, vc,
-                                                 p->kv_type == SGLC_GGML_TYPE_F16, rotate);
+    k_kv_store<<<grid, threads, 0, im->stream>>>(cuda_rope_args_of(p), b->pos, b->out_slot, k, v,
+                                                 kc, vc, p->kv_type == SGLC_GGML_TYPE_F16, rotate);
     CUDA_LAUNCHED(im, "kv_store kernel");
 }
 
@@ -157,7 +125,8 @@ void cuda_rope_kv_store(sglc_backend *be, const sglc_batch *b, float *q, const f
     SGLC_ASSERT(p->rot_dim <= p->head_dim && p->rot_dim % 2 == 0);
     /* q's heads only (k's rotation goes straight to the cache) */
     dim3 grid((unsigned)b->n_tokens, (unsigned)p->n_head);
-    k_rope<<<grid, pair_threads(p), 0, im->stream>>>(args_of(p), b->pos, q, NULL, p->n_head);
+    k_rope<<<grid, pair_threads(p), 0, im->stream>>>(cuda_rope_args_of(p), b->pos, q, NULL,
+                                                     p->n_head);
     if (CUDA_LAUNCHED(im, "rope kernel")) return;
     kv_store_run(im, b, k, v, k_cache, v_cache, p, 1);
 }

@@ -1,0 +1,447 @@
+/* The fused decode ops (backend.h norm_matmul_n, matmul_add, qk_norm_rope_kv): a decode step
+ * of a small model is bound by the gaps between its kernels, not by their bytes (a Qwen3-0.6B
+ * step with 18 launches per layer ran at 14 % of the read-every-byte floor), so these fold
+ * each layer's ops into a few launches:
+ *   rmsnorm + q/k/v products            one matrix-vector launch over the concatenated rows,
+ *                                       each block normalizing the activations it reads
+ *   rmsnorm + gate/up + silu * up       one launch: a warp computes a gate row and its up
+ *                                       row and writes silu(g) * u
+ *   product + residual add              the product's epilogue adds into the residual
+ *   q/k head norms + RoPE + KV write    one launch over the heads of q, k and v
+ * Steps of more than CUDA_MATVEC_MAX_ROWS tokens (prefill), K-quant weights and
+ * --enable-deterministic-inference run the op sequence instead (the CPU-parity kernels). The
+ * fused arithmetic is the sequence's up to the order of the norm's sum of squares. */
+#include "backend/cuda/cuda_kernels.cuh"
+
+#define FMV_WARPS 4
+
+enum { EPI_STORE = 0, EPI_GLU = 1, EPI_ADD = 2 };
+
+/* up to three matrices of one format and k, their outputs concatenated */
+struct mv_mats {
+    const uint8_t *wd[3], *sc[3], *bi[3];
+    const float *bias[3];
+    float *y[3];
+    int64_t n[3];
+    int nmat;
+};
+
+/* 1/rms of each of the rows (< NR) of x, into inv: the warps share the rows; squares in
+ * float, summed in double, as cuda_rmsnorm (the order of the sum differs) */
+template <int NR>
+__device__ __forceinline__ void row_inv_rms(const float *x, int rows, int64_t k, float eps,
+                                            float *inv) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int r = wp; r < rows && r < NR; r += nw) {
+        const float *xr = x + (size_t)r * (size_t)k;
+        double ss = 0.0;
+        for (int64_t i = lane; i < k; i += 32)
+            ss += (double)__fmul_rn(xr[i], xr[i]);
+        ss = warp_sum(ss);
+        if (lane == 0) {
+            const float mean = (float)(ss / (double)k);
+            inv[r] = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+        }
+    }
+}
+
+__device__ __forceinline__ float silu_times(float g, float u) {
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
+
+/* the matrix-vector kernel of cuda_matmul.cu with a norm prologue (g != NULL) and an
+ * epilogue: a warp per output row of the concatenation (EPI_GLU: per gate row, with its up
+ * row), each lane taking 32-value units */
+template <int F, int NR, bool QA, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32)
+    k_fmv(mv_mats m, uint32_t qdtype, int group, int64_t k, const float *x, int rows,
+          const float *g, float eps) {
+    __shared__ float s_inv[NR];
+    if (g) {
+        row_inv_rms<NR>(x, rows, k, eps, s_inv);
+        __syncthreads();
+    }
+    const int lane = threadIdx.x & 31;
+    int64_t o = (int64_t)blockIdx.x * FMV_WARPS + (threadIdx.x >> 5);
+    int mi = 0;
+    while (mi < m.nmat - 1 && o >= m.n[mi])
+        o -= m.n[mi++];
+    if (EPI == EPI_GLU) mi = 0;
+    if (o >= m.n[mi]) return;
+    const unit_src s = unit_src_of(m.wd[mi], m.sc[mi], m.bi[mi], F, k, qdtype, group, o);
+    unit_src s2 = s;
+    if (EPI == EPI_GLU) s2 = unit_src_of(m.wd[1], m.sc[1], m.bi[1], F, k, qdtype, group, o);
+    float acc[NR], acc2[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f, acc2[r] = 0.0f;
+    const int units = (int)(k / 32);
+    for (int u = lane; u < units; u += 32) {
+        float v[32], v2[32];
+        load_unit<F, false>(s, u, v);
+        if (EPI == EPI_GLU) load_unit<F, false>(s2, u, v2);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r >= rows) break;
+            const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)u * 32);
+            float xv[32];
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const float4 a = xp[i];
+                xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
+            }
+            if (g) {
+                const float4 *gp = (const float4 *)(g + (size_t)u * 32);
+                const float iv = s_inv[r];
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const float4 a = gp[i];
+                    xv[4 * i] = __fmul_rn(__fmul_rn(xv[4 * i], iv), a.x);
+                    xv[4 * i + 1] = __fmul_rn(__fmul_rn(xv[4 * i + 1], iv), a.y);
+                    xv[4 * i + 2] = __fmul_rn(__fmul_rn(xv[4 * i + 2], iv), a.z);
+                    xv[4 * i + 3] = __fmul_rn(__fmul_rn(xv[4 * i + 3], iv), a.w);
+                }
+            }
+            if (QA) cuda_fq8_32(xv);
+            float d = 0.0f, d2 = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 32; i++) {
+                d = fmaf(v[i], xv[i], d);
+                if (EPI == EPI_GLU) d2 = fmaf(v2[i], xv[i], d2);
+            }
+            acc[r] += d;
+            if (EPI == EPI_GLU) acc2[r] += d2;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (r >= rows) break;
+        float t = warp_sum(acc[r]);
+        if (EPI == EPI_GLU) {
+            const float t2 = warp_sum(acc2[r]);
+            if (lane == 0) m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)o] = silu_times(t, t2);
+            continue;
+        }
+        if (lane != 0) continue;
+        if (m.bias[mi]) t = __fadd_rn(t, m.bias[mi][o]);
+        float *yp = m.y[mi] + (size_t)r * (size_t)m.n[mi] + (size_t)o;
+        *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+    }
+}
+
+/* ---- the exact integer products (cuda_matmul.cu) with the same prologue and epilogues ---- */
+
+/* one thread per 32-block of row blockIdx.x: the CPU's Q8_1 activation of x (normalized by g
+ * first when g != NULL); qs/dy/sy as cuda_exact_act_bytes lays them out */
+__global__ void k_fact_q8_1(const float *x, const float *g, float eps, int64_t k, int8_t *qs,
+                            float *dy, float *sy) {
+    __shared__ float s_inv[1];
+    const int r = blockIdx.x;
+    if (g) {
+        if (threadIdx.x < 32) row_inv_rms<1>(x + (size_t)r * (size_t)k, 1, k, eps, s_inv);
+        __syncthreads();
+    }
+    const int64_t nb = k / 32;
+    for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) {
+        float v[32];
+        const float *xb = x + (size_t)r * (size_t)k + (size_t)b * 32;
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            v[i] = g ? __fmul_rn(__fmul_rn(xb[i], s_inv[0]), g[b * 32 + i]) : xb[i];
+        cuda_q8_1_block(v, qs + ((size_t)r * nb + b) * 32, dy + (size_t)r * nb + b,
+                        sy + (size_t)r * nb + b);
+    }
+}
+
+/* the exact kernel over concatenated matrices; EPI_GLU: gate row then up row per warp */
+template <int F, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32)
+    k_fexact(mv_mats m, int nb, const int8_t *qs, const float *dy, const float *sy, int rows) {
+    __shared__ float s_a[FMV_WARPS][32][CUDA_EXACT_NR], s_b[FMV_WARPS][32][CUDA_EXACT_NR];
+    __shared__ float s_c[FMV_WARPS][32][CUDA_EXACT_NR], s_m[FMV_WARPS][32];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    int64_t o = (int64_t)blockIdx.x * FMV_WARPS + wp;
+    int mi = 0;
+    while (EPI != EPI_GLU && mi < m.nmat - 1 && o >= m.n[mi])
+        o -= m.n[mi++];
+    if (o >= m.n[mi]) return;
+    const int t0 = (int)blockIdx.y * CUDA_EXACT_NR;
+    const int nt = rows - t0 < CUDA_EXACT_NR ? rows - t0 : CUDA_EXACT_NR;
+    float acc[2];
+    for (int pass = 0; pass < (EPI == EPI_GLU ? 2 : 1); pass++) {
+        const int wm = EPI == EPI_GLU ? pass : mi;
+        acc[pass] = cuda_exact_row<F>(m.wd[wm], o, nb, qs, dy, sy, t0, nt, s_a[wp], s_b[wp],
+                                      s_c[wp], s_m[wp]);
+    }
+    if (lane >= nt) return;
+    const size_t yi = (size_t)(t0 + lane) * (size_t)m.n[mi] + (size_t)o;
+    if (EPI == EPI_GLU) {
+        m.y[0][yi] = silu_times(acc[0], acc[1]);
+        return;
+    }
+    float t = m.bias[mi] ? __fadd_rn(acc[0], m.bias[mi][o]) : acc[0];
+    m.y[mi][yi] = EPI == EPI_ADD ? __fadd_rn(m.y[mi][yi], t) : t;
+}
+
+/* ---- dispatch ---- */
+
+static int same_shape(int n, const sglc_weight *const *w) {
+    for (int i = 1; i < n; i++)
+        if (w[i]->type != w[0]->type || w[i]->k != w[0]->k || w[i]->q_bits != w[0]->q_bits ||
+            w[i]->q_group != w[0]->q_group || w[i]->q_dtype != w[0]->q_dtype)
+            return 0;
+    return 1;
+}
+
+/* how a product of these weights at rows runs fused: 1 matrix-vector, 2 exact, 0 not */
+static int fused_kind(const cuda_impl *im, int n, const sglc_weight *const *w, const float *x,
+                      int64_t rows) {
+    if (im->deterministic || rows <= 0 || !same_shape(n, w) || w[0]->k % 32 != 0) return 0;
+    const int f = fmt_of(w[0]->type, w[0]->q_bits);
+    if (f < 0) return 0;
+    if (cuda_exact_rows(im, f, rows)) return 2;
+    if (rows > CUDA_MATVEC_MAX_ROWS || f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K) return 0;
+    return ((uintptr_t)x & 15) == 0 ? 1 : 0;
+}
+
+static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *const *bias,
+                       float *const *y) {
+    mv_mats m = {};
+    m.nmat = n;
+    for (int i = 0; i < n; i++) {
+        m.wd[i] = (const uint8_t *)w[i]->dev;
+        m.sc[i] = (const uint8_t *)w[i]->q_scales_dev;
+        m.bi[i] = (const uint8_t *)w[i]->q_biases_dev;
+        m.bias[i] = bias && bias[i] ? (const float *)bias[i]->dev : NULL;
+        m.y[i] = y[i];
+        m.n[i] = w[i]->n;
+    }
+    return m;
+}
+
+static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
+                       const float *x, int64_t rows, const float *g, float eps) {
+    const int f = fmt_of(w0->type, w0->q_bits);
+    int64_t out_rows = epi == EPI_GLU ? m.n[0] : 0;
+    if (epi != EPI_GLU)
+        for (int i = 0; i < m.nmat; i++)
+            out_rows += m.n[i];
+    const unsigned blocks = (unsigned)((out_rows + FMV_WARPS - 1) / FMV_WARPS);
+    const int nr = (int)rows;
+    fmt_dispatch(f, [&](auto tag) {
+        constexpr int F = decltype(tag)::value;
+        if constexpr (F == FMT_Q4_K || F == FMT_Q5_K || F == FMT_Q6_K || F == FMT_Q4_1 ||
+                      F == FMT_Q8_0) {
+            SGLC_ASSERT(!"format not fused by k_fmv");
+        } else {
+            constexpr bool QA = F == FMT_Q4_0;
+#define FMV(NR, E)                                                                                 \
+    k_fmv<F, NR, QA, E><<<blocks, FMV_WARPS * 32, 0, im->stream>>>(m, w0->q_dtype, w0->q_group,    \
+                                                                   w0->k, x, nr, g, eps)
+#define FMV_E(NR)                                                                                  \
+    do {                                                                                           \
+        if (epi == EPI_GLU)                                                                        \
+            FMV(NR, EPI_GLU);                                                                      \
+        else if (epi == EPI_ADD)                                                                   \
+            FMV(NR, EPI_ADD);                                                                      \
+        else                                                                                       \
+            FMV(NR, EPI_STORE);                                                                    \
+    } while (0)
+            if (nr == 1)
+                FMV_E(1);
+            else if (nr == 2)
+                FMV_E(2);
+            else if (nr <= 4)
+                FMV_E(4);
+            else
+                FMV_E(8);
+#undef FMV_E
+#undef FMV
+        }
+    });
+    CUDA_LAUNCHED(im, "fused matrix-vector kernel");
+}
+
+static void launch_fexact(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
+                          const float *x, int64_t rows, const float *g, float eps) {
+    const int64_t k = w0->k, nb = k / 32;
+    if (cuda_scratch_grow(im, &im->actq, &im->actq_bytes, cuda_exact_act_bytes(rows, k))) return;
+    int8_t *qs = (int8_t *)im->actq;
+    float *dy = (float *)(qs + (size_t)rows * (size_t)k), *sy = dy + rows * nb;
+    k_fact_q8_1<<<(unsigned)rows, 128, 0, im->stream>>>(x, g, eps, k, qs, dy, sy);
+    if (CUDA_LAUNCHED(im, "activation quantization kernel")) return;
+    int64_t out_rows = epi == EPI_GLU ? m.n[0] : 0;
+    if (epi != EPI_GLU)
+        for (int i = 0; i < m.nmat; i++)
+            out_rows += m.n[i];
+    const dim3 grid((unsigned)((out_rows + FMV_WARPS - 1) / FMV_WARPS),
+                    (unsigned)((rows + CUDA_EXACT_NR - 1) / CUDA_EXACT_NR));
+    const int f = fmt_of(w0->type, w0->q_bits);
+#define FEX(F, E)                                                                                  \
+    k_fexact<F, E><<<grid, FMV_WARPS * 32, 0, im->stream>>>(m, (int)nb, qs, dy, sy, (int)rows)
+    if (f == FMT_Q4_1) {
+        if (epi == EPI_GLU)
+            FEX(FMT_Q4_1, EPI_GLU);
+        else if (epi == EPI_ADD)
+            FEX(FMT_Q4_1, EPI_ADD);
+        else
+            FEX(FMT_Q4_1, EPI_STORE);
+    } else {
+        if (epi == EPI_GLU)
+            FEX(FMT_Q8_0, EPI_GLU);
+        else if (epi == EPI_ADD)
+            FEX(FMT_Q8_0, EPI_ADD);
+        else
+            FEX(FMT_Q8_0, EPI_STORE);
+    }
+#undef FEX
+    CUDA_LAUNCHED(im, "fused integer product kernel");
+}
+
+#define fbits cuda_fbits
+
+void cuda_norm_matmul_n(sglc_backend *be, const float *x, const sglc_weight *norm, float eps,
+                        float *xn, int n, const sglc_weight *const *w,
+                        const sglc_weight *const *bias, int64_t rows, float *const *y, int glu) {
+    cuda_impl *im = cuda_impl_of(be);
+    SGLC_ASSERT(n >= 1 && n <= 3 && (!glu || n == 2));
+    SGLC_ASSERT(!norm || (norm->type == SGLC_GGML_TYPE_F32 && norm->k == w[0]->k));
+    int kind = fused_kind(im, n, w, x, rows);
+    if (glu && (w[0]->n != w[1]->n || (bias && (bias[0] || bias[1])))) kind = 0;
+    if (!kind) { /* the op sequence */
+        const float *xin = x;
+        if (norm) {
+            cuda_rmsnorm(be, x, norm, xn, rows, w[0]->k, eps);
+            xin = xn;
+        }
+        cuda_matmul_n(be, n, w, bias, xin, rows, y);
+        if (glu) cuda_silu_mul(be, y[0], y[1], y[0], rows * w[0]->n);
+        return;
+    }
+    if (CUDA_OP_BEGIN(im, CUDA_OP_NORM_MATMUL, U64(x), U64(norm ? norm->dev : NULL), fbits(eps),
+                      (uint64_t)n, U64(w[0]->dev), U64(n > 1 ? w[1]->dev : NULL),
+                      U64(n > 2 ? w[2]->dev : NULL), U64(y[0]), U64(n > 1 ? y[1] : NULL),
+                      U64(n > 2 ? y[2] : NULL), (uint64_t)rows, (uint64_t)glu))
+        return;
+    const mv_mats m = mats_of(n, w, bias, y);
+    const float *g = norm ? (const float *)norm->dev : NULL;
+    const int epi = glu ? EPI_GLU : EPI_STORE;
+    if (kind == 2)
+        launch_fexact(im, epi, m, w[0], x, rows, g, eps);
+    else
+        launch_fmv(im, epi, m, w[0], x, rows, g, eps);
+}
+
+void cuda_matmul_add(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias,
+                     const float *x, int64_t rows, float *y, float *tmp) {
+    cuda_impl *im = cuda_impl_of(be);
+    const int kind = fused_kind(im, 1, &w, x, rows);
+    if (!kind) {
+        cuda_matmul(be, w, bias, x, rows, tmp);
+        cuda_add(be, y, tmp, rows * w->n);
+        return;
+    }
+    if (CUDA_OP_BEGIN(im, CUDA_OP_MATMUL_ADD, U64(w->dev), U64(bias ? bias->dev : NULL), U64(x),
+                      (uint64_t)rows, U64(y)))
+        return;
+    const sglc_weight *ws[1] = {w};
+    const sglc_weight *bs[1] = {bias};
+    float *const ys[1] = {y};
+    const mv_mats m = mats_of(1, ws, bs, ys);
+    if (kind == 2)
+        launch_fexact(im, EPI_ADD, m, w, x, rows, NULL, 0.0f);
+    else
+        launch_fmv(im, EPI_ADD, m, w, x, rows, NULL, 0.0f);
+}
+
+/* ---- q/k head norms + RoPE + KV write ---- */
+
+/* grid (tokens, n_head + 2 n_head_kv): q heads rotated in place, k heads rotated into the
+ * cache, v heads copied into it; a block per head vector, staged in shared memory */
+__global__ void k_qk_norm_rope_kv(cuda_rope_args a, const int32_t *pos, const int32_t *out_slot,
+                                  float *q, const float *k, const float *v, const float *qn,
+                                  const float *kn, float eps, void *kc, void *vc, int f16) {
+    __shared__ float s_v[CUDA_ROPE_MAX_HD];
+    __shared__ double s_red[32];
+    const int t = blockIdx.x, h = blockIdx.y, hd = a.head_dim, half = a.rot_dim / 2;
+    const size_t kvd = (size_t)a.n_head_kv * hd;
+    if (h >= a.n_head + a.n_head_kv) { /* a v head */
+        const int hv = h - a.n_head - a.n_head_kv;
+        const float *vs = v + (size_t)t * kvd + (size_t)hv * hd;
+        const size_t base = (size_t)out_slot[t] * kvd + (size_t)hv * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x)
+            cuda_store_kv(vc, f16, base + d, vs[d]);
+        return;
+    }
+    const int is_q = h < a.n_head, hh = is_q ? h : h - a.n_head;
+    const float *src = is_q ? q + ((size_t)t * a.n_head + hh) * hd : k + (size_t)t * kvd + hh * hd;
+    const float *nw = is_q ? qn : kn;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+        s_v[d] = src[d];
+    if (nw) {
+        double ss = 0.0;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x)
+            ss += (double)__fmul_rn(s_v[d], s_v[d]);
+        ss = block_sum(ss, s_red);
+        const float mean = (float)(ss / (double)hd);
+        const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+        for (int d = threadIdx.x; d < hd; d += blockDim.x)
+            s_v[d] = __fmul_rn(__fmul_rn(s_v[d], scale), nw[d]);
+    }
+    __syncthreads();
+    const int32_t p = pos[t];
+    const size_t base = (size_t)out_slot[t] * kvd + (size_t)hh * hd;
+    float *qd = is_q ? q + ((size_t)t * a.n_head + hh) * hd : NULL;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float c, s;
+        cuda_rope_pair(a, p, i, c, s);
+        const int i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
+        const int i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + half;
+        const float x0 = s_v[i0], x1 = s_v[i1];
+        const float r0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        const float r1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+        if (is_q) {
+            qd[i0] = r0, qd[i1] = r1;
+        } else {
+            cuda_store_kv(kc, f16, base + i0, r0);
+            cuda_store_kv(kc, f16, base + i1, r1);
+        }
+    }
+    for (int d = a.rot_dim + threadIdx.x; d < hd; d += blockDim.x) {
+        if (is_q)
+            qd[d] = s_v[d];
+        else
+            cuda_store_kv(kc, f16, base + d, s_v[d]);
+    }
+}
+
+void cuda_qk_norm_rope_kv(sglc_backend *be, const sglc_batch *b, float *q, float *k, const float *v,
+                          const sglc_weight *q_norm, const sglc_weight *k_norm, float eps,
+                          void *k_cache, void *v_cache, const sglc_attn_params *p) {
+    cuda_impl *im = cuda_impl_of(be);
+    SGLC_ASSERT(!q_norm == !k_norm);
+    if (im->deterministic || p->head_dim > CUDA_ROPE_MAX_HD) { /* the op sequence */
+        if (q_norm) {
+            cuda_rmsnorm(be, q, q_norm, q, b->n_tokens * p->n_head, p->head_dim, eps);
+            cuda_rmsnorm(be, k, k_norm, k, b->n_tokens * p->n_head_kv, p->head_dim, eps);
+        }
+        cuda_rope(be, b, q, k, p);
+        cuda_kv_store(be, b, k, v, k_cache, v_cache, p);
+        return;
+    }
+    if (CUDA_OP_BEGIN(im, CUDA_OP_QK_NORM_ROPE_KV, U64(b->pos), U64(b->out_slot),
+                      (uint64_t)b->n_tokens, U64(q), U64(k), U64(v),
+                      U64(q_norm ? q_norm->dev : NULL), U64(k_norm ? k_norm->dev : NULL),
+                      fbits(eps), U64(k_cache), U64(v_cache), CUDA_ATTN_SIG(p)))
+        return;
+    if (b->n_tokens <= 0) return;
+    SGLC_ASSERT(p->rot_dim <= p->head_dim && p->rot_dim % 2 == 0);
+    SGLC_ASSERT(p->kv_type == SGLC_GGML_TYPE_F16 || p->kv_type == SGLC_GGML_TYPE_F32);
+    dim3 grid((unsigned)b->n_tokens, (unsigned)(p->n_head + 2 * p->n_head_kv));
+    const int threads = p->head_dim >= 128 ? 128 : (p->head_dim + 31) / 32 * 32;
+    k_qk_norm_rope_kv<<<grid, threads, 0, im->stream>>>(
+        cuda_rope_args_of(p), b->pos, b->out_slot, q, k, v,
+        q_norm ? (const float *)q_norm->dev : NULL, k_norm ? (const float *)k_norm->dev : NULL, eps,
+        k_cache, v_cache, p->kv_type == SGLC_GGML_TYPE_F16);
+    CUDA_LAUNCHED(im, "qk_norm_rope_kv kernel");
+}

@@ -1,0 +1,167 @@
+/* Device pieces shared by the kernel files: the CPU's activation quantizers, the CPU-exact
+ * integer row product, and the RoPE angle. Each is written once here so the fused kernels
+ * (cuda_fused.cu) compute what the plain ones compute. */
+#ifndef SGLC_BACKEND_CUDA_KERNELS_CUH
+#define SGLC_BACKEND_CUDA_KERNELS_CUH
+
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_formats.cuh"
+
+/* tokens per grid row of the exact integer kernels */
+#define CUDA_EXACT_NR 8
+/* head sizes the fused q/k norm + RoPE + KV kernel stages in shared memory */
+#define CUDA_ROPE_MAX_HD 512
+
+/* a block of 32 as the CPU's Q8_0 quantizer leaves it, dequantized: q * f16(d) (the CPU's
+ * kernels widen the f16 scale back to f32) */
+__device__ __forceinline__ void cuda_fq8_32(float *v) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        amax = fmaxf(amax, fabsf(v[i]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float dh = __half2float(__float2half_rn(d));
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        v[i] = roundf(v[i] * id) * dh;
+}
+
+/* the CPU's Q8_1 block (kernels_avx2.c quantize_q8_1) of 32 values: codes roundf(x / d) with
+ * d = amax / 127, and the widened f16 d and f16(sum(codes) * d) */
+__device__ __forceinline__ void cuda_q8_1_block(const float *v, int8_t *qs, float *dy, float *sy) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++)
+        amax = fmaxf(amax, fabsf(v[i]));
+    const float d = __fdiv_rn(amax, 127.0f);
+    const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    int sum = 0;
+    uint32_t words[8];
+    for (int w = 0; w < 8; w++) {
+        uint32_t pk = 0;
+        for (int i = 0; i < 4; i++) {
+            const int q = (int)roundf(__fmul_rn(v[4 * w + i], id));
+            sum += q;
+            pk |= (uint32_t)(uint8_t)(int8_t)q << (8 * i);
+        }
+        words[w] = pk;
+    }
+    uint4 *dst = (uint4 *)qs;
+    dst[0] = make_uint4(words[0], words[1], words[2], words[3]);
+    dst[1] = make_uint4(words[4], words[5], words[6], words[7]);
+    *dy = __half2float(__float2half_rn(d));
+    *sy = __half2float(__float2half_rn(__fmul_rn((float)sum, d)));
+}
+
+/* Output row o of a Q4_1 / Q8_0 matrix (nb blocks per row) for tokens t0 .. t0 + nt - 1
+ * (nt <= CUDA_EXACT_NR), with the CPU's packed kernels' arithmetic (cuda_matmul.cu): the
+ * warp's lanes compute 32 blocks' integer sums at a time and lane r runs token r's chain
+ * acc = fma(d_w d_y, sum, acc) (+ fma(m_w, s_y, acc) for Q4_1) over them. Called by the whole
+ * warp; lane r < nt gets token r's result. s_*: this warp's shared scratch. */
+template <int F>
+__device__ __forceinline__ float
+cuda_exact_row(const uint8_t *wd, int64_t o, int nb, const int8_t *qs, const float *dy,
+               const float *sy, int t0, int nt, float (*s_a)[CUDA_EXACT_NR],
+               float (*s_b)[CUDA_EXACT_NR], float (*s_c)[CUDA_EXACT_NR], float *s_m) {
+    const int lane = threadIdx.x & 31;
+    constexpr int BB = F == FMT_Q4_1 ? 20 : 34;
+    const uint8_t *row = wd + (size_t)o * (size_t)nb * BB;
+    float acc = 0.0f;
+    for (int c0 = 0; c0 < nb; c0 += 32) {
+        const int j = c0 + lane;
+        const int cnt = nb - c0 < 32 ? nb - c0 : 32;
+        if (j < nb) {
+            const uint8_t *b = row + (size_t)j * BB;
+            int wq[8]; /* the block's 32 codes as int8 words, in value order */
+            float dw, mw = 0.0f;
+            if constexpr (F == FMT_Q4_1) {
+                const uint32_t *p = (const uint32_t *)b; /* 20-byte blocks: 4-byte aligned */
+                const uint32_t dm = p[0];
+                dw = h2f((uint16_t)(dm & 0xFFFF));
+                mw = h2f((uint16_t)(dm >> 16));
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const uint32_t q = p[1 + i];
+                    wq[i] = (int)(q & 0x0F0F0F0Fu);
+                    wq[4 + i] = (int)((q >> 4) & 0x0F0F0F0Fu);
+                }
+            } else { /* Q8_0: 34-byte blocks, 2-byte aligned */
+                const uint16_t *p = (const uint16_t *)b;
+                dw = h2f(p[0]);
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    wq[i] = (int)((uint32_t)p[1 + 2 * i] | ((uint32_t)p[2 + 2 * i] << 16));
+            }
+            s_m[lane] = mw;
+            for (int r = 0; r < nt; r++) {
+                const size_t ab = (size_t)(t0 + r) * (size_t)nb + (size_t)j;
+                const int4 *ap = (const int4 *)(qs + ab * 32);
+                const int4 a0 = ap[0], a1 = ap[1];
+                int is = 0;
+                is = __dp4a(wq[0], a0.x, is);
+                is = __dp4a(wq[1], a0.y, is);
+                is = __dp4a(wq[2], a0.z, is);
+                is = __dp4a(wq[3], a0.w, is);
+                is = __dp4a(wq[4], a1.x, is);
+                is = __dp4a(wq[5], a1.y, is);
+                is = __dp4a(wq[6], a1.z, is);
+                is = __dp4a(wq[7], a1.w, is);
+                s_a[lane][r] = __fmul_rn(dw, dy[ab]);
+                s_b[lane][r] = (float)is;
+                if constexpr (F == FMT_Q4_1) s_c[lane][r] = sy[ab];
+            }
+        }
+        __syncwarp();
+        if (lane < nt) {
+            for (int i = 0; i < cnt; i++) {
+                acc = __fmaf_rn(s_a[i][lane], s_b[i][lane], acc);
+                if constexpr (F == FMT_Q4_1) acc = __fmaf_rn(s_m[i], s_c[i][lane], acc);
+            }
+        }
+        __syncwarp();
+    }
+    return acc;
+}
+
+/* ---- RoPE (cuda_rope.cu) ---- */
+
+struct cuda_rope_args {
+    int32_t n_head, n_head_kv, head_dim, rot_dim, mode;
+    float theta_scale;
+    const float *ff;
+};
+
+/* the angle of pair i at pos as the CPU builds it: theta = pos multiplied i times by
+ * theta_scale in float (then / freq_factors[i]) */
+__device__ __forceinline__ void cuda_rope_pair(const cuda_rope_args &a, int32_t pos, int i,
+                                               float &c, float &s) {
+    float theta = (float)pos;
+    for (int j = 0; j < i; j++)
+        theta = __fmul_rn(theta, a.theta_scale);
+    float angle = a.ff ? __fdiv_rn(theta, a.ff[i]) : theta;
+    c = cosf(angle);
+    s = sinf(angle);
+}
+
+__device__ __forceinline__ void cuda_store_kv(void *cache, int f16, size_t e, float v) {
+    if (f16)
+        ((__half *)cache)[e] = __float2half_rn(v);
+    else
+        ((float *)cache)[e] = v;
+}
+
+cuda_rope_args cuda_rope_args_of(const sglc_attn_params *p);
+
+/* the attention parameters folded into an op's graph signature */
+static inline uint64_t cuda_fbits(float f) {
+    union {
+        float f;
+        uint32_t u;
+    } c = {f};
+    return c.u;
+}
+#define CUDA_ATTN_SIG(p)                                                                           \
+    (uint64_t)(p)->n_head, (uint64_t)(p)->n_head_kv, (uint64_t)(p)->head_dim,                      \
+        (uint64_t)(p)->rot_dim, cuda_fbits((p)->theta), (uint64_t)(p)->mode,                       \
+        (uint64_t)(p)->kv_slots, (uint64_t)(p)->kv_type, U64((p)->freq_factors)
+
+#endif
