@@ -717,12 +717,17 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
         CUBLAS_CHECK(im, cublasSetWorkspace(im->cublas, im->cublas_ws, im->cublas_ws_bytes)))
         goto fail;
     im->n_sm = prop.multiProcessorCount;
+    /* programmatic dependent launch (sm_90): the decode kernels start while their
+     * predecessor drains and wait on the device for its results; SGLC_CUDA_PDL=0 turns it
+     * off (A/B) */
+    im->pdl = prop.major >= 9;
+    if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
-    sglc_log(SGLC_LOG_INFO, "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), graphs %s (max bs %d)%s",
+    sglc_log(SGLC_LOG_INFO, "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), graphs %s (max bs %d)%s%s",
              prop.name, prop.major, prop.minor, prop.multiProcessorCount,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-             im->graphs_enabled ? "on" : "off", im->graph_max_bs,
+             im->graphs_enabled ? "on" : "off", im->graph_max_bs, im->pdl ? ", PDL" : "",
              im->deterministic ? ", deterministic inference (batch-invariant kernels)" : "");
     *out = be;
     return SGLC_OK;

@@ -26,23 +26,55 @@ struct mv_mats {
     int nmat;
 };
 
-/* 1/rms of each of the rows (< NR) of x, into inv: the warps share the rows; squares in
- * float, summed in double, as cuda_rmsnorm (the order of the sum differs) */
+/* 1/rms of each of the rows (< NR) of x, into inv, by the whole block (float4 loads; k a
+ * multiple of 4); squares in float, summed in double, as cuda_rmsnorm (the order of the sum
+ * differs). Ends with a barrier. */
 template <int NR>
-__device__ __forceinline__ void row_inv_rms(const float *x, int rows, int64_t k, float eps,
-                                            float *inv) {
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (int r = wp; r < rows && r < NR; r += nw) {
-        const float *xr = x + (size_t)r * (size_t)k;
-        double ss = 0.0;
-        for (int64_t i = lane; i < k; i += 32)
-            ss += (double)__fmul_rn(xr[i], xr[i]);
-        ss = warp_sum(ss);
-        if (lane == 0) {
-            const float mean = (float)(ss / (double)k);
-            inv[r] = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+__device__ __forceinline__ void block_inv_rms(const float *x, int rows, int64_t k, float eps,
+                                              float *inv, double (*red)[FMV_WARPS]) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    double ss[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        ss[r] = 0.0;
+    const int64_t k4 = k / 4;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (r >= rows) break;
+        const float4 *xr = (const float4 *)(x + (size_t)r * (size_t)k);
+#pragma unroll 4
+        for (int64_t i = threadIdx.x; i < k4; i += blockDim.x) {
+            const float4 a = xr[i];
+            ss[r] += (double)__fmul_rn(a.x, a.x) + (double)__fmul_rn(a.y, a.y) +
+                     (double)__fmul_rn(a.z, a.z) + (double)__fmul_rn(a.w, a.w);
         }
+        ss[r] = warp_sum(ss[r]);
+        if (lane == 0) red[r][wp] = ss[r];
     }
+    __syncthreads();
+    if (threadIdx.x < NR && (int)threadIdx.x < rows) {
+        double t = 0.0;
+        for (int w = 0; w < FMV_WARPS; w++)
+            t += red[threadIdx.x][w];
+        const float mean = (float)(t / (double)k);
+        inv[threadIdx.x] = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+    }
+    __syncthreads();
+}
+
+/* the same for one row by one warp (k a multiple of 4) */
+__device__ __forceinline__ float warp_inv_rms(const float *x, int64_t k, float eps) {
+    const float4 *xr = (const float4 *)x;
+    double ss = 0.0;
+#pragma unroll 4
+    for (int64_t i = threadIdx.x & 31; i < k / 4; i += 32) {
+        const float4 a = xr[i];
+        ss += (double)__fmul_rn(a.x, a.x) + (double)__fmul_rn(a.y, a.y) +
+              (double)__fmul_rn(a.z, a.z) + (double)__fmul_rn(a.w, a.w);
+    }
+    ss = warp_sum(ss);
+    const float mean = (float)(ss / (double)k);
+    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
 }
 
 __device__ __forceinline__ float silu_times(float g, float u) {
@@ -50,79 +82,103 @@ __device__ __forceinline__ float silu_times(float g, float u) {
 }
 
 /* the matrix-vector kernel of cuda_matmul.cu with a norm prologue (g != NULL) and an
- * epilogue: a warp per output row of the concatenation (EPI_GLU: per gate row, with its up
- * row), each lane taking 32-value units */
+ * epilogue: wpr warps (1, 2 or 4) per output row of the concatenation (EPI_GLU: per gate row,
+ * with its up row), each lane taking 32-value units; with wpr > 1 the warps of a row split its
+ * units and add their sums in a fixed order, so a small matrix still has enough loads in
+ * flight to fill the GPU (one warp per row of a 1024-row matrix left it at 0.7 TB/s) */
 template <int F, int NR, bool QA, int EPI>
 __global__ void __launch_bounds__(FMV_WARPS * 32)
     k_fmv(mv_mats m, uint32_t qdtype, int group, int64_t k, const float *x, int rows,
-          const float *g, float eps) {
+          const float *g, float eps, int wpr) {
     __shared__ float s_inv[NR];
-    if (g) {
-        row_inv_rms<NR>(x, rows, k, eps, s_inv);
-        __syncthreads();
-    }
-    const int lane = threadIdx.x & 31;
-    int64_t o = (int64_t)blockIdx.x * FMV_WARPS + (threadIdx.x >> 5);
+    __shared__ double s_red[NR][FMV_WARPS];
+    __shared__ float s_part[FMV_WARPS][NR][2];
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int sub = wp % wpr; /* this warp's share of the row */
+    int64_t o = (int64_t)blockIdx.x * (FMV_WARPS / wpr) + wp / wpr;
     int mi = 0;
-    while (mi < m.nmat - 1 && o >= m.n[mi])
+    while (EPI != EPI_GLU && mi < m.nmat - 1 && o >= m.n[mi])
         o -= m.n[mi++];
-    if (EPI == EPI_GLU) mi = 0;
-    if (o >= m.n[mi]) return;
-    const unit_src s = unit_src_of(m.wd[mi], m.sc[mi], m.bi[mi], F, k, qdtype, group, o);
-    unit_src s2 = s;
-    if (EPI == EPI_GLU) s2 = unit_src_of(m.wd[1], m.sc[1], m.bi[1], F, k, qdtype, group, o);
+    const bool live = o < m.n[mi];
     float acc[NR], acc2[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f, acc2[r] = 0.0f;
-    const int units = (int)(k / 32);
-    for (int u = lane; u < units; u += 32) {
-        float v[32], v2[32];
-        load_unit<F, false>(s, u, v);
-        if (EPI == EPI_GLU) load_unit<F, false>(s2, u, v2);
-#pragma unroll
-        for (int r = 0; r < NR; r++) {
-            if (r >= rows) break;
-            const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)u * 32);
-            float xv[32];
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const float4 a = xp[i];
-                xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
-            }
+    if (live) {
+        const unit_src s = unit_src_of(m.wd[mi], m.sc[mi], m.bi[mi], F, k, qdtype, group, o);
+        unit_src s2 = s;
+        if (EPI == EPI_GLU) s2 = unit_src_of(m.wd[1], m.sc[1], m.bi[1], F, k, qdtype, group, o);
+        const int units = (int)(k / 32);
+        for (int u = sub * 32 + lane; u < units; u += 32 * wpr) {
+            float v[32], v2[32];
+            load_unit<F, false>(s, u, v);
+            if (EPI == EPI_GLU) load_unit<F, false>(s2, u, v2);
+            float gv[32];
             if (g) {
                 const float4 *gp = (const float4 *)(g + (size_t)u * 32);
-                const float iv = s_inv[r];
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
                     const float4 a = gp[i];
-                    xv[4 * i] = __fmul_rn(__fmul_rn(xv[4 * i], iv), a.x);
-                    xv[4 * i + 1] = __fmul_rn(__fmul_rn(xv[4 * i + 1], iv), a.y);
-                    xv[4 * i + 2] = __fmul_rn(__fmul_rn(xv[4 * i + 2], iv), a.z);
-                    xv[4 * i + 3] = __fmul_rn(__fmul_rn(xv[4 * i + 3], iv), a.w);
+                    gv[4 * i] = a.x, gv[4 * i + 1] = a.y, gv[4 * i + 2] = a.z, gv[4 * i + 3] = a.w;
                 }
             }
-            if (QA) cuda_fq8_32(xv);
-            float d = 0.0f, d2 = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 32; i++) {
-                d = fmaf(v[i], xv[i], d);
-                if (EPI == EPI_GLU) d2 = fmaf(v2[i], xv[i], d2);
+            for (int r = 0; r < NR; r++) {
+                if (r >= rows) break;
+                const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)u * 32);
+                float xv[32];
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const float4 a = xp[i];
+                    xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
+                }
+                if (g) {
+                    const float iv = s_inv[r];
+#pragma unroll
+                    for (int i = 0; i < 32; i++)
+                        xv[i] = __fmul_rn(__fmul_rn(xv[i], iv), gv[i]);
+                }
+                if (QA) cuda_fq8_32(xv);
+                float d = 0.0f, d2 = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 32; i++) {
+                    d = fmaf(v[i], xv[i], d);
+                    if (EPI == EPI_GLU) d2 = fmaf(v2[i], xv[i], d2);
+                }
+                acc[r] += d;
+                if (EPI == EPI_GLU) acc2[r] += d2;
             }
-            acc[r] += d;
-            if (EPI == EPI_GLU) acc2[r] += d2;
         }
     }
 #pragma unroll
     for (int r = 0; r < NR; r++) {
+        acc[r] = warp_sum(acc[r]);
+        if (EPI == EPI_GLU) acc2[r] = warp_sum(acc2[r]);
+    }
+    if (wpr > 1) { /* the row's warps add up in warp order */
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                s_part[wp][r][0] = acc[r], s_part[wp][r][1] = acc2[r];
+        __syncthreads();
+        if (sub != 0) return;
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            for (int w = 1; w < wpr; w++) {
+                acc[r] += s_part[wp + w][r][0];
+                acc2[r] += s_part[wp + w][r][1];
+            }
+    }
+    if (!live || lane != 0) return;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
         if (r >= rows) break;
-        float t = warp_sum(acc[r]);
         if (EPI == EPI_GLU) {
-            const float t2 = warp_sum(acc2[r]);
-            if (lane == 0) m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)o] = silu_times(t, t2);
+            m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)o] = silu_times(acc[r], acc2[r]);
             continue;
         }
-        if (lane != 0) continue;
+        float t = acc[r];
         if (m.bias[mi]) t = __fadd_rn(t, m.bias[mi][o]);
         float *yp = m.y[mi] + (size_t)r * (size_t)m.n[mi] + (size_t)o;
         *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
@@ -138,7 +194,10 @@ __global__ void k_fact_q8_1(const float *x, const float *g, float eps, int64_t k
     __shared__ float s_inv[1];
     const int r = blockIdx.x;
     if (g) {
-        if (threadIdx.x < 32) row_inv_rms<1>(x + (size_t)r * (size_t)k, 1, k, eps, s_inv);
+        if (threadIdx.x < 32) {
+            const float iv = warp_inv_rms(x + (size_t)r * (size_t)k, k, eps);
+            if (threadIdx.x == 0) s_inv[0] = iv;
+        }
         __syncthreads();
     }
     const int64_t nb = k / 32;
@@ -226,7 +285,14 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
     if (epi != EPI_GLU)
         for (int i = 0; i < m.nmat; i++)
             out_rows += m.n[i];
-    const unsigned blocks = (unsigned)((out_rows + FMV_WARPS - 1) / FMV_WARPS);
+    /* warps per row: enough warps to fill the GPU (about 32 per SM), at most 4 */
+    const int64_t want = (int64_t)im->n_sm * 32;
+    const int units = (int)(w0->k / 32);
+    int wpr = 1;
+    while (wpr < FMV_WARPS && out_rows * wpr < want && units >= 48 * wpr)
+        wpr *= 2;
+    const int per_block = FMV_WARPS / wpr;
+    const unsigned blocks = (unsigned)((out_rows + per_block - 1) / per_block);
     const int nr = (int)rows;
     fmt_dispatch(f, [&](auto tag) {
         constexpr int F = decltype(tag)::value;
@@ -237,7 +303,7 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
             constexpr bool QA = F == FMT_Q4_0;
 #define FMV(NR, E)                                                                                 \
     k_fmv<F, NR, QA, E><<<blocks, FMV_WARPS * 32, 0, im->stream>>>(m, w0->q_dtype, w0->q_group,    \
-                                                                   w0->k, x, nr, g, eps)
+                                                                   w0->k, x, nr, g, eps, wpr)
 #define FMV_E(NR)                                                                                  \
     do {                                                                                           \
         if (epi == EPI_GLU)                                                                        \

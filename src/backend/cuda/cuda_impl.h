@@ -112,6 +112,7 @@ typedef struct {
      * matrix-vector kernel 8 rows at a time and attention unsplit, so a row's result never
      * depends on the rest of its step */
     int deterministic;
+    int pdl; /* programmatic dependent launch for the decode kernels (cuda_launch) */
     cuda_mode mode;
     cuda_graph_entry graphs[CUDA_MAX_GRAPHS];
     int n_graphs;
@@ -147,6 +148,26 @@ int cuda_op_begin(cuda_impl *im, int op_id, const uint64_t *args, int n_args);
         return cuda_op_begin((im), (op_id), a_, (int)(sizeof a_ / sizeof a_[0]));                  \
     }())
 #define U64(x) ((uint64_t)(uintptr_t)(x))
+
+/* Launches kernel k on the backend's stream, with programmatic dependent launch when im->pdl:
+ * k may then start before the kernel ahead of it has finished, so every kernel launched this
+ * way calls cuda_pdl_wait() (cuda_kernels.cuh) before it reads what earlier kernels wrote,
+ * and in every block before it exits. */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), dim3 grid,
+                                      dim3 block, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = im->stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = im->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
 
 /* Grows a device scratch buffer when it is too small. Only outside a capture (a capture or a
  * replay with a buffer that is too small is a broken reserve: asserted). */

@@ -12,6 +12,24 @@
 /* head sizes the fused q/k norm + RoPE + KV kernel stages in shared memory */
 #define CUDA_ROPE_MAX_HD 512
 
+/* programmatic dependent launch (cuda_launch): wait for the kernels ahead to finish and their
+ * writes to be visible (a no-op in a kernel launched without it), and let the next kernel
+ * start launching */
+__device__ __forceinline__ void cuda_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cuda_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+/* a hint: the 128-byte line at p into L2 */
+__device__ __forceinline__ void cuda_prefetch_l2(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 /* a block of 32 as the CPU's Q8_0 quantizer leaves it, dequantized: q * f16(d) (the CPU's
  * kernels widen the f16 scale back to f32) */
 __device__ __forceinline__ void cuda_fq8_32(float *v) {

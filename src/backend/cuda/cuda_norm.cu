@@ -2,8 +2,7 @@
  * gather_rows. Each computes what cpu_backend.c computes, with the same float operations
  * written as round-to-nearest intrinsics (no fused multiply-add), so embed and rmsnorm match
  * the CPU to the last bit except where the CPU sums in a different order. */
-#include "backend/cuda/cuda_impl.h"
-#include "backend/cuda/cuda_formats.cuh"
+#include "backend/cuda/cuda_kernels.cuh"
 
 #define NORM_THREADS 256
 
@@ -150,6 +149,7 @@ void cuda_add(sglc_backend *be, float *x, const float *y, int64_t n) {
 /* ---- gather_rows ---- */
 
 __global__ void k_gather(const float *src, const int32_t *rows, int64_t dim, float *dst) {
+    cuda_pdl_wait();
     const float *s = src + (size_t)rows[blockIdx.x] * (size_t)dim;
     float *d = dst + (size_t)blockIdx.x * (size_t)dim;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
@@ -163,6 +163,6 @@ void cuda_gather_rows(sglc_backend *be, const float *src, const int32_t *rows, i
                       U64(dst)))
         return;
     if (n_rows <= 0) return;
-    k_gather<<<(unsigned)n_rows, 256, 0, im->stream>>>(src, rows, dim, dst);
+    cuda_launch(im, k_gather, dim3((unsigned)n_rows), dim3(256), src, rows, dim, dst);
     CUDA_LAUNCHED(im, "gather_rows kernel");
 }
