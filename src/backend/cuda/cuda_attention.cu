@@ -16,11 +16,19 @@
  * depends only on the token count (fixed per padded decode size); each block reads its
  * context length on the device and exits early when its range is empty, so a graph replays
  * correctly while contexts grow. */
-#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_kernels.cuh"
 
 #define ATT_THREADS 128
 #define ATT_MAX_HD 256
 #define ATT_MAX_SPLITS 32
+/* a split takes at least this many keys: the grid is fixed per step size (graphs), and each
+ * block works out on the device how many of the n_splits its context really uses */
+#define ATT_MIN_KEYS 64
+
+__device__ __forceinline__ int att_eff_splits(int32_t ctx, int n_splits) {
+    const int e = (ctx + ATT_MIN_KEYS - 1) / ATT_MIN_KEYS;
+    return e < 1 ? 1 : e < n_splits ? e : n_splits;
+}
 
 __device__ float block_max(float v, float *sh) {
 #pragma unroll
@@ -44,11 +52,14 @@ __global__ void __launch_bounds__(ATT_THREADS)
     __shared__ int32_t sl[ATT_THREADS];
     __shared__ float redf[32];
     const int t = blockIdx.z, h = blockIdx.y, split = blockIdx.x, tid = threadIdx.x;
+    cuda_pdl_wait();
     const int kvh = h / (n_head / n_kv);
     const size_t kvd = (size_t)n_kv * hd;
     const int32_t ctx = b.pos[t] + 1;
     const int32_t *slots = b.slot_table + b.seq_slot_start[b.seq[t]];
-    const int32_t chunk = (ctx + n_splits - 1) / n_splits;
+    const int eff = n_splits > 1 ? att_eff_splits(ctx, n_splits) : 1;
+    if (split >= eff) return; /* the combine reads only the splits the context uses */
+    const int32_t chunk = (ctx + eff - 1) / eff;
     const int32_t s0 = split * chunk, s1 = min(ctx, s0 + chunk);
     constexpr int DPT = ATT_MAX_HD / ATT_THREADS; /* dims per thread */
     float acc[DPT];
@@ -152,25 +163,33 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
-/* out = the partials of every split, each rescaled to the common max */
-__global__ void k_attn_combine(const float *part, float *out, int n_head, int hd, int n_splits) {
+/* out = the partials of the splits the context used, each rescaled to the common max: warp 0
+ * turns the (max, sum) pairs into one weight per split, then every dim is one pass */
+__global__ void k_attn_combine(const float *part, float *out, sglc_batch_dev b, int n_head, int hd,
+                               int n_splits) {
+    __shared__ float wt[ATT_MAX_SPLITS];
+    cuda_pdl_wait();
     const int h = blockIdx.x, t = blockIdx.y;
+    const int eff = att_eff_splits(b.pos[t] + 1, n_splits);
     const float *pp = part + ((size_t)t * n_head + h) * n_splits * (size_t)(hd + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_splits; s++)
-        M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
-    float L = 0.0f;
-    for (int s = 0; s < n_splits; s++) {
-        const float ms = pp[(size_t)s * (hd + 2)];
-        if (ms != -INFINITY) L += pp[(size_t)s * (hd + 2) + 1] * expf(ms - M);
+    if (threadIdx.x < 32) {
+        const int s = threadIdx.x;
+        const float ms = s < eff ? pp[(size_t)s * (hd + 2)] : -INFINITY;
+        const float ls = s < eff ? pp[(size_t)s * (hd + 2) + 1] : 0.0f;
+        float M = ms;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        const float e = ms != -INFINITY ? expf(ms - M) : 0.0f;
+        const float L = warp_sum(ls * e);
+        if (s < eff) wt[s] = L > 0.0f ? e / L : 0.0f;
     }
+    __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float a = 0.0f;
-        for (int s = 0; s < n_splits; s++) {
-            const float ms = pp[(size_t)s * (hd + 2)];
-            if (ms != -INFINITY) a += pp[(size_t)s * (hd + 2) + 2 + d] * expf(ms - M);
-        }
-        out[((size_t)t * n_head + h) * hd + d] = L > 0.0f ? a / L : 0.0f;
+        for (int s = 0; s < eff; s++)
+            a = fmaf(pp[(size_t)s * (hd + 2) + 2 + d], wt[s], a);
+        out[((size_t)t * n_head + h) * hd + d] = a;
     }
 }
 
@@ -215,9 +234,9 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     sglc_batch_dev db = batch_dev_of(b);
     /* the CPU's f16 roundings in deterministic mode only (unsplit there: see the top) */
 #define ATTN(F16, PAR)                                                                             \
-    k_attn<F16, PAR><<<grid, ATT_THREADS, 0, im->stream>>>(                                        \
-        q, k_cache, v_cache, out, im->attn_part, db, p->n_head, p->n_head_kv, p->head_dim,         \
-        p->scale, splits)
+    cuda_launch(im, k_attn<F16, PAR>, grid, dim3(ATT_THREADS), q, k_cache, v_cache, out,           \
+                im->attn_part, db, (int)p->n_head, (int)p->n_head_kv, (int)p->head_dim, p->scale,  \
+                splits)
     if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic)
         ATTN(true, true);
     else if (p->kv_type == SGLC_GGML_TYPE_F16)
@@ -227,7 +246,7 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
 #undef ATTN
     if (CUDA_LAUNCHED(im, "attention kernel") || splits == 1) return;
     dim3 cg((unsigned)p->n_head, (unsigned)b->n_tokens);
-    k_attn_combine<<<cg, p->head_dim >= 128 ? 128 : 64, 0, im->stream>>>(
-        im->attn_part, out, p->n_head, p->head_dim, splits);
+    cuda_launch(im, k_attn_combine, cg, dim3(p->head_dim >= 128 ? 128 : 64),
+                (const float *)im->attn_part, out, db, (int)p->n_head, (int)p->head_dim, splits);
     CUDA_LAUNCHED(im, "attention combine kernel");
 }
