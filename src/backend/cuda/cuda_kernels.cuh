@@ -156,8 +156,11 @@ __device__ __forceinline__ void cuda_rope_pair(const cuda_rope_args &a, int32_t 
     for (int j = 0; j < i; j++)
         theta = __fmul_rn(theta, a.theta_scale);
     float angle = a.ff ? __fdiv_rn(theta, a.ff[i]) : theta;
-    c = cosf(angle);
-    s = sinf(angle);
+    /* in double, then rounded: the correctly rounded value, which glibc's cosf / sinf (the
+     * CPU's) return; CUDA's cosf / sinf are off by an ulp at times, and that ulp, through the
+     * 8-bit activations of a Q4_1 model, moved its greedy tokens away from the CPU's */
+    c = (float)cos((double)angle);
+    s = (float)sin((double)angle);
 }
 
 __device__ __forceinline__ void cuda_store_kv(void *cache, int f16, size_t e, float v) {
