@@ -77,9 +77,7 @@ __device__ __forceinline__ float warp_inv_rms(const float *x, int64_t k, float e
     return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
 }
 
-__device__ __forceinline__ float silu_times(float g, float u) {
-    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-}
+#define silu_times cuda_silu_times
 
 /* the matrix-vector kernel of cuda_matmul.cu with a norm prologue (g != NULL) and an
  * epilogue: wpr warps (1, 2 or 4) per output row of the concatenation (EPI_GLU: per gate row,

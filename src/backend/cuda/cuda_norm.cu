@@ -114,8 +114,7 @@ void cuda_rmsnorm(sglc_backend *be, const float *x, const sglc_weight *w, float 
 __global__ void k_silu_mul(const float *g, const float *u, float *o, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float a = g[i];
-        o[i] = __fmul_rn(__fdiv_rn(a, __fadd_rn(1.0f, expf(-a))), u[i]);
+        o[i] = cuda_silu_times(g[i], u[i]);
     }
 }
 
