@@ -191,15 +191,33 @@ typedef struct {
     int (*supports_weight)(sglc_backend *be, uint32_t type);
     /* Makes w->dev usable (CPU: w->dev = w->host; GPU: upload / repack). The loaders call it
      * once per weight after any quantization at load (sglc_model_load), so a float matrix that
-     * is quantized is never uploaded. */
+     * is quantized is never uploaded; a weight that already has dev (made by quantize_affine)
+     * is not passed to it again. */
     int (*prepare_weight)(sglc_backend *be, sglc_weight *w, sglc_err *err);
+    /* Optional (NULL: the host quantizes with sglc_mlx_affine_quantize and prepare_weight
+     * uploads the result): MLX affine quantization on the device, for --quantization at load.
+     * src is a host float matrix: type F32, F16 or BF16, n >= 1 rows of k values row-major at
+     * src->host, k % group_size == 0, (bits, group_size) valid for sglc_mlx_affine_valid. It
+     * is only read, and the caller may release src->host once the op returns. On success *out
+     * is src turned into a PREPARED SGLC_WTYPE_MLX_AFFINE weight: dev, q_scales_dev and
+     * q_biases_dev are backend memory holding the codes, scales and biases, bit for bit what
+     * sglc_mlx_affine_quantize computes from src->host (scales and biases in src's dtype; only
+     * the payload of a NaN scale or bias, which Inf/NaN inputs produce, may differ); host,
+     * q_scales and q_biases are NULL and host_bytes 0, since no host copy exists. The loaders
+     * do not prepare it again; release_weight frees it. The work may still run on the device
+     * when the op returns (ops queued later see its result); the backend keeps staging buffers
+     * from one call to the next and gives them back at the next sync, so a loader quantizes
+     * every matrix and then calls sync once. */
+    int (*quantize_affine)(sglc_backend *be, const sglc_weight *src, int bits, int group_size,
+                           sglc_weight *out, sglc_err *err);
     /* Optional (NULL: nothing to reserve): sizes every scratch buffer the ops will use, once,
      * for steps of up to max_rows tokens over these weights and this attention shape, so that no
      * op allocates (a step can then be captured as a graph). Called by sglc_model_state_open. */
     int (*reserve)(sglc_backend *be, const sglc_weight *const *weights, size_t n_weights,
                    int64_t max_rows, const sglc_attn_params *attn, sglc_err *err);
-    /* Optional (NULL: nothing to free): gives back what prepare_weight made for w, for a weight
-     * replaced after preparing (sglc_model_quantize_mlx on a prepared model). */
+    /* Optional (NULL: nothing to free): gives back what prepare_weight or quantize_affine made
+     * for w, for a weight replaced after preparing (sglc_model_quantize_mlx on a prepared
+     * model). */
     void (*release_weight)(sglc_backend *be, sglc_weight *w);
     /* Prepares the batch description for the step (copies it to the device when needed) and
      * returns the pointer ops get. */

@@ -243,7 +243,8 @@ void sglc_drop_mapped_pages(const void *p, size_t bytes) {
 }
 
 static int prepare_one(sglc_model *m, sglc_weight *w, sglc_err *err) {
-    if (!w->present) return SGLC_OK;
+    /* a weight with dev is on the backend already (quantize_affine made it there) */
+    if (!w->present || w->dev) return SGLC_OK;
     int rc = m->be->ops->prepare_weight(m->be, w, err);
     if (rc != 0) return rc;
     /* The backend computes from its packed copy: the file's pages of the tensor leave our
@@ -255,7 +256,9 @@ static int prepare_one(sglc_model *m, sglc_weight *w, sglc_err *err) {
 
 int sglc_model_prepare(sglc_model *m, sglc_err *err) {
     if (m->prepared) return SGLC_OK;
-    int tied = m->output.host == m->tok_embd.host, rc;
+    /* tied: one tensor, so the same host data and (after quantize_affine, which leaves host
+     * NULL) the same device data */
+    int tied = m->output.host == m->tok_embd.host && m->output.dev == m->tok_embd.dev, rc;
     if ((rc = prepare_one(m, &m->tok_embd, err)) || (rc = prepare_one(m, &m->out_norm, err)) ||
         (!tied && (rc = prepare_one(m, &m->output, err))))
         return rc;

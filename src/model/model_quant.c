@@ -2,8 +2,11 @@
  * F32/F16/BF16 matrix (linear layers, embeddings, lm_head) is quantized, one tensor at a time
  * with its rows split over a thread pool, into model-owned buffers (codes, and scales/biases in
  * the tensor's own dtype, as mlx_lm.utils.quantize_model keeps them); the backend then computes
- * with SGLC_WTYPE_MLX_AFFINE weights. The float source stays in the read-only file mapping and
- * its pages are dropped once quantized, so no second full copy of the model is ever resident. */
+ * with SGLC_WTYPE_MLX_AFFINE weights. A backend with the quantize_affine op (CUDA) does the
+ * same on the device instead: the float matrix goes up, only the codes stay there (prepared:
+ * sglc_model_prepare skips them), and no host copy of the codes is made. The float source stays
+ * in the read-only file mapping and its pages are dropped once quantized, so no second full
+ * copy of the model is ever resident. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +45,30 @@ static int quantizable(const sglc_weight *w, int group) {
            w->host && w->n > 1 && w->k % group == 0;
 }
 
+/* The backend's quantize_affine: w becomes a prepared MLX affine weight in backend memory. */
+static int quantize_one_on_device(sglc_model *m, sglc_weight *w, int bits, int group, size_t es,
+                                  sglc_err *err) {
+    sglc_weight q;
+    int rc = m->be->ops->quantize_affine(m->be, w, bits, group, &q, err);
+    if (rc) return rc;
+    /* the op has read the source: drop its pages when they came from the file mapping */
+    if (m->st || m->gguf) sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
+    /* quantizing a model already on its backend: the float copy's device memory goes back */
+    if (m->prepared && m->be->ops->release_weight) m->be->ops->release_weight(m->be, w);
+    *w = q;
+    return SGLC_OK;
+}
+
 static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc_threadpool *tp,
                         size_t *bytes_after, sglc_err *err) {
     const size_t es = w->type == SGLC_GGML_TYPE_F32 ? 4 : 2;
     const int64_t words = sglc_mlx_affine_row_words(w->k, bits), ng = w->k / group;
     size_t qb = (size_t)w->n * (size_t)words * 4, sb = (size_t)w->n * (size_t)ng * es;
+    if (m->be->ops->quantize_affine) {
+        int rc = quantize_one_on_device(m, w, bits, group, es, err);
+        if (rc == SGLC_OK) *bytes_after += qb + 2 * sb;
+        return rc;
+    }
     void *wq = NULL, *sc = NULL, *bi = NULL;
     if (posix_memalign(&wq, 64, qb) || posix_memalign(&sc, 64, sb) || posix_memalign(&bi, 64, sb)) {
         free(wq);
@@ -107,17 +129,22 @@ int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threa
         stats->bytes_after = m->weight_bytes;
         return SGLC_OK;
     }
-    /* every matrix: 7 per layer, embeddings, lm_head; 3 buffers each */
-    size_t max_new = ((size_t)m->cfg.n_layer * 7 + 2) * 3;
-    void **a = realloc(m->host_owned, (m->n_host_owned + max_new) * sizeof *a);
-    if (!a) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
-    m->host_owned = a;
+    const int on_device = m->be->ops->quantize_affine != NULL;
     sglc_threadpool *tp = NULL;
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    int rc = sglc_threadpool_open(&tp, n_threads > 0 ? n_threads : (int)(nproc > 0 ? nproc : 1));
-    if (rc) return sglc_err_set(err, SGLC_ERR_NOMEM, "cannot start quantization threads");
+    int rc = SGLC_OK;
+    if (!on_device) {
+        /* every matrix: 7 per layer, embeddings, lm_head; 3 buffers each */
+        size_t max_new = ((size_t)m->cfg.n_layer * 7 + 2) * 3;
+        void **a = realloc(m->host_owned, (m->n_host_owned + max_new) * sizeof *a);
+        if (!a) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        m->host_owned = a;
+        long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+        rc = sglc_threadpool_open(&tp, n_threads > 0 ? n_threads : (int)(nproc > 0 ? nproc : 1));
+        if (rc) return sglc_err_set(err, SGLC_ERR_NOMEM, "cannot start quantization threads");
+    }
     size_t before = 0, after = 0;
-    int tied = m->output.host == m->tok_embd.host;
+    /* one tensor when tied (the same host data, and the same device data once on a backend) */
+    int tied = m->output.host == m->tok_embd.host && m->output.dev == m->tok_embd.dev;
     sglc_weight *list[2 + 7];
     for (int32_t l = -1; l < m->cfg.n_layer && rc == 0; l++) {
         sglc_progress("Quantizing", l + 1, m->cfg.n_layer + 1);
@@ -142,6 +169,9 @@ int sglc_model_quantize_mlx(sglc_model *m, int bits, int group_size, int n_threa
     if (rc == 0 && tied) m->output = m->tok_embd;
     if (rc == 0) sglc_progress("Quantizing", m->cfg.n_layer + 1, m->cfg.n_layer + 1);
     sglc_threadpool_close(tp);
+    /* the device may still be quantizing: the time counts until it is done, and the backend's
+     * staging goes back (backend.h) */
+    if (on_device) m->be->ops->sync(m->be);
     if (rc) return rc;
     m->weight_bytes = m->weight_bytes - before + after;
     stats->bytes_after = m->weight_bytes;

@@ -8,7 +8,9 @@
  *   - guard floats after the output untouched (no overrun).
  * A backend that refuses a weight format at prepare_weight is reported, not failed (it says so at
  * load, which is the contract). Outputs are read back through download, inputs go through
- * upload, so a device backend is tested the same way. */
+ * upload, so a device backend is tested the same way. A backend with the optional
+ * quantize_affine op (CUDA) must give codes, scales and biases equal byte for byte to the host's
+ * sglc_mlx_affine_quantize. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -940,6 +942,273 @@ static void test_sample(sglc_backend *be, int32_t V, uint64_t seed) {
     free(logits), free(masks), free(counts), free(seen), free(counts_after);
 }
 
+/* ---- quantize_affine: the backend's MLX affine quantization against the host's ---- */
+
+static size_t dtype_size(uint32_t dtype) {
+    return dtype == SGLC_GGML_TYPE_F32 ? 4 : 2;
+}
+
+static void store_value(void *w, uint32_t dtype, int64_t i, float v) {
+    if (dtype == SGLC_GGML_TYPE_F32)
+        ((float *)w)[i] = v;
+    else if (dtype == SGLC_GGML_TYPE_F16)
+        ((uint16_t *)w)[i] = sglc_f32_to_fp16(v);
+    else
+        ((uint16_t *)w)[i] = sglc_f32_to_bf16(v);
+}
+
+/* A [n][k] source of dtype: random rows of magnitudes 1e-3..1e3 (some all positive), and, when
+ * there are enough rows, the cases a quantizer gets wrong: a constant row, a row of zeros,
+ * the dtype's largest finite values (their range overflows f32 for F32 and BF16), values
+ * subnormal in the dtype, groups holding a NaN, an Inf, only NaN, both infinities, and a row of
+ * +-1 (edges of equal magnitude). */
+static void fill_quant_source(void *w, uint32_t dtype, int64_t n, int64_t k, int group) {
+    const float huge = dtype == SGLC_GGML_TYPE_F16 ? 65504.0f : 3.38e38f;
+    const float tiny = dtype == SGLC_GGML_TYPE_F16 ? 3e-6f : 1e-40f;
+    const float inf = INFINITY, nan = NAN;
+    for (int64_t r = 0; r < n; r++) {
+        const float mag = powf(10.0f, 3.0f * rnd()), off = r % 3 == 0 ? 1.5f * mag : 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            float v = rnd() * mag + off;
+            const int64_t g = j / group, jg = j % group;
+            switch (n >= 8 ? r : -1) {
+            case 0: v = 0.37f; break;
+            case 1: v = 0.0f; break;
+            case 2: v = jg == 0 ? huge : jg == 1 ? -huge : rnd() * huge; break;
+            case 3: v = rnd() * tiny; break;
+            case 4:
+                if (g == 0 && jg == 3) v = nan;
+                if (g == 1 && jg == 5) v = inf;
+                if (g == 2) v = nan;
+                if (g == 3) v = jg == 0 ? -inf : jg == 1 ? inf : v;
+                break;
+            case 5: v = rnd() < 0.0f ? -1.0f : 1.0f; break;
+            default: break;
+            }
+            store_value(w, dtype, r * k + j, v);
+        }
+    }
+}
+
+static int is_nan_param(const uint8_t *p, uint32_t dtype) {
+    if (dtype == SGLC_GGML_TYPE_F32) {
+        float f;
+        memcpy(&f, p, 4);
+        return isnan(f);
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return dtype == SGLC_GGML_TYPE_F16 ? (h & 0x7fff) > 0x7c00 : (h & 0x7fff) > 0x7f80;
+}
+
+/* scales or biases: byte for byte, except that two NaNs are the same (an operation's NaN
+ * payload is the hardware's); returns the entries that differ, *n_nan the entries NaN on both */
+static int64_t diff_params(const uint8_t *a, const uint8_t *b, int64_t count, uint32_t dtype,
+                           int64_t *first, int64_t *n_nan) {
+    const size_t es = dtype_size(dtype);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < count; i++) {
+        if (is_nan_param(a + (size_t)i * es, dtype) && is_nan_param(b + (size_t)i * es, dtype)) {
+            (*n_nan)++;
+            continue;
+        }
+        if (memcmp(a + (size_t)i * es, b + (size_t)i * es, es) == 0) continue;
+        if (!bad) *first = i;
+        bad++;
+    }
+    return bad;
+}
+
+static int g_quant_cases;
+static int64_t g_quant_nan_pairs;
+
+static const char *dtype_name(uint32_t dtype) {
+    return dtype == SGLC_GGML_TYPE_F32 ? "F32" : dtype == SGLC_GGML_TYPE_F16 ? "F16" : "BF16";
+}
+
+/* Quantizes a random [n][k] matrix through the op and compares its codes, scales and biases
+ * with sglc_mlx_affine_quantize's. With matmul_rows > 0 also runs a matmul with the result and
+ * with the host's quantization prepared by prepare_weight: the outputs must be equal, since the
+ * weights are. */
+static void test_quantize_affine(sglc_backend *be, uint32_t dtype, int64_t n, int64_t k, int bits,
+                                 int group, int64_t matmul_rows) {
+    const char *bn = be->ops->name;
+    if (!be->ops->quantize_affine) return;
+    reseed((uint64_t)dtype * 7 + (uint64_t)bits * 131 + (uint64_t)group,
+           (uint64_t)(n * 1000003 + k));
+    const size_t es = dtype_size(dtype);
+    const int64_t words = sglc_mlx_affine_row_words(k, bits), groups = k / group;
+    const size_t code_bytes = (size_t)(n * words) * 4, param_bytes = (size_t)(n * groups) * es;
+    void *src = malloc((size_t)(n * k) * es);
+    uint32_t *codes = malloc(code_bytes), *dcodes = malloc(code_bytes);
+    uint8_t *scales = malloc(param_bytes), *biases = malloc(param_bytes);
+    uint8_t *dscales = malloc(param_bytes), *dbiases = malloc(param_bytes);
+    SGLC_ASSERT(src && codes && dcodes && scales && biases && dscales && dbiases);
+    fill_quant_source(src, dtype, n, k, group);
+    sglc_mlx_affine_quantize(src, dtype, n, k, bits, group, codes, scales, biases);
+
+    char op[96];
+    snprintf(op, sizeof op, "quantize_affine %s n=%lld k=%lld bits=%d group=%d", dtype_name(dtype),
+             (long long)n, (long long)k, bits, group);
+    sglc_weight w = {.type = dtype,
+                     .k = k,
+                     .n = n,
+                     .host = src,
+                     .present = 1,
+                     .host_bytes = (size_t)(n * k) * es};
+    sglc_weight q;
+    memset(&q, 0, sizeof q);
+    sglc_err err = {{0}};
+    int rc = be->ops->quantize_affine(be, &w, bits, group, &q, &err);
+    CHECKF(rc == 0, "%s %s: failed: %s", bn, op, err.msg);
+    if (rc != 0) goto done;
+    CHECKF(q.type == SGLC_WTYPE_MLX_AFFINE && q.k == k && q.n == n && q.q_bits == bits &&
+               q.q_group == group && q.q_dtype == dtype && q.present && !q.host && !q.q_scales &&
+               !q.q_biases && q.dev && q.q_scales_dev && q.q_biases_dev,
+           "%s %s: the weight it returns is not a prepared MLX affine weight", bn, op);
+    be->ops->download(be, dcodes, q.dev, code_bytes);
+    be->ops->download(be, dscales, q.q_scales_dev, param_bytes);
+    be->ops->download(be, dbiases, q.q_biases_dev, param_bytes);
+    be->ops->sync(be);
+    int64_t bad_codes = 0, first_code = -1;
+    for (int64_t i = 0; i < n * words; i++)
+        if (codes[i] != dcodes[i]) {
+            if (!bad_codes) first_code = i;
+            bad_codes++;
+        }
+    CHECKF(bad_codes == 0,
+           "%s %s: %lld code words differ from the host's, the first at row %lld word %lld "
+           "(host %08x, %s %08x)",
+           bn, op, (long long)bad_codes, (long long)(first_code / words),
+           (long long)(first_code % words), bad_codes ? codes[first_code] : 0u, bn,
+           bad_codes ? dcodes[first_code] : 0u);
+    int64_t first_s = -1, first_b = -1, n_nan = 0;
+    int64_t bad_s = diff_params(scales, dscales, n * groups, dtype, &first_s, &n_nan);
+    int64_t bad_b = diff_params(biases, dbiases, n * groups, dtype, &first_b, &n_nan);
+    CHECKF(bad_s == 0,
+           "%s %s: %lld scales differ from the host's, the first at row %lld group %lld", bn, op,
+           (long long)bad_s, (long long)(first_s / groups), (long long)(first_s % groups));
+    CHECKF(bad_b == 0,
+           "%s %s: %lld biases differ from the host's, the first at row %lld group %lld", bn, op,
+           (long long)bad_b, (long long)(first_b / groups), (long long)(first_b % groups));
+    /* the Inf group (group 1 of row 4) gives NaN scales on both: else that case did not run
+     * (a single NaN, in group 0, is skipped by min/max and leaves the scale finite) */
+    if (n >= 8 && groups >= 2)
+        CHECKF(n_nan > 0, "%s %s: no NaN scale or bias from the Inf/NaN groups", bn, op);
+    if (matmul_rows > 0) {
+        sglc_weight h = {.type = SGLC_WTYPE_MLX_AFFINE,
+                         .k = k,
+                         .n = n,
+                         .host = codes,
+                         .q_bits = bits,
+                         .q_group = group,
+                         .q_dtype = dtype,
+                         .q_scales = scales,
+                         .q_biases = biases,
+                         .present = 1,
+                         .host_bytes = code_bytes};
+        rc = be->ops->prepare_weight(be, &h, &err);
+        CHECKF(rc == 0, "%s %s: prepare_weight of the host's codes failed: %s", bn, op, err.msg);
+        if (rc == 0) {
+            float *x = malloc((size_t)(matmul_rows * k) * sizeof(float));
+            for (int64_t i = 0; i < matmul_rows * k; i++)
+                x[i] = rnd();
+            const size_t ny = (size_t)(matmul_rows * n);
+            float *dx = dev_buf(be, x, (size_t)(matmul_rows * k));
+            float *dy1 = dev_buf(be, NULL, ny), *dy2 = dev_buf(be, NULL, ny);
+            be->ops->matmul(be, &q, NULL, dx, matmul_rows, dy1);
+            be->ops->matmul(be, &h, NULL, dx, matmul_rows, dy2);
+            float *y1 = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
+            int g1 = read_back(be, dy1, y1, ny), g2 = read_back(be, dy2, y2, ny);
+            CHECKF(g1 && g2, "%s %s: matmul wrote past its output", bn, op);
+            CHECKF(memcmp(y1, y2, ny * sizeof(float)) == 0,
+                   "%s %s: a matmul with the quantized weight differs from one with the host's", bn,
+                   op);
+            be->ops->free(be, dx), be->ops->free(be, dy1), be->ops->free(be, dy2);
+            free(x), free(y1), free(y2);
+            if (be->ops->release_weight) be->ops->release_weight(be, &h);
+        }
+    }
+    if (be->ops->release_weight) be->ops->release_weight(be, &q);
+    g_cases++;
+    g_quant_cases++;
+    g_quant_nan_pairs += n_nan;
+done:
+    free(src), free(codes), free(dcodes), free(scales), free(biases), free(dscales), free(dbiases);
+}
+
+/* The op over every source dtype, bits 4 and 8 (and the other widths MLX writes, whose codes
+ * cross words), group sizes 32/64/128, k from 64 to 4096 and odd row counts; a matrix of
+ * several staging chunks, one whose row alone exceeds a chunk; arguments it must refuse; and
+ * release_weight giving back what it allocated. */
+static void test_quantize_affine_all(sglc_backend *be) {
+    const char *bn = be->ops->name;
+    if (!be->ops->quantize_affine) {
+        printf("%s: no quantize_affine op (the host quantizes at load)\n", bn);
+        return;
+    }
+    const int cases0 = g_quant_cases, failures0 = g_test_failures;
+    const int64_t nan0 = g_quant_nan_pairs;
+    const uint32_t dtypes[] = {SGLC_GGML_TYPE_F32, SGLC_GGML_TYPE_F16, SGLC_GGML_TYPE_BF16};
+    const int64_t ks[] = {64, 192, 1152, 4096}, ns[] = {37, 101, 67, 129};
+    const int all_groups[] = {32, 64, 128};
+    for (int d = 0; d < 3; d++)
+        for (int bits = 4; bits <= 8; bits += 4)
+            for (int gi = 0; gi < 3; gi++)
+                for (int ki = 0; ki < 4; ki++)
+                    if (ks[ki] % all_groups[gi] == 0)
+                        test_quantize_affine(be, dtypes[d], ns[ki], ks[ki], bits, all_groups[gi],
+                                             0);
+    const int other_bits[] = {2, 3, 5, 6};
+    for (int b = 0; b < 4; b++) {
+        test_quantize_affine(be, SGLC_GGML_TYPE_BF16, 67, 1152, other_bits[b], 64, 0);
+        test_quantize_affine(be, SGLC_GGML_TYPE_F16, 9, 384, other_bits[b], 32, 0);
+    }
+    /* the computable weight it makes: a matmul gives what the host's quantization gives */
+    test_quantize_affine(be, SGLC_GGML_TYPE_BF16, 67, 1024, 4, 64, 5);
+    test_quantize_affine(be, SGLC_GGML_TYPE_F16, 37, 512, 8, 64, 1);
+
+    size_t free0 = 0, free1 = 0, total = 0;
+    be->ops->sync(be);
+    int have_mem = be->ops->mem_info(be, &free0, &total) == 0 && free0 > 0;
+    /* many chunks (73 MB of bf16), then a row larger than a chunk (the staging grows) */
+    test_quantize_affine(be, SGLC_GGML_TYPE_BF16, 9001, 4096, 4, 64, 0);
+    test_quantize_affine(be, SGLC_GGML_TYPE_F32, 3, 4195328, 8, 128, 0);
+    test_quantize_affine(be, SGLC_GGML_TYPE_F32, 4099, 4096, 4, 32, 0);
+    be->ops->sync(be);
+    if (have_mem && be->ops->mem_info(be, &free1, &total) == 0) {
+        const double leaked = ((double)free0 - (double)free1) / (1024.0 * 1024.0);
+        CHECKF(leaked < 4.0,
+               "%s quantize_affine: %.1f MB of backend memory not given back after release_weight "
+               "and sync",
+               bn, leaked);
+    }
+
+    /* refused, not computed: k not a multiple of the group, a width MLX does not write, a
+     * quantized source, no host data */
+    float fsrc[2 * 96];
+    for (int i = 0; i < 2 * 96; i++)
+        fsrc[i] = rnd();
+    sglc_weight w = {.type = SGLC_GGML_TYPE_F32, .k = 96, .n = 2, .host = fsrc, .present = 1};
+    sglc_weight q;
+    sglc_err err = {{0}};
+    CHECK(be->ops->quantize_affine(be, &w, 4, 64, &q, &err) == SGLC_ERR_ARG);
+    CHECK(be->ops->quantize_affine(be, &w, 7, 32, &q, &err) == SGLC_ERR_ARG);
+    w.type = SGLC_GGML_TYPE_Q8_0;
+    CHECK(be->ops->quantize_affine(be, &w, 4, 32, &q, &err) == SGLC_ERR_ARG);
+    w.type = SGLC_GGML_TYPE_F32;
+    w.host = NULL;
+    CHECK(be->ops->quantize_affine(be, &w, 4, 32, &q, &err) == SGLC_ERR_ARG);
+    g_cases++;
+    be->ops->sync(be);
+    printf("%s: quantize_affine: %d matrices quantized, %s (%lld scales/biases NaN on both, "
+           "payloads not compared)\n",
+           bn, g_quant_cases - cases0,
+           g_test_failures == failures0 ? "codes, scales and biases equal to the host's"
+                                        : "FAILURES above",
+           (long long)(g_quant_nan_pairs - nan0));
+}
+
 int main(void) {
     static const char *const backends[] = {"cpu", "cpu-ggml", "cuda"};
     const wfmt fmts[] = {
@@ -1000,6 +1269,7 @@ int main(void) {
         test_sample(be, 1013, 2);
         test_sample(be, 50000, 3);
         test_sample(be, 4096, 4);
+        test_quantize_affine_all(be);
         printf("%s: %d op cases checked, %d weight formats it refuses (said at load)\n",
                be->ops->name, g_cases - before, g_skipped - skipped);
         sglc_backend_close(be);

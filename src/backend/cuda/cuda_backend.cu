@@ -174,6 +174,8 @@ static void cu_sync(sglc_backend *be) {
     SGLC_ASSERT(im->mode == CUDA_MODE_EAGER);
     CUDA_CHECK(im, cudaStreamSynchronize(im->stream));
     flush_downloads(im);
+    /* quantize_affine's staging goes back once its caller has synced (backend.h) */
+    if (im->qs.active) cuda_quant_release(im);
 }
 
 static void cu_download(sglc_backend *be, void *dst, const void *src, size_t bytes) {
@@ -220,7 +222,7 @@ static int cu_supports_weight(sglc_backend *be, uint32_t type) {
     return cuda_matmul_supports(type);
 }
 
-static int track_walloc(cuda_impl *im, void *p) {
+int cuda_track_walloc(cuda_impl *im, void *p) {
     if (im->n_wallocs == im->cap_wallocs) {
         size_t cap = im->cap_wallocs ? 2 * im->cap_wallocs : 64;
         void **n = (void **)realloc(im->wallocs, cap * sizeof *n);
@@ -232,7 +234,7 @@ static int track_walloc(cuda_impl *im, void *p) {
     return 0;
 }
 
-static void untrack_free(cuda_impl *im, const void *p) {
+void cuda_untrack_free(cuda_impl *im, const void *p) {
     if (!p) return;
     for (size_t i = 0; i < im->n_wallocs; i++)
         if (im->wallocs[i] == p) {
@@ -252,7 +254,7 @@ static int upload_weight_part(cuda_impl *im, const void *host, size_t bytes, con
                             "cuda: cannot allocate %zu MB of GPU memory for a weight", bytes >> 20);
     }
     if (CUDA_CHECK(im, cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice)) ||
-        track_walloc(im, p) != 0) {
+        cuda_track_walloc(im, p) != 0) {
         cudaFree(p);
         return sglc_err_set(err, SGLC_ERR_NOMEM, "cuda: cannot upload a weight of %zu bytes",
                             bytes);
@@ -304,9 +306,9 @@ static int cu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
 
 static void cu_release_weight(sglc_backend *be, sglc_weight *w) {
     cuda_impl *im = cuda_impl_of(be);
-    untrack_free(im, w->dev);
-    untrack_free(im, w->q_scales_dev);
-    untrack_free(im, w->q_biases_dev);
+    cuda_untrack_free(im, w->dev);
+    cuda_untrack_free(im, w->q_scales_dev);
+    cuda_untrack_free(im, w->q_biases_dev);
     w->dev = NULL;
     w->q_scales_dev = NULL;
     w->q_biases_dev = NULL;
@@ -609,6 +611,7 @@ static sglc_backend_ops make_ops(void) {
     o.prepare_weight = cu_prepare_weight;
     o.reserve = cu_reserve;
     o.release_weight = cu_release_weight;
+    o.quantize_affine = cuda_quantize_affine;
     o.set_batch = cu_set_batch;
     o.embed = cuda_embed;
     o.rmsnorm = cuda_rmsnorm;
@@ -649,6 +652,7 @@ static void cu_close(sglc_backend *be) {
     cuda_impl *im = cuda_impl_of(be);
     if (im) {
         if (im->stream) CUDA_CHECK(im, cudaStreamSynchronize(im->stream));
+        cuda_quant_release(im);
         drop_graphs(im);
         for (size_t i = 0; i < im->n_wallocs; i++)
             CUDA_CHECK(im, cudaFree(im->wallocs[i]));
@@ -693,6 +697,7 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     be->ops = &g_cuda_ops;
     be->impl = im;
     im->device = dev;
+    im->n_host_threads = p ? p->n_threads : 0;
     im->mode = CUDA_MODE_EAGER;
     im->graphs_enabled = !(p && p->disable_cuda_graph);
     im->graph_max_bs =

@@ -21,6 +21,7 @@
 
 extern "C" {
 #include "backend/backend.h"
+#include "base/threadpool.h"
 #include "quant/ggml_types.h"
 #include "quant/mlx_affine.h"
 }
@@ -66,9 +67,32 @@ typedef struct {
     size_t cap;
 } cuda_xfer;
 
+/* MLX affine quantization at load (cuda_quant.cu): the float source goes from host memory
+ * through pinned staging slots to device slots the quantizing kernel reads. Host threads fill
+ * one pinned slot while the copy stream uploads another and the backend's stream quantizes a
+ * third. Made at the first quantize_affine, given back at the next sync or at close. */
+#define CUDA_QUANT_SLOTS 3
+#define CUDA_QUANT_SLOT_BYTES (16u << 20)
+typedef struct {
+    void *pinned; /* host, cudaMallocHost */
+    void *dev;
+    cudaEvent_t copied;   /* the upload out of pinned is done (pinned may be refilled) */
+    cudaEvent_t consumed; /* the kernel reading dev is done (dev may be overwritten) */
+} cuda_quant_slot;
+
+typedef struct {
+    int active; /* some of the below exists */
+    size_t cap; /* bytes of each slot; 0 while the slots are not made */
+    int next;   /* slot of the next chunk */
+    cuda_quant_slot slot[CUDA_QUANT_SLOTS];
+    cudaStream_t copy;
+    sglc_threadpool *tp; /* host threads copying the source into pinned slots */
+} cuda_quant_stage;
+
 typedef struct {
     int device;
     int n_sm;
+    int n_host_threads; /* sglc_backend_params.n_threads (<= 0: one per core, capped) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     void *cublas_ws;
@@ -121,9 +145,12 @@ typedef struct {
     int32_t n_ops;
     int64_t n_replays, n_captures; /* for tests and logs */
 
-    /* device allocations made by prepare_weight, freed at release_weight or close */
+    /* device allocations made by prepare_weight and quantize_affine, freed at release_weight
+     * or close */
     void **wallocs;
     size_t n_wallocs, cap_wallocs;
+
+    cuda_quant_stage qs;
 } cuda_impl;
 
 static inline cuda_impl *cuda_impl_of(sglc_backend *be) {
@@ -257,6 +284,17 @@ void cuda_qk_norm_rope_kv(sglc_backend *be, const sglc_batch *b, float *q, float
                           void *k_cache, void *v_cache, const sglc_attn_params *p);
 void cuda_sample(sglc_backend *be, float *logits, int32_t n_vocab, const sglc_sample_desc *d,
                  const sglc_penalty_tables *pen, const sglc_sample_out *out);
+
+/* Weight memory: records a device allocation of a weight (freed at close unless
+ * cuda_untrack_free gives it back first); 0, or -1 when the table cannot grow. */
+int cuda_track_walloc(cuda_impl *im, void *p);
+void cuda_untrack_free(cuda_impl *im, const void *p);
+
+/* The quantize_affine op (backend.h) and the release of its staging: waits for every stream
+ * that used it first. A no-op when nothing is held. */
+int cuda_quantize_affine(sglc_backend *be, const sglc_weight *src, int bits, int group_size,
+                         sglc_weight *out, sglc_err *err);
+void cuda_quant_release(cuda_impl *im);
 
 /* Copies n host arrays into the transfer buffer (pinned staging, then one async copy each) at
  * the given byte offsets of its device buffer, growing it to cap_bytes first when needed.
