@@ -16,7 +16,7 @@ for i in $(seq 1 "$runs"); do
       --batch-size 1 --input-len 512 --output-len 128
   done
 done
-for bs in 8 32; do
+for bs in 2 4 8 16 32; do
   label="bs$bs pdl=1:" one "$b/sglc" bench_one_batch --model-path "$m" --batch-size $bs \
     --input-len 512 --output-len 128
 done

@@ -319,7 +319,7 @@ static int fused_kind(const cuda_impl *im, int n, const sglc_weight *const *w, c
     const int f = fmt_of(w[0]->type, w[0]->q_bits);
     if (f < 0) return 0;
     if (cuda_exact_rows(im, f, rows)) return 2;
-    if (rows > CUDA_MATVEC_MAX_ROWS || f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K) return 0;
+    if (!cuda_matvec_rows(im, f, rows) || f == FMT_Q4_K || f == FMT_Q5_K || f == FMT_Q6_K) return 0;
     return ((uintptr_t)x & 15) == 0 ? 1 : 0;
 }
 

@@ -28,6 +28,12 @@ extern "C" {
 
 /* rows up to this go through our matrix-vector kernels; more through cuBLAS */
 #define CUDA_MATVEC_MAX_ROWS 8
+/* Float (F32/F16/BF16) weights take the matrix-vector kernels only up to this many rows
+ * unless deterministic; more go to cuBLAS. Measured on the H200 (session 9, Qwen3-0.6B-shaped
+ * bf16): a batch-8 decode step took 6.7-10 ms through the 8-row matrix-vector kernel and a
+ * batch-32 step 3.4-3.7 ms through cuBLAS, which reads the weights once as well. Batches 2-4
+ * were not measured: the next device run sweeps them (bench/gpu_decode_ab.sh). */
+#define CUDA_FLOAT_MATVEC_MAX_ROWS 2
 /* Q4_1 / Q8_0 products of up to this many tokens use the CPU-exact integer kernel
  * (cuda_matmul.cu); larger ones the tensor-core GEMM unless deterministic */
 #define CUDA_EXACT_MAX_ROWS 512
@@ -261,6 +267,8 @@ int cuda_matmul_supports(uint32_t type);
 /* scratch bytes the matmul of w needs at rows: bf16 activations and the dequantized tile */
 size_t cuda_exact_act_bytes(int64_t rows, int64_t k);
 int cuda_exact_rows(const cuda_impl *im, int f, int64_t rows);
+/* 1 when a product of format f at rows goes through the matrix-vector kernels */
+int cuda_matvec_rows(const cuda_impl *im, int f, int64_t rows);
 void cuda_matmul_scratch(const sglc_weight *w, int64_t rows, size_t *act_bytes, size_t *tile_bytes);
 void cuda_rope(sglc_backend *be, const sglc_batch *b, float *q, float *k,
                const sglc_attn_params *p);

@@ -219,6 +219,11 @@ int cuda_exact_rows(const cuda_impl *im, int f, int64_t rows) {
     return (f == FMT_Q4_1 || f == FMT_Q8_0) && (rows <= CUDA_EXACT_MAX_ROWS || im->deterministic);
 }
 
+int cuda_matvec_rows(const cuda_impl *im, int f, int64_t rows) {
+    if (im->deterministic) return 1;
+    return rows <= (f <= FMT_BF16 ? CUDA_FLOAT_MATVEC_MAX_ROWS : CUDA_MATVEC_MAX_ROWS);
+}
+
 /* ---- the cuBLAS path ---- */
 
 template <int F>
@@ -380,7 +385,7 @@ void cuda_matmul(sglc_backend *be, const sglc_weight *w, const sglc_weight *bias
         exact_path(im, w, f, x, rows, bv, y);
         return;
     }
-    if (vec_ok && (rows <= CUDA_MATVEC_MAX_ROWS || im->deterministic)) {
+    if (vec_ok && cuda_matvec_rows(im, f, rows)) {
         /* deterministic: 8 rows at a time through the same kernel, whose per-row arithmetic
          * does not depend on how many rows it runs */
         for (int64_t r0 = 0; r0 < rows; r0 += CUDA_MATVEC_MAX_ROWS) {
