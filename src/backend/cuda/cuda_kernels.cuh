@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/cuda_formats.cuh"
+#include "backend/vexp_scalar.h"
 
 /* tokens per grid row of the exact integer kernels */
 #define CUDA_EXACT_NR 8
@@ -30,29 +31,12 @@ __device__ __forceinline__ void cuda_prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
-/* e^x as the CPU backend computes it on AVX2 machines (vexp_avx2.h sglc_v_expf, ggml's
- * ggml_v_expf), operation for operation, so SiLU matches the CPU bit for bit: CUDA's expf
- * differs from it in the last bits, and through the 8-bit activations of a Q4_1 down
- * projection those bits moved the default model's greedy tokens off the CPU's */
+/* e^x as the CPU backend computes it on AVX2 machines (backend/vexp_scalar.h, the scalar form
+ * of ggml's vectorized expf): CUDA's expf differs from it in the last bits, and through the
+ * 8-bit activations of a Q4_1 down projection those bits moved the default model's greedy
+ * tokens off the CPU's */
 __device__ __forceinline__ float cuda_v_expf(float x) {
-    const float r = 0x1.8p23f;
-    const float z = __fmaf_rn(x, 0x1.715476p+0f, r);
-    const float n = __fsub_rn(z, r);
-    const float b = __fmaf_rn(-n, 0x1.7f7d1cp-20f, __fmaf_rn(-n, 0x1.62e4p-1f, x));
-    const uint32_t e = __float_as_uint(z) << 23;
-    const float k = __uint_as_float(e + __float_as_uint(1.0f));
-    const float an = fabsf(n);
-    const float u = __fmul_rn(b, b);
-    const float j = __fmaf_rn(
-        __fmaf_rn(__fmaf_rn(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                  __fmaf_rn(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-        u, __fmul_rn(0x1.ffffecp-1f, b));
-    if (!(an > 126.0f)) return __fmaf_rn(j, k, k);
-    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
-    const float s1 = __uint_as_float(g + 0x7f000000u);
-    const float s2 = __uint_as_float(e - g);
-    if (an > 192.0f) return __fmul_rn(s1, s1);
-    return __fmul_rn(__fmaf_rn(s2, j, s2), s1);
+    return sglc_vexp_scalar(x);
 }
 
 /* silu(g) * u as the CPU's SwiGLU (ggml_exact_avx2.c sglc_gx_swiglu) */
