@@ -1,5 +1,6 @@
 /* Backend registry: opens a backend by name. The CUDA backend registers here when the build has
  * it (SGLC_HAVE_CUDA, CMake -DSGLC_CUDA); Metal is planned behind the same table. */
+#include <math.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -44,4 +45,17 @@ const char *sglc_backend_default_name(void) {
     if (sglc_cuda_device_count() > 0) return "cuda";
 #endif
     return "cpu";
+}
+
+void sglc_rope_table(int32_t pos, const sglc_attn_params *p, const float *ff, float *cs,
+                     float *sn) {
+    int32_t rd = p->rot_dim;
+    float theta_scale = powf(p->theta, -2.0f / (float)rd);
+    float theta = (float)pos;
+    for (int32_t i = 0; i < rd / 2; i++) {
+        float angle = ff ? theta / ff[i] : theta;
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
+        theta *= theta_scale;
+    }
 }

@@ -158,12 +158,25 @@ typedef struct {
     /* [rot_dim / 2] backend memory: pair i rotates at frequency theta^(-2i/rot_dim) /
      * freq_factors[i] (Llama-3 rope scaling, llama.cpp's rope_freqs); NULL: all 1 */
     const float *freq_factors;
+    /* Optional (NULL: none) [rope_cs_len][rot_dim / 2][2] backend memory: the (cos, sin) of
+     * every pair at positions below rope_cs_len, built on the host by sglc_rope_table, so a
+     * backend whose own cos/sin round differently (a GPU's) rotates exactly as the CPU does. */
+    const float *rope_cs;
+    int32_t rope_cs_len;
 } sglc_attn_params;
+
+/* cos and sin of every rotated pair of p at position pos, as the CPU backend rotates (theta =
+ * pos multiplied by base^(-2/rot_dim) once per pair in float, as ggml's rope cache; libm
+ * cosf / sinf); ff_host: p's freq_factors in host memory, or NULL. */
+void sglc_rope_table(int32_t pos, const sglc_attn_params *p, const float *ff_host, float *cs,
+                     float *sn);
 
 typedef struct sglc_backend sglc_backend;
 
 typedef struct {
     const char *name;
+    /* 1: the model gives this backend sglc_attn_params.rope_cs (a GPU backend) */
+    int wants_rope_table;
     /* Frees the backend (sglc_backend_close calls it; be is never NULL). */
     void (*close)(sglc_backend *be);
     /* Memory the backend's allocations draw on: free and total bytes (CPU: available and total

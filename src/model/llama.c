@@ -32,6 +32,8 @@ struct sglc_model_state {
      * arrays, [max_tokens] each; padding writes the spare KV slot kv_slots */
     int32_t *pad_tokens, *pad_pos, *pad_seq, *pad_slot, *pad_src, *pad_rows;
     int fused_rope; /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
+    float *rope_cs; /* backend memory: the host's RoPE (cos, sin) table (wants_rope_table) */
+    int32_t rope_cs_len;
 };
 
 void sglc_model_state_close(sglc_model_state *st) {
@@ -55,7 +57,8 @@ void sglc_model_state_close(sglc_model_state *st) {
                     st->out_dev.top_lp,
                     st->out_dev.ids_lp,
                     st->pen.counts,
-                    st->pen.seen};
+                    st->pen.seen,
+                    st->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->ops->free(be, bufs[i]);
     if (st->k_cache)
@@ -110,6 +113,47 @@ static int alloc_bytes(sglc_backend *be, void **p, int64_t a, int64_t b, size_t 
         return sglc_err_set(err, SGLC_ERR_NOMEM, "cannot allocate %zu MB of %s memory", n >> 20,
                             be->ops->name);
     return SGLC_OK;
+}
+
+/* The RoPE table of a backend that asks for one (backend.h rope_cs): the CPU's cos and sin
+ * (sglc_rope_table) for the positions a sequence can reach, up to the model's trained context
+ * and the KV pool, at most 256k; later positions the backend rotates itself. */
+static int rope_table_open(sglc_model_state *st, sglc_err *err) {
+    const sglc_model_config *c = &st->m->cfg;
+    const int32_t half = c->rot_dim / 2;
+    if (half <= 0) return SGLC_OK;
+    int64_t len = c->n_ctx_train > 0 ? c->n_ctx_train : 8192;
+    if (len > (int64_t)st->kv_slots + 1) len = (int64_t)st->kv_slots + 1;
+    if (len > (1 << 18)) len = 1 << 18;
+    sglc_attn_params p = {.rot_dim = c->rot_dim, .theta = c->rope_theta};
+    float *ff = NULL, *tab = malloc((size_t)len * (size_t)half * 2 * sizeof(float));
+    float *cs = malloc((size_t)half * sizeof(float)), *sn = malloc((size_t)half * sizeof(float));
+    int rc = SGLC_OK;
+    if (!tab || !cs || !sn) {
+        rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (st->m->rope_freqs) { /* the factors live in backend memory */
+        if (!(ff = malloc((size_t)half * sizeof(float)))) {
+            rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        st->be->ops->download(st->be, ff, st->m->rope_freqs, (size_t)half * sizeof(float));
+        st->be->ops->sync(st->be);
+    }
+    for (int64_t pos = 0; pos < len; pos++) {
+        sglc_rope_table((int32_t)pos, &p, ff, cs, sn);
+        for (int32_t i = 0; i < half; i++) {
+            tab[((size_t)pos * (size_t)half + (size_t)i) * 2] = cs[i];
+            tab[((size_t)pos * (size_t)half + (size_t)i) * 2 + 1] = sn[i];
+        }
+    }
+    if ((rc = alloc_f32(st->be, &st->rope_cs, len, 2 * (int64_t)half, err)) != 0) goto done;
+    st->be->ops->upload(st->be, st->rope_cs, tab, (size_t)len * (size_t)half * 2 * sizeof(float));
+    st->rope_cs_len = (int32_t)len;
+done:
+    free(ff), free(tab), free(cs), free(sn);
+    return rc;
 }
 
 int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
@@ -186,6 +230,7 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
                                       .top_lp = st->top_lp_host,
                                       .ids_lp = st->ids_lp_host};
     st->fused_rope = sglc_custom_rope_requested() && st->be->ops->rope_kv_store != NULL;
+    if (st->be->ops->wants_rope_table && (rc = rope_table_open(st, err)) != 0) goto cleanup;
     if (st->be->ops->reserve && (rc = reserve_scratch(st, err)) != 0) goto cleanup;
     st->kv_bytes = 2 * (size_t)c->n_layer * (size_t)kv_slots * (size_t)kvd *
                    (c->kv_type == SGLC_GGML_TYPE_F16 ? 2 : 4);
@@ -488,6 +533,8 @@ int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_e
         .kv_slots = st->kv_slots + 1, /* the pool and the spare slot */
         .kv_type = c->kv_type,
         .freq_factors = m->rope_freqs,
+        .rope_cs = st->rope_cs,
+        .rope_cs_len = st->rope_cs_len,
     };
 
     if (op->begin_step) op->begin_step(be, b);

@@ -642,6 +642,20 @@ static void test_attention(sglc_backend *be, int32_t T, int32_t n_head, int32_t 
                           .mode = SGLC_ROPE_NEOX,
                           .kv_slots = slots,
                           .kv_type = kv_type};
+    /* a backend that takes the host's RoPE table (a GPU's) gets one, as the model gives it */
+    float *dcs = NULL;
+    if (be->ops->wants_rope_table) {
+        float *tab = malloc((size_t)T * (size_t)hd * sizeof(float)), cs[256], sn[256];
+        for (int32_t t = 0; t < T; t++) {
+            sglc_rope_table(t, &p, NULL, cs, sn);
+            for (int32_t i = 0; i < hd / 2; i++)
+                tab[(t * (hd / 2) + i) * 2] = cs[i], tab[(t * (hd / 2) + i) * 2 + 1] = sn[i];
+        }
+        dcs = dev_buf(be, tab, (size_t)T * (size_t)hd);
+        free(tab);
+        p.rope_cs = dcs;
+        p.rope_cs_len = T;
+    }
     const sglc_batch *b = be->ops->set_batch(be, &hb);
     float *dq = dev_buf(be, q, T * qd), *dk = dev_buf(be, k, T * kvd),
           *dv = dev_buf(be, v, T * kvd);
@@ -708,6 +722,7 @@ static void test_attention(sglc_backend *be, int32_t T, int32_t n_head, int32_t 
     compare(be->ops->name, op, out, ref, T * qd, 2e-3, guard);
     be->ops->free(be, dq), be->ops->free(be, dk), be->ops->free(be, dv);
     be->ops->free(be, kc), be->ops->free(be, vc), be->ops->free(be, dout);
+    if (dcs) be->ops->free(be, dcs);
     free(q), free(k), free(v), free(tok), free(pos), free(seq), free(slot), free(qr), free(ref);
     free(table), free(widx);
     free(out), free(kh), free(vh), free(sc);

@@ -372,22 +372,6 @@ typedef struct {
     int exact;
 } rope_ctx;
 
-/* cos and sin of every rotated pair at position pos: theta_i = pos * base^(-2i/rot_dim), built
- * by repeated multiplication in float exactly as ggml's rope cache does, so positions rotate
- * identically to llama.cpp. One table per token serves all its heads. */
-static void rope_table(int32_t pos, const sglc_attn_params *p, float *cs, float *sn) {
-    int32_t rd = p->rot_dim;
-    float theta_scale = powf(p->theta, -2.0f / (float)rd);
-    float theta = (float)pos;
-    const float *ff = p->freq_factors;
-    for (int32_t i = 0; i < rd / 2; i++) {
-        float angle = ff ? theta / ff[i] : theta;
-        cs[i] = cosf(angle);
-        sn[i] = sinf(angle);
-        theta *= theta_scale;
-    }
-}
-
 static void rope_vec(float *v, const float *cs, const float *sn, const sglc_attn_params *p) {
     int32_t rd = p->rot_dim;
     for (int32_t i = 0; i < rd / 2; i++) {
@@ -403,7 +387,7 @@ static void rope_vec(float *v, const float *cs, const float *sn, const sglc_attn
 static void rope_token(const sglc_attn_params *p, int32_t pos, float *q, float *k, int exact) {
     float cs[256], sn[256];
     SGLC_ASSERT(p->rot_dim <= 512);
-    rope_table(pos, p, cs, sn);
+    sglc_rope_table(pos, p, p->freq_factors, cs, sn); /* host memory on the CPU */
     for (long h = 0; h < p->n_head + p->n_head_kv; h++) {
         float *v = h < p->n_head ? q + h * p->head_dim : k + (h - p->n_head) * p->head_dim;
         if (exact)

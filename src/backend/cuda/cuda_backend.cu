@@ -597,6 +597,7 @@ static sglc_backend_ops make_ops(void) {
     sglc_backend_ops o;
     memset(&o, 0, sizeof o);
     o.name = "cuda";
+    o.wants_rope_table = 1;
     o.close = cu_close;
     o.mem_info = cu_mem_info;
     o.begin_step = cu_begin_step;

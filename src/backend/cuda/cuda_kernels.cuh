@@ -161,12 +161,20 @@ struct cuda_rope_args {
     int32_t n_head, n_head_kv, head_dim, rot_dim, mode;
     float theta_scale;
     const float *ff;
+    const float *cs; /* sglc_attn_params.rope_cs: the host's (cos, sin) per position and pair */
+    int32_t cs_len;
 };
 
 /* the angle of pair i at pos as the CPU builds it: theta = pos multiplied i times by
  * theta_scale in float (then / freq_factors[i]) */
 __device__ __forceinline__ void cuda_rope_pair(const cuda_rope_args &a, int32_t pos, int i,
                                                float &c, float &s) {
+    if (a.cs && pos >= 0 && pos < a.cs_len) { /* the CPU's values (sglc_rope_table) */
+        const float2 t = ((const float2 *)a.cs)[(size_t)pos * (size_t)(a.rot_dim / 2) + i];
+        c = t.x;
+        s = t.y;
+        return;
+    }
     float theta = (float)pos;
     for (int j = 0; j < i; j++)
         theta = __fmul_rn(theta, a.theta_scale);
@@ -198,6 +206,7 @@ static inline uint64_t cuda_fbits(float f) {
 #define CUDA_ATTN_SIG(p)                                                                           \
     (uint64_t)(p)->n_head, (uint64_t)(p)->n_head_kv, (uint64_t)(p)->head_dim,                      \
         (uint64_t)(p)->rot_dim, cuda_fbits((p)->theta), (uint64_t)(p)->mode,                       \
-        (uint64_t)(p)->kv_slots, (uint64_t)(p)->kv_type, U64((p)->freq_factors)
+        (uint64_t)(p)->kv_slots, (uint64_t)(p)->kv_type, U64((p)->freq_factors),                   \
+        U64((p)->rope_cs), (uint64_t)(p)->rope_cs_len
 
 #endif

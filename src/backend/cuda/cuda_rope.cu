@@ -71,6 +71,8 @@ cuda_rope_args cuda_rope_args_of(const sglc_attn_params *p) {
     /* the host's powf, as the CPU backend's table */
     a.theta_scale = powf(p->theta, -2.0f / (float)p->rot_dim);
     a.ff = p->freq_factors;
+    a.cs = p->rope_cs;
+    a.cs_len = p->rope_cs ? p->rope_cs_len : 0;
     return a;
 }
 
