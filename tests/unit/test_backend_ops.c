@@ -1225,7 +1225,9 @@ static void test_quantize_affine_all(sglc_backend *be) {
 }
 
 int main(void) {
-    static const char *const backends[] = {"cpu", "cpu-ggml", "cuda"};
+    /* cuda twice: its default kernels, then --enable-deterministic-inference (the CPU-parity
+     * attention and products; its "cuda vs cpu" lines say how close to the CPU's bits) */
+    static const char *const backends[] = {"cpu", "cpu-ggml", "cuda", "cuda"};
     const wfmt fmts[] = {
         {SGLC_GGML_TYPE_F32, 0, 1e-5, "F32"},       {SGLC_GGML_TYPE_F16, 0, 2e-3, "F16"},
         {SGLC_GGML_TYPE_BF16, 0, 1e-2, "BF16"},     {SGLC_GGML_TYPE_Q8_0, 0, 1e-2, "Q8_0"},
@@ -1237,7 +1239,8 @@ int main(void) {
     for (size_t bi = 0; bi < sizeof backends / sizeof backends[0]; bi++) {
         sglc_backend *be = NULL;
         sglc_err err = {{0}};
-        sglc_backend_params bp = {.n_threads = 2};
+        sglc_backend_params bp = {.n_threads = 2, .deterministic = bi == 3};
+        if (bi == 3) printf("cuda with --enable-deterministic-inference:\n");
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
             if (strcmp(backends[bi], "cuda") == 0)
                 printf("cuda: not tested here (no GPU visible, or no CUDA in this build): %s\n",

@@ -163,6 +163,138 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
+/* Deterministic mode over an f16 cache with head_dim a multiple of 64: the CPU's own kernel
+ * (kernels_avx2.c sglc_avx2_attn_f16), operation for operation, so a token's attention is the
+ * CPU's to the bit. Per key: q rounded to f16; 16 FMA chains over the head (lane l of two
+ * 8-lane accumulators, dims l and 8 + l of every 16), then the lanes summed as the CPU sums
+ * them: keys in a full group of 8 by its transpose-add, the last partial group by hsum_ps;
+ * times the scale. Softmax: e = the CPU's vector exp (vexp_scalar.h) of score - max, summed in
+ * 8 lanes (key s into lane s % 8, keys in order) and the lanes by hsum_ps, a float reciprocal,
+ * probabilities e * inv rounded to f16; out accumulated key after key with one FMA per value.
+ * Three passes over the keys (max, sum, output), one block per (token, head), unsplit. */
+__device__ __forceinline__ float att_cpu_score(const float *qs, const __half *kp, int hd,
+                                               bool full_group, float scale) {
+    float a0[8], a1[8];
+#pragma unroll
+    for (int l = 0; l < 8; l++)
+        a0[l] = 0.0f, a1[l] = 0.0f;
+    for (int i = 0; i < hd; i += 16) {
+        const uint4 w0 = *(const uint4 *)(kp + i), w1 = *(const uint4 *)(kp + i + 8);
+        const __half *h0 = (const __half *)&w0, *h1 = (const __half *)&w1;
+#pragma unroll
+        for (int l = 0; l < 8; l++) {
+            a0[l] = __fmaf_rn(qs[i + l], __half2float(h0[l]), a0[l]);
+            a1[l] = __fmaf_rn(qs[i + 8 + l], __half2float(h1[l]), a1[l]);
+        }
+    }
+    float a[8];
+#pragma unroll
+    for (int l = 0; l < 8; l++)
+        a[l] = __fadd_rn(a0[l], a1[l]);
+    const float v = full_group ? __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[1]), __fadd_rn(a[2], a[3])),
+                                           __fadd_rn(__fadd_rn(a[4], a[5]), __fadd_rn(a[6], a[7])))
+                               : __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[4]), __fadd_rn(a[2], a[6])),
+                                           __fadd_rn(__fadd_rn(a[1], a[5]), __fadd_rn(a[3], a[7])));
+    return __fmul_rn(v, scale);
+}
+
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attn_cpu(const float *q, const __half *kc, const __half *vc, float *out, sglc_batch_dev b,
+               int n_head, int n_kv, int hd, float scale) {
+    __shared__ float qs[ATT_MAX_HD];
+    __shared__ float ps[ATT_THREADS];
+    __shared__ int32_t sl[ATT_THREADS];
+    __shared__ float redf[32];
+    __shared__ float lanes[8];
+    __shared__ float inv_sh;
+    const int t = blockIdx.z, h = blockIdx.y, tid = threadIdx.x;
+    cuda_pdl_wait();
+    const int kvh = h / (n_head / n_kv);
+    const size_t kvd = (size_t)n_kv * hd;
+    const int32_t ctx = b.pos[t] + 1, full = ctx & ~7;
+    const int32_t *slots = b.slot_table + b.seq_slot_start[b.seq[t]];
+    const float *qr = q + ((size_t)t * n_head + h) * hd;
+    for (int d = tid; d < hd; d += ATT_THREADS)
+        qs[d] = __half2float(__float2half_rn(qr[d]));
+    __syncthreads();
+    /* pass 0: the maximum score (exact in any order) */
+    float m = -INFINITY;
+    for (int32_t base = 0; base < ctx; base += ATT_THREADS) {
+        const int32_t s = base + tid;
+        float sc = -INFINITY;
+        if (s < ctx)
+            sc = att_cpu_score(qs, kc + (size_t)slots[s] * kvd + (size_t)kvh * hd, hd, s < full,
+                               scale);
+        m = fmaxf(m, block_max(sc, redf));
+    }
+    /* pass 1: the sum in the CPU's 8 lanes; tiles are a multiple of 8 keys, so key s stays in
+     * lane s % 8 and each lane adds its keys in order */
+    float lane_sum = 0.0f;
+    for (int32_t base = 0; base < ctx; base += ATT_THREADS) {
+        const int32_t s = base + tid;
+        float e = 0.0f;
+        if (s < ctx)
+            e = cuda_v_expf(
+                __fsub_rn(att_cpu_score(qs, kc + (size_t)slots[s] * kvd + (size_t)kvh * hd, hd,
+                                        s < full, scale),
+                          m));
+        ps[tid] = e;
+        __syncthreads();
+        if (tid < 8)
+            for (int i = tid; i < ATT_THREADS && base + i < ctx; i += 8)
+                lane_sum = __fadd_rn(lane_sum, ps[i]);
+        __syncthreads();
+    }
+    if (tid < 8) lanes[tid] = lane_sum;
+    __syncthreads();
+    if (tid == 0) {
+        const float sum =
+            __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[4]), __fadd_rn(lanes[2], lanes[6])),
+                      __fadd_rn(__fadd_rn(lanes[1], lanes[5]), __fadd_rn(lanes[3], lanes[7])));
+        inv_sh = __fdiv_rn(1.0f, sum);
+    }
+    __syncthreads();
+    const float inv = inv_sh;
+    /* pass 2: f16 probabilities, out accumulated key after key */
+    constexpr int DPT = ATT_MAX_HD / ATT_THREADS;
+    float acc[DPT];
+#pragma unroll
+    for (int i = 0; i < DPT; i++)
+        acc[i] = 0.0f;
+    for (int32_t base = 0; base < ctx; base += ATT_THREADS) {
+        const int32_t s = base + tid;
+        float pr = 0.0f;
+        if (s < ctx) {
+            const int32_t slot = slots[s];
+            sl[tid] = slot;
+            const float e = cuda_v_expf(__fsub_rn(
+                att_cpu_score(qs, kc + (size_t)slot * kvd + (size_t)kvh * hd, hd, s < full, scale),
+                m));
+            pr = __half2float(__float2half_rn(__fmul_rn(e, inv)));
+        }
+        ps[tid] = pr;
+        __syncthreads();
+        const int n_in = min(ATT_THREADS, ctx - base);
+#pragma unroll
+        for (int i = 0; i < DPT; i++) {
+            const int d = tid + i * ATT_THREADS;
+            if (d >= hd) break;
+            float a = acc[i];
+            for (int j = 0; j < n_in; j++)
+                a = __fmaf_rn(ps[j], __half2float(vc[(size_t)sl[j] * kvd + (size_t)kvh * hd + d]),
+                              a);
+            acc[i] = a;
+        }
+        __syncthreads();
+    }
+    float *o = out + ((size_t)t * n_head + h) * hd;
+#pragma unroll
+    for (int i = 0; i < DPT; i++) {
+        const int d = tid + i * ATT_THREADS;
+        if (d < hd) o[d] = acc[i];
+    }
+}
+
 /* out = the partials of the splits the context used, each rescaled to the common max: warp 0
  * turns the (max, sum) pairs into one weight per split, then every dim is one pass */
 __global__ void k_attn_combine(const float *part, float *out, sglc_batch_dev b, int n_head, int hd,
@@ -237,7 +369,11 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     cuda_launch(im, k_attn<F16, PAR>, grid, dim3(ATT_THREADS), q, k_cache, v_cache, out,           \
                 im->attn_part, db, (int)p->n_head, (int)p->n_head_kv, (int)p->head_dim, p->scale,  \
                 splits)
-    if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic)
+    if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic && p->head_dim % 64 == 0)
+        cuda_launch(im, k_attn_cpu, grid, dim3(ATT_THREADS), q, (const __half *)k_cache,
+                    (const __half *)v_cache, out, db, (int)p->n_head, (int)p->n_head_kv,
+                    (int)p->head_dim, p->scale);
+    else if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic)
         ATTN(true, true);
     else if (p->kv_type == SGLC_GGML_TYPE_F16)
         ATTN(true, false);
