@@ -24,7 +24,9 @@
 #             default model; device memory after them equals memory after the first 32
 #   rope      the seed's custom RoPE (SGLANG_MLX_USE_CUSTOM_ROPE=1) A/B: same greedy text,
 #             decode speed with and without (random Qwen3-0.6B-shaped bf16, from `random`)
-#   ctest     the whole ctest suite on this machineset -uo pipefail
+#   ctest     the whole ctest suite on this machine
+# Peers (issue 15), separately: bench/peer_llamacpp_gpu.sh build / run GGUF... (carry .lcpp from
+# scripts/fetch_llamacpp_src.sh); bench/gpu_decode_ab.sh MODEL for the decode A/B and profile.set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 OUT="${OUT:-/tmp/out}"
