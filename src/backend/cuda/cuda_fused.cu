@@ -56,8 +56,7 @@ __device__ __forceinline__ void block_inv_rms(const float *x, int rows, int64_t 
         double t = 0.0;
         for (int w = 0; w < FMV_WARPS; w++)
             t += red[threadIdx.x][w];
-        const float mean = (float)(t / (double)k);
-        inv[threadIdx.x] = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+        inv[threadIdx.x] = cuda_rms_scale(t, k, eps);
     }
     __syncthreads();
 }
@@ -72,9 +71,7 @@ __device__ __forceinline__ float warp_inv_rms(const float *x, int64_t k, float e
         ss += (double)__fmul_rn(a.x, a.x) + (double)__fmul_rn(a.y, a.y) +
               (double)__fmul_rn(a.z, a.z) + (double)__fmul_rn(a.w, a.w);
     }
-    ss = warp_sum(ss);
-    const float mean = (float)(ss / (double)k);
-    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+    return cuda_rms_scale(warp_sum(ss), k, eps);
 }
 
 #define silu_times cuda_silu_times
@@ -508,9 +505,7 @@ __global__ void k_qk_norm_rope_kv(cuda_rope_args a, const int32_t *pos, const in
         double ss = 0.0;
         for (int d = threadIdx.x; d < hd; d += blockDim.x)
             ss += (double)__fmul_rn(s_v[d], s_v[d]);
-        ss = block_sum(ss, s_red);
-        const float mean = (float)(ss / (double)hd);
-        const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+        const float scale = cuda_rms_scale(block_sum(ss, s_red), hd, eps);
         for (int d = threadIdx.x; d < hd; d += blockDim.x)
             s_v[d] = __fmul_rn(__fmul_rn(s_v[d], scale), nw[d]);
     }
@@ -521,11 +516,10 @@ __global__ void k_qk_norm_rope_kv(cuda_rope_args a, const int32_t *pos, const in
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         float c, s;
         cuda_rope_pair(a, p, i, c, s);
-        const int i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
-        const int i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + half;
-        const float x0 = s_v[i0], x1 = s_v[i1];
-        const float r0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        const float r1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+        int i0, i1;
+        float r0, r1;
+        cuda_rope_idx(a, i, i0, i1);
+        cuda_rope_rot(s_v[i0], s_v[i1], c, s, r0, r1);
         if (is_q) {
             qd[i0] = r0, qd[i1] = r1;
         } else {

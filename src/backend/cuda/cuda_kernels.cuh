@@ -155,6 +155,13 @@ cuda_exact_row(const uint8_t *wd, int64_t o, int nb, const int8_t *qs, const flo
     return acc;
 }
 
+/* the RMSNorm scale of a row from its sum of squares (squares in float, summed in double):
+ * the mean rounded to float, then 1 / sqrt(mean + eps) as the CPU computes it */
+__device__ __forceinline__ float cuda_rms_scale(double ss, int64_t dim, float eps) {
+    const float mean = (float)(ss / (double)dim);
+    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+}
+
 /* ---- RoPE (cuda_rope.cu) ---- */
 
 struct cuda_rope_args {
@@ -191,6 +198,18 @@ __device__ __forceinline__ void cuda_store_kv(void *cache, int f16, size_t e, fl
         ((__half *)cache)[e] = __float2half_rn(v);
     else
         ((float *)cache)[e] = v;
+}
+
+/* pair i's two indices in a head (NORM: 2i, 2i+1; NEOX: i, i + rot/2) and (x0, x1) rotated
+ * by (c, s) with round-to-nearest products, as the CPU's plain C */
+__device__ __forceinline__ void cuda_rope_idx(const cuda_rope_args &a, int i, int &i0, int &i1) {
+    i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
+    i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + a.rot_dim / 2;
+}
+__device__ __forceinline__ void cuda_rope_rot(float x0, float x1, float c, float s, float &r0,
+                                              float &r1) {
+    r0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    r1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
 cuda_rope_args cuda_rope_args_of(const sglc_attn_params *p);

@@ -84,10 +84,8 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
     double ss = 0.0;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
         ss += (double)__fmul_rn(xr[i], xr[i]);
-    ss = block_sum(ss, sh);
     /* as the CPU: squares in float, summed in double, the mean rounded to float */
-    const float mean = (float)(ss / (double)dim);
-    const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+    const float scale = cuda_rms_scale(block_sum(ss, sh), dim, eps);
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
         yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
 }

@@ -10,12 +10,11 @@ typedef cuda_rope_args rope_args;
 
 __device__ __forceinline__ void rope_rotate(const rope_args &a, float *v, int i, float c, float s,
                                             float *out) {
-    const int half = a.rot_dim / 2;
-    const int i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
-    const int i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + half;
-    const float x0 = v[i0], x1 = v[i1];
-    out[i0] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-    out[i1] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+    int i0, i1;
+    cuda_rope_idx(a, i, i0, i1);
+    float r0, r1;
+    cuda_rope_rot(v[i0], v[i1], c, s, r0, r1);
+    out[i0] = r0, out[i1] = r1;
 }
 
 /* q and k rotated in place: grid (tokens, heads of q then k), block over pairs */
@@ -53,11 +52,12 @@ __global__ void k_kv_store(rope_args a, const int32_t *pos, const int32_t *out_s
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         float c, s;
         cuda_rope_pair(a, p, i, c, s);
-        const int i0 = a.mode == SGLC_ROPE_NORM ? 2 * i : i;
-        const int i1 = a.mode == SGLC_ROPE_NORM ? 2 * i + 1 : i + half;
-        const float x0 = ks[i0], x1 = ks[i1];
-        cuda_store_kv(kc, f16, base + i0, __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)));
-        cuda_store_kv(kc, f16, base + i1, __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c)));
+        int i0, i1;
+        float r0, r1;
+        cuda_rope_idx(a, i, i0, i1);
+        cuda_rope_rot(ks[i0], ks[i1], c, s, r0, r1);
+        cuda_store_kv(kc, f16, base + i0, r0);
+        cuda_store_kv(kc, f16, base + i1, r1);
     }
 }
 
