@@ -363,8 +363,9 @@ static int tp_make_rank(sglc_model *src, int32_t r, int32_t tp, sglc_backend *be
     m->tp_rank = r;
     int rc = SGLC_OK;
     const sglc_model_config *c = &src->cfg;
-    if (src->rope_freqs) {
-        /* src's copy is rank 0's backend memory: bring it to this rank through the host */
+    if (src->rope_freqs && r > 0) {
+        /* src's copy is rank 0's backend memory (rank 0 takes it over): bring it to this rank
+         * through the host */
         size_t bytes = (size_t)(c->rot_dim / 2) * sizeof(float);
         float *host = malloc(bytes);
         if (!host) {
