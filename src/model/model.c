@@ -458,6 +458,7 @@ static int load_tp(sglc_backend **be, sglc_model **m, const sglc_model_load_para
         rc = sglc_backend_open(&bes[r], device, &bp, err);
     }
     if (rc) goto cleanup;
+    use_rank(bes[0]); /* the whole model's rope_freqs land on rank 0 */
     if ((rc = sglc_model_open_unprepared(&src, p->path, bes[0], err)) != 0 ||
         (rc = tp_split_sizes(src, tp, err)) != 0)
         goto cleanup;
