@@ -27,6 +27,10 @@ typedef struct {
     const char *quantization;   /* NULL, "mlx_q4" or "mlx_q8": quantize at load (group 64) */
     const char *device;         /* "cpu", "cpu-ggml", "cuda"; NULL: cuda when a GPU is visible */
     int n_threads;              /* <= 0: all cores */
+    /* --tp-size: tensor-parallel ranks (<= 1: one). CPU: ranks in one process sharing the
+     * cores; CUDA: GPUs 0..N-1 with NCCL. Refused at open with one line when the model does
+     * not split N ways or the device cannot (GPUs, NCCL). */
+    int32_t tp_size;
     /* CPU: share of available RAM for the KV pool (0.2). GPU: share of the card's memory for
      * weights and KV pool together, as SGLang (0.88). 0: the device's default. */
     double mem_fraction_static;

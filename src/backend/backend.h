@@ -191,6 +191,10 @@ typedef struct {
      * padded size of a captured graph, >= n; n when it runs without one). The model pads the
      * step with tokens that write a spare KV slot and whose logits nobody samples. */
     int32_t (*decode_pad)(sglc_backend *be, int32_t n_tokens);
+    /* Optional (NULL: nothing): makes the backend current for the calling thread before its
+     * calls. Tensor parallelism drives several backends (ranks) from one host thread, and the
+     * model calls this at each switch of rank: a GPU backend sets its device there. */
+    void (*activate)(sglc_backend *be);
     /* Memory. */
     void *(*alloc)(sglc_backend *be, size_t bytes); /* uninitialized; NULL on failure */
     void (*free)(sglc_backend *be, void *p);
@@ -316,11 +320,34 @@ typedef struct {
     int deterministic;
 } sglc_backend_params;
 
+/* ---- the communicator of tensor parallelism (issue 17) ----
+ * n backends of one kind (ranks, in rank order) that sum float buffers across each other. CPU
+ * ranks (several "cpu" or "cpu-ggml" backends of one process) sum host buffers in rank order,
+ * so the result is deterministic and every rank gets the same bits. CUDA ranks (one process,
+ * one GPU each) use NCCL (ncclCommInitAll; ncclAllReduce on each backend's stream, grouped),
+ * when the build has it (CMake SGLC_NCCL); NCCL_NVLS_ENABLE is set to 0 before init, since
+ * NVLink multicast stays off on the machines sglc runs on. Capturing the NCCL calls in a CUDA
+ * graph is not done yet: tensor-parallel CUDA runs without decode graphs. */
+typedef struct sglc_comm sglc_comm;
+/* Refused with one line when the backends differ in kind, n < 1, or the kind has no
+ * communicator in this build. ranks are borrowed and must outlive the communicator. */
+int sglc_comm_open(sglc_comm **out, sglc_backend *const *ranks, int n, sglc_err *err);
+void sglc_comm_close(sglc_comm *c);
+int sglc_comm_size(const sglc_comm *c);
+/* bufs[r]: n floats of rank r's backend memory. Queued like an op on every rank: afterwards
+ * (in each rank's op order) every bufs[r] holds the sum over the ranks. */
+void sglc_comm_all_reduce_sum(sglc_comm *c, float *const *bufs, int64_t n);
+/* 1 when this build can make a communicator over CUDA ranks (NCCL). */
+int sglc_comm_has_nccl(void);
+
 /* Backends by name: "cpu" (always), "cpu-ggml", "cuda" (when built with CUDA and a GPU is
  * visible: otherwise one line saying which is missing). */
 int sglc_backend_open(sglc_backend **out, const char *name, const sglc_backend_params *params,
                       sglc_err *err);
 void sglc_backend_close(sglc_backend *be);
+/* Devices of that kind this process sees ("cuda": GPUs), or -1 for a host backend, whose
+ * instances share the CPU and are not counted. */
+int sglc_backend_device_count(const char *name);
 /* The device a run gets when none is named: "cuda" when this build has CUDA and a GPU is
  * visible, else "cpu". */
 const char *sglc_backend_default_name(void);

@@ -286,6 +286,7 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
                                  .disable_cuda_graph = sa.ep.disable_cuda_graph,
                                  .cuda_graph_max_bs = sa.ep.cuda_graph_max_bs,
                                  .deterministic = sa.ep.enable_deterministic_inference,
+                                 .tp_size = (int)sa.tp_size,
                                  .say = say_stdout};
     if (sglc_model_load(&be, &model, &lp, &err) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);

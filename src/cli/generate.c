@@ -41,12 +41,14 @@ static void usage(FILE *f) {
            "(slower; Q4_1/Q8_0 GGUF)\n"
            "  --quantization mlx_q4|mlx_q8  quantize F32/F16/BF16 weights at load (MLX affine, "
            "group 64)\n"
+           "  --tp-size N                 tensor parallelism over N ranks of the device (CPU: the "
+           "cores split; CUDA: N GPUs with NCCL)\n"
            "  --log-level LEVEL           debug|info|warning|error (default warning)\n");
 }
 
 int sglc_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *device = NULL;
-    int64_t max_new = 128, threads = 0, ctx_len = 0;
+    int64_t max_new = 128, threads = 0, ctx_len = 0, tp_size = 1;
     int ignore_eos = 0;
     double freq_pen = 0, pres_pen = 0, rep_pen = 1;
     int log_level_given = 0;
@@ -104,6 +106,8 @@ int sglc_cmd_generate(int argc, char **argv) {
             if (sglc_arg_device(a, v, &device)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
+        } else if (strcmp(a, "--tp-size") == 0 || strcmp(a, "--tp") == 0) {
+            if (sglc_arg_int(a, v, 1, 8, &tp_size)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &quant_preset)) return 2;
         } else if (strcmp(a, "--context-length") == 0) {
@@ -136,6 +140,7 @@ int sglc_cmd_generate(int argc, char **argv) {
     ep.device = device;
     ep.quantization = quant_preset;
     ep.n_threads = (int)threads;
+    ep.tp_size = (int32_t)tp_size;
     ep.max_running_requests = 1;
     ep.decode_log_interval = 0;
     /* the KV pool holds the context: --context-length, or 8192 tokens (capped by the model's

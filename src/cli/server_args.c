@@ -621,10 +621,13 @@ static int apply(sglc_server_args *sa, const arg_spec *s, const char *a, const c
     }
     case A_TP_SIZE:
         if (sglc_arg_int(a, v, 1, 1024, &sa->tp_size)) return -1;
-        if (sa->tp_size > 1)
+        /* more ranks than one host's GPUs: SGLang's multi-node tensor parallelism */
+        if (sa->tp_size > SGLC_TP_MAX)
             return refuse(a, v,
-                          "tensor parallelism is not available yet in sglc (it needs the "
-                          "multi-GPU CUDA backend); use --tp-size 1");
+                          "tensor parallelism spans the GPUs of one host in sglc (at most 8)");
+        /* whether the model splits that many ways and the device can (GPUs, NCCL) is
+         * checked when the model loads */
+        ep->tp_size = (int32_t)sa->tp_size;
         return 0;
     case A_DP_SIZE:
         if (sglc_arg_int(a, v, 1, 1024, &sa->dp_size)) return -1;

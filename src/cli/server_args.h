@@ -3,7 +3,8 @@
  * set. One table holds every flag: its names, its group in --help (SGLang's section names), its
  * value and what it does in sglc. A flag that sglc knows but that does nothing on the chosen
  * device (CUDA graphs on the CPU, say) is accepted and logged once; a flag sglc does not know is
- * an error naming it; a value sglc cannot honour (--tp-size 2 today) is refused with one line. */
+ * an error naming it; a value sglc cannot honour (--tp-size 16, more than one host's GPUs) is
+ * refused with one line. */
 #ifndef SGLC_CLI_SERVER_ARGS_H
 #define SGLC_CLI_SERVER_ARGS_H
 

@@ -253,6 +253,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
                                  .disable_cuda_graph = p->disable_cuda_graph,
                                  .cuda_graph_max_bs = p->cuda_graph_max_bs,
                                  .deterministic = p->enable_deterministic_inference,
+                                 .tp_size = p->tp_size,
                                  .say = say_info};
     if ((rc = sglc_model_load(&e->be, &e->model, &lp, &se)) != 0 ||
         (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {
@@ -270,9 +271,14 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     if (e->context_length > c->n_ctx_train)
         sglc_log(SGLC_LOG_WARN, "context length %d exceeds the model's trained %d",
                  e->context_length, c->n_ctx_train);
-    /* K and V per layer, in the cache's element type (f16 by default) */
-    long long per_token = 2LL * c->n_layer * c->n_head_kv * c->head_dim *
-                          (c->kv_type == SGLC_GGML_TYPE_F16 ? 2LL : 4LL);
+    /* K and V per layer, in the cache's element type (f16 by default). Tensor parallel: a GPU
+     * holds its rank's KV heads; CPU ranks share one memory, so all of theirs count */
+    long long kv_heads = c->n_head_kv;
+    if (e->model->tp_size > 1)
+        kv_heads = (long long)e->model->tp_n_head_kv *
+                   (strcmp(e->be->ops->name, "cuda") == 0 ? 1 : e->model->tp_size);
+    long long per_token =
+        2LL * c->n_layer * kv_heads * c->head_dim * (c->kv_type == SGLC_GGML_TYPE_F16 ? 2LL : 4LL);
     long long pool = p->max_total_tokens > 0 ? p->max_total_tokens : kv_pool_tokens(e, per_token);
     if (pool > (1LL << 22)) pool = 1LL << 22;
     if (pool < 16) {

@@ -1,7 +1,17 @@
 /* The forward pass of llama-family decoders (llama, qwen2, qwen3), written once as a sequence
  * of backend ops. One call processes one step: any mix of prefill chunks and decode tokens
  * from several sequences (the batch description says which token goes where). There is no
- * host decision between ops, so a GPU backend can capture the step as a graph. */
+ * host decision between ops, so a GPU backend can capture the step as a graph.
+ *
+ * Tensor parallelism (model.h, tp.h): a group's state holds one rank state per rank, each
+ * with its own activations, KV cache (of the rank's heads), slot table and sample outputs on
+ * its own backend. One batch description drives every rank: each phase of a layer runs rank
+ * after rank from this thread (the ops of a GPU rank are queued, so the GPUs overlap), and
+ * the partial outputs of the row-parallel o and down products are summed by the communicator
+ * before the residual add. The output head and the sample op are replicated: every rank
+ * samples the same ids from the same logits (the all-reduce gives every rank the same bits),
+ * so a placeholder token of the overlap scheduler reads its id on its own rank; only rank 0's
+ * results come back to the host. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +44,33 @@ struct sglc_model_state {
     int fused_rope; /* the custom RoPE + KV write kernel (opt-in, for A/B tests) */
     float *rope_cs; /* backend memory: the host's RoPE (cos, sin) table (wants_rope_table) */
     int32_t rope_cs_len;
+    /* tensor parallelism: rank[r] is rank r's state (rank[0] == this state), n_ranks 1 when
+     * the model is whole; the others are owned by rank 0 */
+    int32_t n_ranks;
+    struct sglc_model_state *rank[SGLC_TP_MAX];
 };
+
+/* heads, KV heads and feed-forward rows this rank computes */
+static int32_t rank_heads(const sglc_model *m) {
+    return m->tp_size > 1 ? m->tp_n_head : m->cfg.n_head;
+}
+static int32_t rank_heads_kv(const sglc_model *m) {
+    return m->tp_size > 1 ? m->tp_n_head_kv : m->cfg.n_head_kv;
+}
+static int32_t rank_ff(const sglc_model *m) {
+    return m->tp_size > 1 ? m->tp_n_ff : m->cfg.n_ff;
+}
+
+static void use_rank(sglc_backend *be) {
+    if (be->ops->activate) be->ops->activate(be);
+}
 
 void sglc_model_state_close(sglc_model_state *st) {
     if (!st) return;
+    for (int32_t r = st->n_ranks - 1; r >= 1; r--)
+        sglc_model_state_close(st->rank[r]);
     sglc_backend *be = st->be;
+    use_rank(be);
     void *bufs[] = {st->x,
                     st->xb,
                     st->xb2,
@@ -77,7 +109,10 @@ void sglc_model_state_close(sglc_model_state *st) {
 }
 
 size_t sglc_model_state_kv_bytes(const sglc_model_state *st) {
-    return st->kv_bytes;
+    size_t n = st->kv_bytes;
+    for (int32_t r = 1; r < st->n_ranks; r++)
+        n += st->rank[r]->kv_bytes;
+    return n;
 }
 
 int sglc_custom_rope_requested(void) {
@@ -155,9 +190,25 @@ done:
     free(ff), free(tab), free(cs), free(sn);
     return rc;
 }
+static int state_open_rank(sglc_model_state **out, const sglc_model *m,
+                           const sglc_model_state_limits *lim, sglc_err *err);
 
 int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
                           const sglc_model_state_limits *lim, sglc_err *err) {
+    int rc = state_open_rank(out, m, lim, err);
+    if (rc || !m->tp) return rc;
+    sglc_model_state *st = *out;
+    for (int32_t r = 1; r < m->tp->n && rc == SGLC_OK; r++)
+        if ((rc = state_open_rank(&st->rank[r], m->tp->rank[r], lim, err)) == 0) st->n_ranks++;
+    if (rc) {
+        sglc_model_state_close(st);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int state_open_rank(sglc_model_state **out, const sglc_model *m,
+                           const sglc_model_state_limits *lim, sglc_err *err) {
     *out = NULL;
     int32_t max_tokens = lim->max_tokens, max_logits = lim->max_logits, kv_slots = lim->kv_slots;
     if (max_tokens <= 0 || max_logits <= 0 || max_logits > max_tokens || kv_slots <= 0 ||
@@ -170,14 +221,17 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
     if (!st) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
     st->m = m;
     st->be = m->be;
+    st->n_ranks = 1;
+    st->rank[0] = st;
+    use_rank(st->be);
     st->max_tokens = max_tokens;
     st->max_logits = max_logits;
     st->kv_slots = kv_slots;
     st->table_rows = lim->table_rows;
     st->table_stride = lim->table_stride;
     const sglc_model_config *c = &m->cfg;
-    int64_t d = c->n_embd, qd = (int64_t)c->n_head * c->head_dim,
-            kvd = (int64_t)c->n_head_kv * c->head_dim, T = max_tokens;
+    int64_t d = c->n_embd, qd = (int64_t)rank_heads(m) * c->head_dim,
+            kvd = (int64_t)rank_heads_kv(m) * c->head_dim, T = max_tokens, ff = rank_ff(m);
     int rc;
     if ((rc = alloc_f32(st->be, &st->x, T, d, err)) ||
         (rc = alloc_f32(st->be, &st->xb, T, d, err)) ||
@@ -186,8 +240,8 @@ int sglc_model_state_open(sglc_model_state **out, const sglc_model *m,
         (rc = alloc_f32(st->be, &st->k, T, kvd, err)) ||
         (rc = alloc_f32(st->be, &st->v, T, kvd, err)) ||
         (rc = alloc_f32(st->be, &st->att, T, qd, err)) ||
-        (rc = alloc_f32(st->be, &st->hb, T, c->n_ff, err)) ||
-        (rc = alloc_f32(st->be, &st->hb2, T, c->n_ff, err)) ||
+        (rc = alloc_f32(st->be, &st->hb, T, ff, err)) ||
+        (rc = alloc_f32(st->be, &st->hb2, T, ff, err)) ||
         (rc = alloc_f32(st->be, &st->xl, max_logits, d, err)) ||
         (rc = alloc_f32(st->be, &st->logits_dev, max_logits, c->n_vocab, err)) ||
         (rc = alloc_bytes(st->be, (void **)&st->slot_table, lim->table_rows, lim->table_stride,
@@ -258,8 +312,8 @@ static int reserve_scratch(sglc_model_state *st, sglc_err *err) {
         for (int i = 0; i < 7; i++)
             ws[n++] = lw[i];
     }
-    sglc_attn_params ap = {.n_head = c->n_head,
-                           .n_head_kv = c->n_head_kv,
+    sglc_attn_params ap = {.n_head = rank_heads(m),
+                           .n_head_kv = rank_heads_kv(m),
                            .head_dim = c->head_dim,
                            .rot_dim = c->rot_dim,
                            .kv_slots = st->kv_slots + 1, /* the pool and the spare slot */
@@ -293,6 +347,7 @@ int sglc_model_logits(sglc_model_state *st, const float **logits, sglc_err *err)
         st->logits_host = malloc((size_t)st->max_logits * V * sizeof(float));
         if (!st->logits_host) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
     }
+    use_rank(st->be);
     if (st->last_logits > 0)
         st->be->ops->download(st->be, st->logits_host, st->logits_dev,
                               (size_t)st->last_logits * V * sizeof(float));
@@ -330,8 +385,13 @@ int sglc_model_sample_launch(sglc_model_state *st, const sglc_sample_desc *d, sg
     st->result.n_rows = d->n_rows;
     st->result.has_logprobs = d->any_logprob;
     if (d->n_rows == 0) return SGLC_OK;
-    be->ops->sample(be, st->logits_dev, st->m->cfg.n_vocab, d, st->pen.n_rows ? &st->pen : NULL,
-                    &st->out_dev);
+    /* every rank samples (its ids feed its own placeholder tokens); rank 0's come back */
+    for (int32_t r = st->n_ranks - 1; r >= 0; r--) {
+        sglc_model_state *rst = st->rank[r];
+        use_rank(rst->be);
+        rst->be->ops->sample(rst->be, rst->logits_dev, st->m->cfg.n_vocab, d,
+                             rst->pen.n_rows ? &rst->pen : NULL, &rst->out_dev);
+    }
     size_t R = (size_t)d->n_rows;
     /* only the ids, and the logprob arrays when a row asked for them, come back */
     be->ops->download(be, st->ids_host, st->out_dev.ids, R * sizeof(int32_t));
@@ -349,12 +409,36 @@ int sglc_model_sample_launch(sglc_model_state *st, const sglc_sample_desc *d, sg
 
 int sglc_model_step_wait(sglc_model_state *st, const sglc_sample_result **res, sglc_err *err) {
     (void)err;
-    st->be->ops->sync(st->be);
+    for (int32_t r = st->n_ranks - 1; r >= 0; r--) {
+        use_rank(st->rank[r]->be);
+        st->rank[r]->be->ops->sync(st->rank[r]->be);
+    }
     *res = &st->result;
     return SGLC_OK;
 }
 
+static int penalty_open_rank(sglc_model_state *st, int32_t n_rows, sglc_err *err);
+static int penalty_load_rank(sglc_model_state *st, int32_t row, const int32_t *counts,
+                             const int32_t *seen_ids, int32_t n_seen, sglc_err *err);
+
+/* penalty tables: every rank keeps its own (its sample op updates them) */
 int sglc_model_penalty_open(sglc_model_state *st, int32_t n_rows, sglc_err *err) {
+    int rc = SGLC_OK;
+    for (int32_t r = 0; r < st->n_ranks && rc == SGLC_OK; r++)
+        rc = penalty_open_rank(st->rank[r], n_rows, err);
+    return rc;
+}
+
+int sglc_model_penalty_load(sglc_model_state *st, int32_t row, const int32_t *counts,
+                            const int32_t *seen_ids, int32_t n_seen, sglc_err *err) {
+    int rc = SGLC_OK;
+    for (int32_t r = 0; r < st->n_ranks && rc == SGLC_OK; r++)
+        rc = penalty_load_rank(st->rank[r], row, counts, seen_ids, n_seen, err);
+    return rc;
+}
+
+static int penalty_open_rank(sglc_model_state *st, int32_t n_rows, sglc_err *err) {
+    use_rank(st->be);
     if (st->pen.n_rows >= n_rows) return SGLC_OK;
     if (st->pen.n_rows > 0) return sglc_err_set(err, SGLC_ERR_ARG, "penalty tables already sized");
     int rc;
@@ -369,8 +453,9 @@ int sglc_model_penalty_open(sglc_model_state *st, int32_t n_rows, sglc_err *err)
     return SGLC_OK;
 }
 
-int sglc_model_penalty_load(sglc_model_state *st, int32_t row, const int32_t *counts,
-                            const int32_t *seen_ids, int32_t n_seen, sglc_err *err) {
+static int penalty_load_rank(sglc_model_state *st, int32_t row, const int32_t *counts,
+                             const int32_t *seen_ids, int32_t n_seen, sglc_err *err) {
+    use_rank(st->be);
     if (row < 0 || row >= st->pen.n_rows)
         return sglc_err_set(err, SGLC_ERR_ARG, "penalty row %d outside the tables", row);
     size_t V = (size_t)st->m->cfg.n_vocab;
@@ -394,6 +479,7 @@ int sglc_model_penalty_save(sglc_model_state *st, int32_t row, int32_t *counts, 
     if (row < 0 || row >= st->pen.n_rows)
         return sglc_err_set(err, SGLC_ERR_ARG, "penalty row %d outside the tables", row);
     size_t V = (size_t)st->m->cfg.n_vocab;
+    use_rank(st->be);
     st->be->ops->download(st->be, counts, st->pen.counts + (size_t)row * V, V * sizeof(int32_t));
     st->be->ops->sync(st->be);
     return SGLC_OK;
@@ -506,77 +592,154 @@ static void matmul_add(sglc_backend *be, const sglc_weight *w, const sglc_weight
     op->add(be, y, tmp, T * w->n);
 }
 
-int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_err *err) {
+/* One rank's share of a step: its batch (its own slot table and sample outputs), the batch
+ * pointer its ops get, and its attention shape. */
+typedef struct {
+    sglc_model_state *st;
+    sglc_batch hb;
+    const sglc_batch *b;
+    sglc_attn_params ap;
+} rank_step;
+
+/* Attention of layer l up to the o product: added to the residual (one rank), or the rank's
+ * partial sum into xb2 (tensor parallel: the all-reduce adds the ranks' parts) */
+static void attention_block(rank_step *rs, int32_t l, int partial) {
+    sglc_model_state *st = rs->st;
     const sglc_model *m = st->m;
     const sglc_model_config *c = &m->cfg;
     sglc_backend *be = st->be;
     const sglc_backend_ops *op = be->ops;
+    const sglc_batch *b = rs->b;
+    const sglc_attn_params *ap = &rs->ap;
+    const int64_t T = rs->hb.n_tokens;
+    const float eps = c->rms_eps;
+    const sglc_layer_weights *w = &m->layers[l];
+    const sglc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
+    const sglc_weight *qkv_b[3] = {w->bq.present ? &w->bq : NULL, w->bk.present ? &w->bk : NULL,
+                                   w->bv.present ? &w->bv : NULL};
+    float *const qkv_y[3] = {st->q, st->k, st->v};
+    norm_matmul(be, st->x, &w->attn_norm, eps, st->xb, 3, qkv, qkv_b, T, qkv_y, 0);
+    const sglc_weight *qn = w->q_norm.present ? &w->q_norm : NULL;
+    const sglc_weight *kn = w->q_norm.present ? &w->k_norm : NULL;
+    if (!st->fused_rope && op->qk_norm_rope_kv) {
+        op->qk_norm_rope_kv(be, b, st->q, st->k, st->v, qn, kn, eps, st->k_cache[l], st->v_cache[l],
+                            ap);
+    } else {
+        if (qn) {
+            op->rmsnorm(be, st->q, qn, st->q, T * ap->n_head, c->head_dim, eps);
+            op->rmsnorm(be, st->k, kn, st->k, T * ap->n_head_kv, c->head_dim, eps);
+        }
+        if (st->fused_rope) {
+            op->rope_kv_store(be, b, st->q, st->k, st->v, st->k_cache[l], st->v_cache[l], ap);
+        } else {
+            op->rope(be, b, st->q, st->k, ap);
+            op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], ap);
+        }
+    }
+    op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, ap);
+    const sglc_weight *bo = w->bo.present ? &w->bo : NULL;
+    if (partial)
+        op->matmul(be, &w->wo, bo, st->att, T, st->xb2);
+    else
+        matmul_add(be, &w->wo, bo, st->att, T, st->x, st->xb2);
+}
+
+/* The feed-forward block of layer l, ending like attention_block */
+static void ffn_block(rank_step *rs, int32_t l, int partial) {
+    sglc_model_state *st = rs->st;
+    const sglc_layer_weights *w = &st->m->layers[l];
+    sglc_backend *be = st->be;
+    const int64_t T = rs->hb.n_tokens;
+    const sglc_weight *gu[2] = {&w->w_gate, &w->w_up};
+    float *const gu_y[2] = {st->hb, st->hb2};
+    norm_matmul(be, st->x, &w->ffn_norm, st->m->cfg.rms_eps, st->xb, 2, gu, NULL, T, gu_y, 1);
+    if (partial)
+        be->ops->matmul(be, &w->w_down, NULL, st->hb, T, st->xb2);
+    else
+        matmul_add(be, &w->w_down, NULL, st->hb, T, st->x, st->xb2);
+}
+
+/* Tensor parallel: xb2 of every rank becomes the sum of the ranks' partials, which each rank
+ * adds to its residual (the same bits on every rank) */
+static void reduce_residual(rank_step *rs, int32_t n_ranks, sglc_comm *comm, int64_t n) {
+    float *bufs[SGLC_TP_MAX] = {0};
+    for (int32_t r = 0; r < n_ranks; r++)
+        bufs[r] = rs[r].st->xb2;
+    sglc_comm_all_reduce_sum(comm, bufs, n);
+    for (int32_t r = 0; r < n_ranks; r++) {
+        sglc_model_state *st = rs[r].st;
+        use_rank(st->be);
+        st->be->ops->add(st->be, st->x, st->xb2, n);
+    }
+}
+
+int sglc_model_forward_launch(sglc_model_state *st, const sglc_batch *in, sglc_err *err) {
+    const sglc_model *m = st->m;
+    const sglc_model_config *c = &m->cfg;
     int rc = check_batch(st, in, err);
     if (rc) return rc;
     sglc_batch hbc = *in;
-    hbc.slot_table = st->slot_table;
-    hbc.prev_ids = st->out_dev.ids;
     if (hbc.n_tokens_padded < hbc.n_tokens) hbc.n_tokens_padded = hbc.n_tokens;
-    st->last_logits = hbc.n_logits;
-    if (hbc.is_decode && op->decode_pad && (rc = pad_decode(st, &hbc, err)) != 0) return rc;
-    const sglc_batch *hb = &hbc;
-    const sglc_batch *b = op->set_batch(be, hb);
-    int64_t T = hb->n_tokens, d = c->n_embd;
-    sglc_attn_params ap = {
-        .n_head = c->n_head,
-        .n_head_kv = c->n_head_kv,
-        .head_dim = c->head_dim,
-        .rot_dim = c->rot_dim,
-        .theta = c->rope_theta,
-        .scale = 1.0f / sqrtf((float)c->head_dim),
-        .mode = c->rope_mode,
-        .kv_slots = st->kv_slots + 1, /* the pool and the spare slot */
-        .kv_type = c->kv_type,
-        .freq_factors = m->rope_freqs,
-        .rope_cs = st->rope_cs,
-        .rope_cs_len = st->rope_cs_len,
-    };
-
-    if (op->begin_step) op->begin_step(be, b);
-    op->embed(be, &m->tok_embd, b, st->x);
-    const float eps = c->rms_eps;
+    for (int32_t r = 0; r < st->n_ranks; r++)
+        st->rank[r]->last_logits = hbc.n_logits;
+    if (hbc.is_decode && st->be->ops->decode_pad && (rc = pad_decode(st, &hbc, err)) != 0)
+        return rc;
+    const int32_t R = st->n_ranks;
+    const int partial = R > 1;
+    sglc_comm *comm = m->tp ? m->tp->comm : NULL;
+    rank_step rs[SGLC_TP_MAX];
+    for (int32_t r = 0; r < R; r++) {
+        sglc_model_state *rst = st->rank[r];
+        const sglc_model *rm = rst->m;
+        sglc_backend *be = rst->be;
+        use_rank(be);
+        rs[r].st = rst;
+        rs[r].hb = hbc;
+        rs[r].hb.slot_table = rst->slot_table;
+        rs[r].hb.prev_ids = rst->out_dev.ids;
+        rs[r].b = be->ops->set_batch(be, &rs[r].hb);
+        rs[r].ap = (sglc_attn_params){
+            .n_head = rank_heads(rm),
+            .n_head_kv = rank_heads_kv(rm),
+            .head_dim = c->head_dim,
+            .rot_dim = c->rot_dim,
+            .theta = c->rope_theta,
+            .scale = 1.0f / sqrtf((float)c->head_dim),
+            .mode = c->rope_mode,
+            .kv_slots = rst->kv_slots + 1, /* the pool and the spare slot */
+            .kv_type = c->kv_type,
+            .freq_factors = rm->rope_freqs,
+            .rope_cs = rst->rope_cs,
+            .rope_cs_len = rst->rope_cs_len,
+        };
+        if (be->ops->begin_step) be->ops->begin_step(be, rs[r].b);
+        be->ops->embed(be, &rm->tok_embd, rs[r].b, rst->x);
+    }
+    const int64_t T = hbc.n_tokens, d = c->n_embd;
     for (int32_t l = 0; l < c->n_layer; l++) {
-        const sglc_layer_weights *w = &m->layers[l];
-        const sglc_weight *qkv[3] = {&w->wq, &w->wk, &w->wv};
-        const sglc_weight *qkv_b[3] = {w->bq.present ? &w->bq : NULL, w->bk.present ? &w->bk : NULL,
-                                       w->bv.present ? &w->bv : NULL};
-        float *const qkv_y[3] = {st->q, st->k, st->v};
-        norm_matmul(be, st->x, &w->attn_norm, eps, st->xb, 3, qkv, qkv_b, T, qkv_y, 0);
-        const sglc_weight *qn = w->q_norm.present ? &w->q_norm : NULL;
-        const sglc_weight *kn = w->q_norm.present ? &w->k_norm : NULL;
-        if (!st->fused_rope && op->qk_norm_rope_kv) {
-            op->qk_norm_rope_kv(be, b, st->q, st->k, st->v, qn, kn, eps, st->k_cache[l],
-                                st->v_cache[l], &ap);
-        } else {
-            if (qn) {
-                op->rmsnorm(be, st->q, qn, st->q, T * c->n_head, c->head_dim, eps);
-                op->rmsnorm(be, st->k, kn, st->k, T * c->n_head_kv, c->head_dim, eps);
-            }
-            if (st->fused_rope) {
-                op->rope_kv_store(be, b, st->q, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
-            } else {
-                op->rope(be, b, st->q, st->k, &ap);
-                op->kv_store(be, b, st->k, st->v, st->k_cache[l], st->v_cache[l], &ap);
-            }
+        for (int32_t r = 0; r < R; r++) {
+            use_rank(rs[r].st->be);
+            attention_block(&rs[r], l, partial);
         }
-        op->attention(be, b, st->q, st->k_cache[l], st->v_cache[l], st->att, &ap);
-        matmul_add(be, &w->wo, w->bo.present ? &w->bo : NULL, st->att, T, st->x, st->xb2);
-        const sglc_weight *gu[2] = {&w->w_gate, &w->w_up};
-        float *const gu_y[2] = {st->hb, st->hb2};
-        norm_matmul(be, st->x, &w->ffn_norm, eps, st->xb, 2, gu, NULL, T, gu_y, 1);
-        matmul_add(be, &w->w_down, NULL, st->hb, T, st->x, st->xb2);
+        if (partial) reduce_residual(rs, R, comm, T * d);
+        for (int32_t r = 0; r < R; r++) {
+            use_rank(rs[r].st->be);
+            ffn_block(&rs[r], l, partial);
+        }
+        if (partial) reduce_residual(rs, R, comm, T * d);
     }
-    if (hb->n_logits > 0) {
-        op->gather_rows(be, st->x, b->logit_rows, hb->n_logits, d, st->xl);
-        const sglc_weight *ow[1] = {&m->output};
-        float *const oy[1] = {st->logits_dev};
-        norm_matmul(be, st->xl, &m->out_norm, eps, st->xl, 1, ow, NULL, hb->n_logits, oy, 0);
+    for (int32_t r = 0; r < R; r++) {
+        sglc_model_state *rst = rs[r].st;
+        sglc_backend *be = rst->be;
+        use_rank(be);
+        if (hbc.n_logits > 0) {
+            be->ops->gather_rows(be, rst->x, rs[r].b->logit_rows, hbc.n_logits, d, rst->xl);
+            const sglc_weight *ow[1] = {&rst->m->output};
+            float *const oy[1] = {rst->logits_dev};
+            norm_matmul(be, rst->xl, &rst->m->out_norm, c->rms_eps, rst->xl, 1, ow, NULL,
+                        hbc.n_logits, oy, 0);
+        }
+        if (be->ops->end_step) be->ops->end_step(be);
     }
-    if (op->end_step) op->end_step(be);
     return SGLC_OK;
 }

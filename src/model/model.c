@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "model/tp.h"
 #include "quant/ggml_types.h"
 
 static const char *const k_arch_names[SGLC_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
@@ -249,7 +250,7 @@ static int prepare_one(sglc_model *m, sglc_weight *w, sglc_err *err) {
     if (rc != 0) return rc;
     /* The backend computes from its packed copy: the file's pages of the tensor leave our
      * resident set (a read of host, e.g. an embedding row, faults them back from the file). */
-    if (w->dev_packed && w->host_bytes && (m->gguf || m->st))
+    if (w->dev_packed && w->host_bytes && sglc_model_host_is_mapped(m, w->host))
         sglc_drop_mapped_pages(w->host, w->host_bytes);
     return SGLC_OK;
 }
@@ -275,6 +276,244 @@ int sglc_model_prepare(sglc_model *m, sglc_err *err) {
     return SGLC_OK;
 }
 
+int sglc_model_host_is_mapped(const sglc_model *m, const void *p) {
+    if (!m->gguf && !m->st) return 0;
+    for (size_t i = 0; i < m->n_host_owned; i++)
+        if (m->host_owned[i] == p) return 0;
+    return 1;
+}
+
+static void say_nothing(const char *line) {
+    (void)line;
+}
+
+static void use_rank(sglc_backend *be) {
+    if (be->ops->activate) be->ops->activate(be);
+}
+
+/* The heads, KV heads and feed-forward rows of one rank, or a line saying why the model does
+ * not split tp ways. KV heads: tp <= n_head_kv splits them; a larger tp that is a multiple of
+ * n_head_kv replicates each on tp / n_head_kv ranks (vLLM's and SGLang's rule), so that the
+ * query heads of a rank still share one KV head. */
+static int tp_split_sizes(sglc_model *m, int32_t tp, sglc_err *err) {
+    const sglc_model_config *c = &m->cfg;
+    if (c->n_head % tp != 0)
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "--tp-size %d: the model's %d attention heads do not split %d ways", tp,
+                            c->n_head, tp);
+    if (c->n_head_kv >= tp ? c->n_head_kv % tp != 0 : tp % c->n_head_kv != 0)
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "--tp-size %d: the model's %d KV heads neither split %d ways nor "
+                            "replicate evenly over %d ranks",
+                            tp, c->n_head_kv, tp, tp);
+    if (c->n_ff % tp != 0)
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "--tp-size %d: the model's feed-forward size %d does not split %d ways",
+                            tp, c->n_ff, tp);
+    m->tp_size = tp;
+    m->tp_n_head = c->n_head / tp;
+    m->tp_n_head_kv = c->n_head_kv >= tp ? c->n_head_kv / tp : 1;
+    m->tp_n_ff = c->n_ff / tp;
+    return SGLC_OK;
+}
+
+static int add_owned(sglc_model *m, void *p, sglc_err *err) {
+    if (!p) return SGLC_OK;
+    void **a = realloc(m->host_owned, (m->n_host_owned + 1) * sizeof *a);
+    if (!a) {
+        free(p);
+        return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    }
+    m->host_owned = a;
+    m->host_owned[m->n_host_owned++] = p;
+    return SGLC_OK;
+}
+
+/* dst = rank's shard of src (absent weights stay absent); a row shard's copy joins m's host
+ * copies. ranks / rank: the split (KV weights split over min(tp, n_head_kv) ranks). */
+static int shard_into(sglc_model *m, const sglc_weight *src, sglc_tp_split split, int rank,
+                      int ranks, sglc_weight *dst, sglc_err *err) {
+    if (!src->present) {
+        memset(dst, 0, sizeof *dst);
+        return SGLC_OK;
+    }
+    void *owned = NULL;
+    int rc = sglc_weight_shard(src, split, rank, ranks, dst, &owned, err);
+    if (rc) return rc;
+    return add_owned(m, owned, err);
+}
+
+/* Rank r's model from the whole one (src, unprepared, on rank 0's backend): the layer weights
+ * become the rank's shards; the rest is shared (views of src's host data, which rank 0 keeps:
+ * it takes over src's file mappings and host copies, so rank 0 must be closed last). */
+static int tp_make_rank(sglc_model *src, int32_t r, int32_t tp, sglc_backend *be, sglc_model **out,
+                        sglc_err *err) {
+    *out = NULL;
+    sglc_model *m = calloc(1, sizeof *m);
+    if (!m) return sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+    *m = *src;
+    m->be = be;
+    m->layers = NULL;
+    m->gguf = NULL;
+    m->st = NULL;
+    m->host_owned = NULL;
+    m->n_host_owned = 0;
+    m->rope_freqs = NULL;
+    m->tp = NULL;
+    m->tp_rank = r;
+    int rc = SGLC_OK;
+    const sglc_model_config *c = &src->cfg;
+    if (src->rope_freqs && r > 0) {
+        /* src's copy is rank 0's backend memory (rank 0 takes it over): bring it to this rank
+         * through the host */
+        size_t bytes = (size_t)(c->rot_dim / 2) * sizeof(float);
+        float *host = malloc(bytes);
+        if (!host) {
+            rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+            goto cleanup;
+        }
+        use_rank(src->be);
+        src->be->ops->download(src->be, host, src->rope_freqs, bytes);
+        src->be->ops->sync(src->be);
+        use_rank(be);
+        m->rope_freqs = be->ops->alloc(be, bytes);
+        if (m->rope_freqs) be->ops->upload(be, m->rope_freqs, host, bytes);
+        free(host);
+        if (!m->rope_freqs) {
+            rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of %s memory", be->ops->name);
+            goto cleanup;
+        }
+    }
+    m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    const int kv_ranks = c->n_head_kv < tp ? c->n_head_kv : tp;
+    const int kv_rank = (int)((int64_t)r * kv_ranks / tp);
+    for (int32_t l = 0; l < c->n_layer && rc == SGLC_OK; l++) {
+        const sglc_layer_weights *s = &src->layers[l];
+        sglc_layer_weights *w = &m->layers[l];
+        w->attn_norm = s->attn_norm;
+        w->ffn_norm = s->ffn_norm;
+        w->q_norm = s->q_norm; /* per head, the same for every head */
+        w->k_norm = s->k_norm;
+        /* o's bias is added once, by rank 0, before the all-reduce */
+        if (r == 0) w->bo = s->bo;
+        if ((rc = shard_into(m, &s->wq, SGLC_TP_COLUMN, r, tp, &w->wq, err)) ||
+            (rc = shard_into(m, &s->bq, SGLC_TP_COLUMN, r, tp, &w->bq, err)) ||
+            (rc = shard_into(m, &s->wk, SGLC_TP_COLUMN, kv_rank, kv_ranks, &w->wk, err)) ||
+            (rc = shard_into(m, &s->bk, SGLC_TP_COLUMN, kv_rank, kv_ranks, &w->bk, err)) ||
+            (rc = shard_into(m, &s->wv, SGLC_TP_COLUMN, kv_rank, kv_ranks, &w->wv, err)) ||
+            (rc = shard_into(m, &s->bv, SGLC_TP_COLUMN, kv_rank, kv_ranks, &w->bv, err)) ||
+            (rc = shard_into(m, &s->wo, SGLC_TP_ROW, r, tp, &w->wo, err)) ||
+            (rc = shard_into(m, &s->w_gate, SGLC_TP_COLUMN, r, tp, &w->w_gate, err)) ||
+            (rc = shard_into(m, &s->w_up, SGLC_TP_COLUMN, r, tp, &w->w_up, err)) ||
+            (rc = shard_into(m, &s->w_down, SGLC_TP_ROW, r, tp, &w->w_down, err)))
+            break;
+    }
+    if (rc == SGLC_OK) {
+        *out = m;
+        return SGLC_OK;
+    }
+cleanup:
+    sglc_model_close(m);
+    return rc;
+}
+
+/* --tp-size N > 1: N backends of the device, the model opened once (host data on rank 0's
+ * backend), split into N rank models, each quantized (--quantization) and prepared on its own
+ * backend, and a communicator over the N. */
+static int load_tp(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
+                   const char *device, sglc_err *err) {
+    const int32_t tp = p->tp_size;
+    if (tp > SGLC_TP_MAX)
+        return sglc_err_set(err, SGLC_ERR_ARG, "--tp-size %d: at most %d ranks (one host)", tp,
+                            SGLC_TP_MAX);
+    int count = sglc_backend_device_count(device);
+    if (count >= 0 && count < tp)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "--tp-size %d on %s: only %d GPU%s visible",
+                            tp, device, count, count == 1 ? "" : "s");
+    if (count >= 0 && !sglc_comm_has_nccl())
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "--tp-size %d on %s: this build has no NCCL (configure with "
+                            "-DSGLC_NCCL=ON where NCCL is installed)",
+                            tp, device);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = p->n_threads > 0 ? p->n_threads : (int)(cores > 0 ? cores : 1);
+    /* CPU ranks run one after another on the caller's thread: the cores are split so that no
+     * two ranks' pools spin on one core */
+    const int per_rank = threads / tp > 0 ? threads / tp : 1;
+    sglc_backend *bes[SGLC_TP_MAX] = {0};
+    sglc_model *src = NULL, *ranks[SGLC_TP_MAX] = {0};
+    sglc_model_tp *g = NULL;
+    int rc = SGLC_OK;
+    for (int32_t r = 0; r < tp && rc == SGLC_OK; r++) {
+        sglc_backend_params bp = {.n_threads = per_rank,
+                                  /* CUDA graphs around NCCL calls: not yet (issue 17) */
+                                  .disable_cuda_graph = 1,
+                                  .cuda_graph_max_bs = p->cuda_graph_max_bs,
+                                  .device_index = r,
+                                  .deterministic = p->deterministic};
+        rc = sglc_backend_open(&bes[r], device, &bp, err);
+    }
+    if (rc) goto cleanup;
+    use_rank(bes[0]); /* the whole model's rope_freqs land on rank 0 */
+    if ((rc = sglc_model_open_unprepared(&src, p->path, bes[0], err)) != 0 ||
+        (rc = tp_split_sizes(src, tp, err)) != 0)
+        goto cleanup;
+    for (int32_t r = 0; r < tp && rc == SGLC_OK; r++)
+        rc = tp_make_rank(src, r, tp, bes[r], &ranks[r], err);
+    if (rc) goto cleanup;
+    /* rank 0 takes over what the shards point into */
+    ranks[0]->gguf = src->gguf, ranks[0]->st = src->st, ranks[0]->rope_freqs = src->rope_freqs;
+    src->gguf = NULL, src->st = NULL, src->rope_freqs = NULL;
+    for (size_t i = 0; i < src->n_host_owned && rc == SGLC_OK; i++) {
+        rc = add_owned(ranks[0], src->host_owned[i], err);
+        src->host_owned[i] = NULL;
+    }
+    if (rc) goto cleanup;
+    for (int32_t r = 0; r < tp && rc == SGLC_OK; r++) {
+        use_rank(bes[r]);
+        if ((rc = sglc_model_apply_quant_preset(ranks[r], p->quantization, p->path, per_rank,
+                                                r == 0 && p->say ? p->say : say_nothing, err)) == 0)
+            rc = sglc_model_prepare(ranks[r], err);
+    }
+    if (rc) goto cleanup;
+    g = calloc(1, sizeof *g);
+    if (!g) {
+        rc = sglc_err_set(err, SGLC_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    if ((rc = sglc_comm_open(&g->comm, bes, tp, err)) != 0) goto cleanup;
+    g->n = tp;
+    for (int32_t r = 0; r < tp; r++)
+        g->rank[r] = ranks[r], g->be[r] = bes[r];
+    ranks[0]->tp = g;
+    sglc_model_close(src);
+    *be = bes[0];
+    *m = ranks[0];
+    if (p->say) {
+        char line[160];
+        snprintf(line, sizeof line,
+                 "tensor parallel: %d ranks on %s, %d heads / %d KV heads / %d ffn rows each", tp,
+                 device, ranks[0]->tp_n_head, ranks[0]->tp_n_head_kv, ranks[0]->tp_n_ff);
+        p->say(line);
+    }
+    return SGLC_OK;
+cleanup:
+    if (g) sglc_comm_close(g->comm);
+    free(g);
+    for (int32_t r = tp - 1; r >= 0; r--) {
+        if (bes[r]) use_rank(bes[r]);
+        sglc_model_close(ranks[r]);
+    }
+    sglc_model_close(src);
+    for (int32_t r = tp - 1; r >= 0; r--)
+        sglc_backend_close(bes[r]);
+    return rc;
+}
+
 int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
                     sglc_err *err) {
     *be = NULL;
@@ -292,6 +531,7 @@ int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_par
                                              : "no CUDA GPU visible; --device cuda to require one");
         if (p->say) p->say(line);
     }
+    if (p->tp_size > 1) return load_tp(be, m, p, device, err);
     int rc;
     if ((rc = sglc_backend_open(be, device, &bp, err)) != 0 ||
         (rc = sglc_model_open_unprepared(m, p->path, *be, err)) != 0 ||
@@ -336,6 +576,18 @@ cleanup:
 
 void sglc_model_close(sglc_model *m) {
     if (!m) return;
+    if (m->tp) {
+        /* the other ranks point into rank 0's host data: they go first */
+        sglc_model_tp *g = m->tp;
+        sglc_comm_close(g->comm);
+        for (int32_t r = g->n - 1; r >= 1; r--) {
+            use_rank(g->be[r]);
+            sglc_model_close(g->rank[r]);
+            sglc_backend_close(g->be[r]);
+        }
+        use_rank(m->be);
+        free(g);
+    }
     free(m->layers);
     if (m->rope_freqs) m->be->ops->free(m->be, m->rope_freqs);
     for (size_t i = 0; i < m->n_host_owned; i++)

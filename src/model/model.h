@@ -53,7 +53,24 @@ typedef struct {
     size_t n_host_owned;  /* entries in host_owned */
     const char *path;     /* borrowed from the caller for messages */
     int prepared;         /* every weight went through the backend's prepare_weight */
+    /* Tensor parallelism (issue 17, the Megatron split of model/tp.h): the layer weights are
+     * rank tp_rank's shards of tp_size; tp_n_head, tp_n_head_kv and tp_n_ff are the query
+     * heads, KV heads and feed-forward rows this rank computes (when n_head_kv < tp_size, each
+     * KV head is replicated on tp_size / n_head_kv ranks). Embedding, output norm and output
+     * head are replicated on every rank (vocabulary-parallel is a later step). tp_size 1: the
+     * whole model, tp NULL. Rank 0 of a group owns the group (tp): the other ranks' models and
+     * backends and the communicator; the front ends see only rank 0. */
+    int32_t tp_size, tp_rank, tp_n_head, tp_n_head_kv, tp_n_ff;
+    struct sglc_model_tp *tp;
 } sglc_model;
+
+#define SGLC_TP_MAX 8 /* ranks of a tensor-parallel group: the GPUs of one host */
+typedef struct sglc_model_tp {
+    int32_t n;
+    sglc_model *rank[SGLC_TP_MAX]; /* rank[0] is the model holding this; the others owned */
+    sglc_backend *be[SGLC_TP_MAX]; /* be[0] is the caller's; the others owned */
+    sglc_comm *comm;               /* owned */
+} sglc_model_tp;
 
 /* Loads a GGUF model onto backend be (borrowed; must outlive the model). Validates the
  * architecture keys against the tensors; refuses unknown architectures and weight types the
@@ -87,11 +104,21 @@ typedef struct {
     int disable_cuda_graph;   /* GPU backends: no decode graphs */
     int cuda_graph_max_bs;    /* GPU backends: largest captured decode batch (0: default) */
     int deterministic;        /* GPU backends: batch-invariant kernels */
+    /* --tp-size: ranks of tensor parallelism (<= 1: one). N backends of the device (CPU:
+     * n_threads split between them; CUDA: GPUs 0..N-1, with NCCL, no decode graphs yet). */
+    int tp_size;
     void (*say)(const char *line);
 } sglc_model_load_params;
 int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,
                     sglc_err *err);
 void sglc_model_close(sglc_model *m);
+/* Rank r (0 <= r < m->tp_size) of m's group; m itself for tp_size 1. */
+static inline sglc_model *sglc_model_rank(sglc_model *m, int32_t r) {
+    return m->tp ? m->tp->rank[r] : m;
+}
+/* 1 when p (a weight's host data) lies in m's file mapping, not in a host copy made at load:
+ * only then may its pages be dropped (sglc_drop_mapped_pages) once the backend has its copy. */
+int sglc_model_host_is_mapped(const sglc_model *m, const void *p);
 /* Gives the page cache back the whole pages of [p, p + bytes) in a read-only file mapping once
  * their content has been copied or converted (nothing is lost: a later read faults them back in),
  * so the resident set does not hold both the copy and its source. */

@@ -52,7 +52,8 @@ static int quantize_one_on_device(sglc_model *m, sglc_weight *w, int bits, int g
     int rc = m->be->ops->quantize_affine(m->be, w, bits, group, &q, err);
     if (rc) return rc;
     /* the op has read the source: drop its pages when they came from the file mapping */
-    if (m->st || m->gguf) sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
+    if (sglc_model_host_is_mapped(m, w->host))
+        sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
     /* quantizing a model already on its backend: the float copy's device memory goes back */
     if (m->prepared && m->be->ops->release_weight) m->be->ops->release_weight(m->be, w);
     *w = q;
@@ -82,7 +83,8 @@ static int quantize_one(sglc_model *m, sglc_weight *w, int bits, int group, sglc
     quant_ctx c = {w, wq, sc, bi, bits, group, es};
     sglc_threadpool_run(tp, quant_task, &c);
     /* drop the source pages only when they came from the file mapping */
-    if (m->st || m->gguf) sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
+    if (sglc_model_host_is_mapped(m, w->host))
+        sglc_drop_mapped_pages(w->host, (size_t)w->n * (size_t)w->k * es);
     sglc_weight q = *w;
     q.type = SGLC_WTYPE_MLX_AFFINE;
     q.host = wq;

@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from test_server import BINARY, QUICK, ROOT
+from test_server import BINARY, QUICK, ROOT, free_port
 
 GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 HF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct-hf")
@@ -223,8 +223,8 @@ def test_common_sglang_flags_accepted_and_logged(tmp_path):
 
 @pytest.mark.parametrize("cmd", ["serve", "bench_one_batch", "bench_offline_throughput"])
 @pytest.mark.parametrize("args,needle", [
-    (["--tp-size", "2"], "--tp-size 2: tensor parallelism is not available"),
-    (["--tp", "4"], "--tp 4: tensor parallelism is not available"),
+    (["--tp-size", "16"], "--tp-size 16: tensor parallelism spans the GPUs of one host"),
+    (["--tp", "9"], "--tp 9: tensor parallelism spans the GPUs of one host"),
     (["--dp-size", "2"], "sglang-router"),
     (["--kv-cache-dtype", "fp8_e5m2"], "fp8"),
     (["--attention-backend", "nonsense"], "--attention-backend: 'nonsense' is not supported"),
@@ -236,6 +236,17 @@ def test_refused_with_one_line(cmd, args, needle):
                        text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["serve", "bench_one_batch", "bench_offline_throughput"])
+def test_tp_size_the_model_does_not_split(cmd):
+    # the default model's 9 attention heads split 3 ways (test_tp_model), not 2: refused at load
+    port = ["--port", str(free_port())] if cmd == "serve" else []
+    r = subprocess.run([BINARY, cmd, "--model-path", GGUF, "--device", "cpu", "--tp-size", "2",
+                        *port], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "--tp-size 2: the model's 9 attention heads do not split 2 ways" in last, r.stderr
 
 
 def test_hub_id_not_in_cache_says_so(tmp_path):

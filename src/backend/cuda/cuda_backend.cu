@@ -593,6 +593,13 @@ static int cu_reserve(sglc_backend *be, const sglc_weight *const *ws, size_t n, 
 
 static void cu_close(sglc_backend *be);
 
+/* several backends on one host thread (tensor parallelism): each call sequence of a rank
+ * starts here, so that its allocations, copies and kernels go to its GPU */
+static void cu_activate(sglc_backend *be) {
+    cuda_impl *im = cuda_impl_of(be);
+    CUDA_CHECK(im, cudaSetDevice(im->device));
+}
+
 static sglc_backend_ops make_ops(void) {
     sglc_backend_ops o;
     memset(&o, 0, sizeof o);
@@ -600,6 +607,7 @@ static sglc_backend_ops make_ops(void) {
     o.wants_rope_table = 1;
     o.close = cu_close;
     o.mem_info = cu_mem_info;
+    o.activate = cu_activate;
     o.begin_step = cu_begin_step;
     o.decode_pad = cu_decode_pad;
     o.end_step = cu_end_step;
@@ -652,6 +660,7 @@ extern "C" void sglc_cuda_graph_stats(sglc_backend *be, int64_t *captures, int64
 static void cu_close(sglc_backend *be) {
     cuda_impl *im = cuda_impl_of(be);
     if (im) {
+        CUDA_CHECK(im, cudaSetDevice(im->device));
         if (im->stream) CUDA_CHECK(im, cudaStreamSynchronize(im->stream));
         cuda_quant_release(im);
         drop_graphs(im);

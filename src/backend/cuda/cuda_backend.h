@@ -17,6 +17,14 @@ int sglc_cuda_device_count(void);
 /* Decode graphs captured and replayed so far by a CUDA backend (tests and logs). */
 void sglc_cuda_graph_stats(sglc_backend *be, int64_t *captures, int64_t *replays);
 
+#ifdef SGLC_HAVE_NCCL
+/* NCCL communicators over n CUDA backends of one process, rank r on ranks[r]'s GPU
+ * (backend.h's communicator; cuda_comm.cu). */
+int sglc_cuda_comm_open(void **out, sglc_backend *const *ranks, int n, sglc_err *err);
+void sglc_cuda_comm_close(void *comm);
+void sglc_cuda_comm_all_reduce_sum(void *comm, float *const *bufs, int64_t n);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
