@@ -230,7 +230,14 @@ int main(void) {
     test_engine(gguf);
     char hf[4096];
     snprintf(hf, sizeof hf, "%s/models/SmolLM2-135M-Instruct-hf", test_source_dir());
-    agreement(gguf, "gguf Q4_1", 20, 4.0, 0.75);
-    agreement(hf, "hf folder f32", 48, 1e-3, 0.05);
+    if (getenv("SGLC_SANITIZER_BUILD")) {
+        /* the agreement runs (4 x 50 prompts, about 4 minutes on 2 cores in Release) check
+         * arithmetic, which the Release build of this test checks; under ASan the memory of
+         * the split, the engine and the refusals above is what is checked */
+        printf("agreement runs: in the Release build only (SGLC_SANITIZER_BUILD)\n");
+    } else {
+        agreement(gguf, "gguf Q4_1", 20, 4.0, 0.75);
+        agreement(hf, "hf folder f32", 48, 1e-3, 0.05);
+    }
     TEST_MAIN_END();
 }
