@@ -13,6 +13,7 @@
 
 #include "model/tp.h"
 #include "quant/ggml_types.h"
+#include "quant/mlx_affine.h"
 
 static const char *const k_arch_names[SGLC_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
 
@@ -343,6 +344,27 @@ static int shard_into(sglc_model *m, const sglc_weight *src, sglc_tp_split split
     return add_owned(m, owned, err);
 }
 
+/* bytes of a weight's data (and MLX scales and biases); 0 when absent */
+static size_t weight_data_bytes(const sglc_weight *w) {
+    if (!w->present || w->n <= 0 || w->k <= 0) return 0;
+    if (w->type == SGLC_WTYPE_MLX_AFFINE) {
+        const size_t es = w->q_dtype == SGLC_GGML_TYPE_F32 ? 4 : 2;
+        return (size_t)w->n * ((size_t)sglc_mlx_affine_row_words(w->k, w->q_bits) * 4 +
+                               2 * (size_t)(w->k / w->q_group) * es);
+    }
+    return (size_t)w->n * sglc_ggml_row_bytes(w->type, w->k);
+}
+
+/* the bytes of a layer's split matrices and their biases */
+static size_t layer_bytes(const sglc_layer_weights *w) {
+    const sglc_weight *ws[] = {&w->wq, &w->bq, &w->wk,     &w->bk,   &w->wv,    &w->bv,
+                               &w->wo, &w->bo, &w->w_gate, &w->w_up, &w->w_down};
+    size_t b = 0;
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        b += weight_data_bytes(ws[i]);
+    return b;
+}
+
 /* Rank r's model from the whole one (src, unprepared, on rank 0's backend): the layer weights
  * become the rank's shards; the rest is shared (views of src's host data, which rank 0 keeps:
  * it takes over src's file mappings and host copies, so rank 0 must be closed last). */
@@ -413,6 +435,10 @@ static int tp_make_rank(sglc_model *src, int32_t r, int32_t tp, sglc_backend *be
             break;
     }
     if (rc == SGLC_OK) {
+        /* the rank holds its shards of the layer matrices and all of the rest */
+        for (int32_t l = 0; l < c->n_layer; l++)
+            m->weight_bytes =
+                m->weight_bytes - layer_bytes(&src->layers[l]) + layer_bytes(&m->layers[l]);
         *out = m;
         return SGLC_OK;
     }
@@ -473,12 +499,21 @@ static int load_tp(sglc_backend **be, sglc_model **m, const sglc_model_load_para
         src->host_owned[i] = NULL;
     }
     if (rc) goto cleanup;
+    /* one "Quantization complete" line for the group: every rank's shards, summed */
+    sglc_model_quant_stats qsum = {0};
     for (int32_t r = 0; r < tp && rc == SGLC_OK; r++) {
         use_rank(bes[r]);
-        if ((rc = sglc_model_apply_quant_preset(ranks[r], p->quantization, p->path, per_rank,
-                                                r == 0 && p->say ? p->say : say_nothing, err)) == 0)
+        sglc_model_quant_stats qs;
+        if ((rc = sglc_model_apply_quant_preset_stats(ranks[r], p->quantization, p->path, per_rank,
+                                                      r == 0 && p->say ? p->say : say_nothing, &qs,
+                                                      err)) == 0)
             rc = sglc_model_prepare(ranks[r], err);
+        qsum.seconds += qs.seconds;
+        qsum.bytes_before += qs.bytes_before;
+        qsum.bytes_after += qs.bytes_after;
+        qsum.n_quantized += qs.n_quantized;
     }
+    if (rc == SGLC_OK && qsum.n_quantized > 0 && p->say) sglc_model_say_quant_done(&qsum, p->say);
     if (rc) goto cleanup;
     g = calloc(1, sizeof *g);
     if (!g) {

@@ -141,6 +141,12 @@ int sglc_quant_preset_bits(const char *preset);
  * line for an already quantized model to say(). */
 int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char *model_path,
                                   int n_threads, void (*say)(const char *line), sglc_err *err);
+/* The same, but the "Quantization complete" line is left to the caller: stats gets the
+ * figures (zeros when nothing was quantized), which sglc_model_say_quant_done says. */
+int sglc_model_apply_quant_preset_stats(sglc_model *m, const char *preset, const char *model_path,
+                                        int n_threads, void (*say)(const char *line),
+                                        sglc_model_quant_stats *stats, sglc_err *err);
+void sglc_model_say_quant_done(const sglc_model_quant_stats *qs, void (*say)(const char *line));
 /* 1 when the model's matrices are stored quantized (MLX affine or a ggml integer type). */
 int sglc_model_is_quantized(const sglc_model *m);
 const char *sglc_arch_name(sglc_arch arch);

@@ -189,8 +189,21 @@ int sglc_quant_preset_bits(const char *preset) {
     return -1;
 }
 
-int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char *model_path,
-                                  int n_threads, void (*say)(const char *line), sglc_err *err) {
+void sglc_model_say_quant_done(const sglc_model_quant_stats *qs, void (*say)(const char *line)) {
+    char line[256];
+    snprintf(line, sizeof line,
+             "Quantization complete in %.2fs \xe2\x80\x94 weight memory: %.2f GB -> %.2f GB "
+             "(%.1f%% reduction)",
+             qs->seconds, (double)qs->bytes_before / 1e9, (double)qs->bytes_after / 1e9,
+             qs->bytes_before ? 100.0 * (1.0 - (double)qs->bytes_after / (double)qs->bytes_before)
+                              : 0.0);
+    say(line);
+}
+
+int sglc_model_apply_quant_preset_stats(sglc_model *m, const char *preset, const char *model_path,
+                                        int n_threads, void (*say)(const char *line),
+                                        sglc_model_quant_stats *stats, sglc_err *err) {
+    if (stats) memset(stats, 0, sizeof *stats);
     int bits = sglc_quant_preset_bits(preset);
     if (bits == 0) return SGLC_OK;
     if (bits < 0)
@@ -209,12 +222,14 @@ int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char 
     sglc_model_quant_stats qs;
     int rc = sglc_model_quantize_mlx(m, bits, 64, n_threads, &qs, err);
     if (rc) return rc;
-    snprintf(line, sizeof line,
-             "Quantization complete in %.2fs \xe2\x80\x94 weight memory: %.2f GB -> %.2f GB "
-             "(%.1f%% reduction)",
-             qs.seconds, (double)qs.bytes_before / 1e9, (double)qs.bytes_after / 1e9,
-             qs.bytes_before ? 100.0 * (1.0 - (double)qs.bytes_after / (double)qs.bytes_before)
-                             : 0.0);
-    say(line);
+    if (stats)
+        *stats = qs; /* the caller says the result (tensor parallel: summed over the ranks) */
+    else
+        sglc_model_say_quant_done(&qs, say);
     return SGLC_OK;
+}
+
+int sglc_model_apply_quant_preset(sglc_model *m, const char *preset, const char *model_path,
+                                  int n_threads, void (*say)(const char *line), sglc_err *err) {
+    return sglc_model_apply_quant_preset_stats(m, preset, model_path, n_threads, say, NULL, err);
 }
