@@ -16,10 +16,24 @@ for i in $(seq 1 "$runs"); do
       --batch-size 1 --input-len 512 --output-len 128
   done
 done
+# the CPU-exact f16 attention (contexts <= 2048 keys, cuda_attention.cu; the default for GGUF
+# quantized models) against the split online softmax (SGLC_CUDA_EXACT_ATTN_KEYS=0),
+# alternating, on QMODEL (default MODEL)
+for i in $(seq 1 "$runs"); do
+  for v in 2048 0; do
+    label="bs1 exact_attn_keys=$v run $i:" one env SGLC_CUDA_EXACT_ATTN_KEYS=$v "$b/sglc" \
+      bench_one_batch --model-path "${QMODEL:-$m}" --batch-size 1 --input-len 512 --output-len 128
+  done
+done
 for bs in 2 4 8 16 32; do
   label="bs$bs pdl=1:" one "$b/sglc" bench_one_batch --model-path "$m" --batch-size $bs \
     --input-len 512 --output-len 128
 done
+# offline throughput, SGLang's output lines (the 1,000 x 1,024/1,024 run is for the 8B
+# shape; this is the quick one on this model)
+"$b/sglc" bench_offline_throughput --model-path "$m" --num-prompts 256 --random-input-len 512 \
+  --random-output-len 256 --random-range-ratio 0.5 2>&1 | grep -E "throughput|Benchmark|Successful|tok/s" |
+  sed 's/^/offline: /'
 label="bs1 no graphs:" one "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 \
   --input-len 512 --output-len 128 --disable-cuda-graph
 label="bs1 deterministic:" one "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 \
@@ -50,4 +64,13 @@ print('ncu: %d kernels, %.1f us in kernels' % (sum(v[0] for v in agg.values()), 
 for n, (c, t) in sorted(agg.items(), key=lambda x: -x[1][1]):
     print('ncu: %5d %9.1f us  %6.2f us each  %s' % (c, t, t / c, n))
 PY
+fi
+# what bounds the matrix-vector kernels: speed of light, occupancy, stall reasons, one decode
+# step's worth (graphs off)
+if command -v ncu >/dev/null && [[ -n ${NCU_SECTIONS:-} ]]; then
+  timeout 150 ncu --clock-control none --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \
+    -k regex:'k_fmv|k_attn' --launch-skip 400 --launch-count 8 "$b/sglc" bench_one_batch \
+    --model-path "$m" --batch-size 1 --input-len 512 --output-len 16 --disable-cuda-graph 2>&1 |
+    grep -vE '^==PROF==' | head -400
 fi

@@ -1227,7 +1227,10 @@ static void test_quantize_affine_all(sglc_backend *be) {
 int main(void) {
     /* cuda twice: its default kernels, then --enable-deterministic-inference (the CPU-parity
      * attention and products; its "cuda vs cpu" lines say how close to the CPU's bits) */
-    static const char *const backends[] = {"cpu", "cpu-ggml", "cuda", "cuda"};
+    /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
+     * models use (the runs before have quantized weights loaded, which selects the CPU-exact
+     * attention) */
+    static const char *const backends[] = {"cpu", "cpu-ggml", "cuda", "cuda", "cuda"};
     const wfmt fmts[] = {
         {SGLC_GGML_TYPE_F32, 0, 1e-5, "F32"},       {SGLC_GGML_TYPE_F16, 0, 2e-3, "F16"},
         {SGLC_GGML_TYPE_BF16, 0, 1e-2, "BF16"},     {SGLC_GGML_TYPE_Q8_0, 0, 1e-2, "Q8_0"},
@@ -1241,6 +1244,10 @@ int main(void) {
         sglc_err err = {{0}};
         sglc_backend_params bp = {.n_threads = 2, .deterministic = bi == 3};
         if (bi == 3) printf("cuda with --enable-deterministic-inference:\n");
+        if (bi == 4) {
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0:\n");
+            setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
+        }
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
             if (strcmp(backends[bi], "cuda") == 0)
                 printf("cuda: not tested here (no GPU visible, or no CUDA in this build): %s\n",

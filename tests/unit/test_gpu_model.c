@@ -32,11 +32,14 @@ static int load_prompts(void) {
 /* The CPU's greedy tokens against the GPU's argmax along them (teacher-forced, as
  * test_model_golden measures the CPU against llama.cpp): tokens that agree, prompts whose 32
  * tokens all agree, the CPU's largest top-1 margin where they disagree, and the largest logit
- * difference after the prompts. Bounds as the CPU's own against llama.cpp: this 135M Q4_1
- * model's 8-bit activations flip near-ties (llama.cpp agrees with itself on 23-25 of 50 prompts
- * across batch sizes, tests/golden/greedy_llamacpp_self_agreement.txt), so the issue's "45 of
- * 50" is reported, and what is asserted is token agreement at llama.cpp's self-agreement
- * (97 %) with every disagreement a near-tie. */
+ * difference after the prompts. This 135M Q4_1 model rounds its activations to 8 bits before
+ * every product, which turns a one-ulp difference into a different token (llama.cpp agrees
+ * with itself on 23-25 of 50 prompts across batch sizes,
+ * tests/golden/greedy_llamacpp_self_agreement.txt; the CPU at --tp-size 3, which only reorders
+ * sums, on 25). On one GPU the kernels follow the CPU's arithmetic to the bit (the exact
+ * Q4_1 / Q8_0 products, the CPU's attention for GGUF quantized models, its exp, RoPE table
+ * and norm), so the issue's 45 of 50 is asserted there; across GPU ranks the sums are
+ * reordered and only the llama.cpp-like bounds hold. */
 static void agreement(const char *path, const char *what, int det, int expect_exact, int tp) {
     sglc_model_load_params cpu = {.path = path, .device = "cpu"};
     sglc_model_load_params gpu = {
@@ -121,8 +124,8 @@ int main(void) {
     const char *gguf = test_default_model();
     char hf[4096];
     snprintf(hf, sizeof hf, "%s/models/SmolLM2-135M-Instruct-hf", test_source_dir());
-    agreement(gguf, "gguf", 0, 18, 1);
-    agreement(gguf, "gguf", 1, 18, 1);
+    agreement(gguf, "gguf", 0, 45, 1);
+    agreement(gguf, "gguf", 1, 45, 1);
     agreement(hf, "hf folder", 0, 45, 1); /* f32 weights: no activation rounding on either side */
     /* tensor parallelism over 3 GPUs (NCCL), the default model's split (test_tp_model has the
      * CPU's): the same bounds, with the ranks' summation order on top */

@@ -12,7 +12,20 @@
  * rounded to f16 before weighting V, a second pass over the keys once the softmax's max and sum
  * are known. Measured on the H200 (test_backend_ops "cuda vs cpu"): the CPU's output to 0-7e-6
  * with the roundings. They cost decode speed (the default model at batch 1: 683 -> 294 tok/s,
- * unsplit and two passes), so the default path keeps the split online softmax in f32. The grid
+ * unsplit and two passes), so long contexts keep the split online softmax in f32.
+ *
+ * An f16 cache with head_dim a multiple of 64 and a context of at most ATT_EXACT_KEYS (2048)
+ * keys takes the CPU's own kernel, operation for operation (att_cpu_short below), when the
+ * model has GGUF quantized weights: its scores and slots fit in shared memory, so the block
+ * reads K and V once, and the result is the CPU's to the bit. Those models need it: their
+ * activations are rounded to 8 bits before each product (Q8_1 / Q8_0), which turns a one-ulp
+ * difference into a whole quantization step and then into a different token (the default Q4_1
+ * model with the split f32 softmax: 23/50 golden prompts equal to the CPU's, logit differences
+ * up to 1.3; the CPU itself at --tp-size 3, which only reorders sums: 25/50; the f32 HF folder,
+ * which quantizes nothing, 50/50 on the split kernel). It is unsplit (one block per token and
+ * head) and its output is a chain over the keys, so it is slower at batch 1 (BENCHMARKS.md);
+ * float and MLX models keep the split kernel. SGLC_CUDA_EXACT_ATTN_KEYS=N sets the bound for
+ * every model (0: the split kernel always; capped at 2048). The grid
  * depends only on the token count (fixed per padded decode size); each block reads its
  * context length on the device and exits early when its range is empty, so a graph replays
  * correctly while contexts grow. */
@@ -24,6 +37,8 @@
 /* a split takes at least this many keys: the grid is fixed per step size (graphs), and each
  * block works out on the device how many of the n_splits its context really uses */
 #define ATT_MIN_KEYS 64
+/* the longest context whose scores and slots the CPU-exact kernel keeps in shared memory */
+#define ATT_EXACT_KEYS CUDA_EXACT_ATTN_KEYS
 
 __device__ __forceinline__ int att_eff_splits(int32_t ctx, int n_splits) {
     const int e = (ctx + ATT_MIN_KEYS - 1) / ATT_MIN_KEYS;
@@ -43,20 +58,129 @@ __device__ float block_max(float v, float *sh) {
     return r;
 }
 
+/* Deterministic mode over an f16 cache with head_dim a multiple of 64: the CPU's own kernel
+ * (kernels_avx2.c sglc_avx2_attn_f16), operation for operation, so a token's attention is the
+ * CPU's to the bit. Per key: q rounded to f16; 16 FMA chains over the head (lane l of two
+ * 8-lane accumulators, dims l and 8 + l of every 16), then the lanes summed as the CPU sums
+ * them: keys in a full group of 8 by its transpose-add, the last partial group by hsum_ps;
+ * times the scale. Softmax: e = the CPU's vector exp (vexp_scalar.h) of score - max, summed in
+ * 8 lanes (key s into lane s % 8, keys in order) and the lanes by hsum_ps, a float reciprocal,
+ * probabilities e * inv rounded to f16; out accumulated key after key with one FMA per value.
+ * Three passes over the keys (max, sum, output), one block per (token, head), unsplit. */
+__device__ __forceinline__ float att_cpu_score(const float *qs, const __half *kp, int hd,
+                                               bool full_group, float scale) {
+    float a0[8], a1[8];
+#pragma unroll
+    for (int l = 0; l < 8; l++)
+        a0[l] = 0.0f, a1[l] = 0.0f;
+    for (int i = 0; i < hd; i += 16) {
+        const uint4 w0 = *(const uint4 *)(kp + i), w1 = *(const uint4 *)(kp + i + 8);
+        const __half *h0 = (const __half *)&w0, *h1 = (const __half *)&w1;
+#pragma unroll
+        for (int l = 0; l < 8; l++) {
+            a0[l] = __fmaf_rn(qs[i + l], __half2float(h0[l]), a0[l]);
+            a1[l] = __fmaf_rn(qs[i + 8 + l], __half2float(h1[l]), a1[l]);
+        }
+    }
+    float a[8];
+#pragma unroll
+    for (int l = 0; l < 8; l++)
+        a[l] = __fadd_rn(a0[l], a1[l]);
+    const float v = full_group ? __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[1]), __fadd_rn(a[2], a[3])),
+                                           __fadd_rn(__fadd_rn(a[4], a[5]), __fadd_rn(a[6], a[7])))
+                               : __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[4]), __fadd_rn(a[2], a[6])),
+                                           __fadd_rn(__fadd_rn(a[1], a[5]), __fadd_rn(a[3], a[7])));
+    return __fmul_rn(v, scale);
+}
+
+/* The CPU-exact attention of one (token, head) over a context of at most ATT_EXACT_KEYS keys,
+ * with qs (shared) holding q rounded to f16: the scores and slots go to shared memory (sc, sl),
+ * so K and V are read once; then the max, the CPU's exp and 8-lane sum, the f16 probabilities
+ * and the key-after-key output as in k_attn_cpu's three passes. */
+__device__ void att_cpu_short(const float *qs, const __half *kc, const __half *vc,
+                              const int32_t *slots, int32_t ctx, int hd, size_t kvd, int kvh,
+                              float scale, float *o, float *sc, int32_t *sl, float *redf,
+                              float *lanes) {
+    const int tid = threadIdx.x;
+    const int32_t full = ctx & ~7;
+    float m = -INFINITY;
+    for (int32_t s = tid; s < ctx; s += ATT_THREADS) {
+        const int32_t slot = slots[s];
+        sl[s] = slot;
+        const float v =
+            att_cpu_score(qs, kc + (size_t)slot * kvd + (size_t)kvh * hd, hd, s < full, scale);
+        sc[s] = v;
+        m = fmaxf(m, v);
+    }
+    m = block_max(m, redf); /* its barriers publish sc and sl */
+    for (int32_t s = tid; s < ctx; s += ATT_THREADS)
+        sc[s] = cuda_v_expf(__fsub_rn(sc[s], m));
+    __syncthreads();
+    if (tid < 8) { /* key s in lane s % 8, each lane's keys in order */
+        float l = 0.0f;
+        for (int32_t s = tid; s < ctx; s += 8)
+            l = __fadd_rn(l, sc[s]);
+        lanes[tid] = l;
+    }
+    __syncthreads();
+    const float sum =
+        __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[4]), __fadd_rn(lanes[2], lanes[6])),
+                  __fadd_rn(__fadd_rn(lanes[1], lanes[5]), __fadd_rn(lanes[3], lanes[7])));
+    const float inv = __fdiv_rn(1.0f, sum);
+    for (int32_t s = tid; s < ctx; s += ATT_THREADS)
+        sc[s] = __half2float(__float2half_rn(__fmul_rn(sc[s], inv)));
+    __syncthreads();
+    const __half *vh = vc + (size_t)kvh * hd;
+    /* the chain over the keys is serial per dim; its loads are not: 16 in flight at a time
+     * (a block per (token, head) leaves most SMs idle at batch 1, so latency is the bound) */
+    for (int d = tid; d < hd; d += ATT_THREADS) {
+        float a = 0.0f;
+        int32_t s = 0;
+        for (; s + 16 <= ctx; s += 16) {
+            __half v16[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v16[j] = vh[(size_t)sl[s + j] * kvd + d];
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                a = __fmaf_rn(sc[s + j], __half2float(v16[j]), a);
+        }
+        for (; s < ctx; s++)
+            a = __fmaf_rn(sc[s], __half2float(vh[(size_t)sl[s] * kvd + d]), a);
+        o[d] = a;
+    }
+}
+
 template <bool F16, bool PAR>
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attn(const float *q, const void *kc, const void *vc, float *out, float *part,
-           sglc_batch_dev b, int n_head, int n_kv, int hd, float scale, int n_splits) {
+           sglc_batch_dev b, int n_head, int n_kv, int hd, float scale, int n_splits,
+           int exact_keys) {
+    /* the CPU-exact kernel's scores and slots (f16 cache, default mode) */
+    constexpr int XK = F16 && !PAR ? ATT_EXACT_KEYS : 1;
     __shared__ float qs[ATT_MAX_HD];
     __shared__ float ps[ATT_THREADS];
     __shared__ int32_t sl[ATT_THREADS];
     __shared__ float redf[32];
+    __shared__ float xs[XK], lanes[8];
+    __shared__ int32_t xl[XK];
     const int t = blockIdx.z, h = blockIdx.y, split = blockIdx.x, tid = threadIdx.x;
     cuda_pdl_wait();
+    cuda_pdl_trigger();
     const int kvh = h / (n_head / n_kv);
     const size_t kvd = (size_t)n_kv * hd;
     const int32_t ctx = b.pos[t] + 1;
     const int32_t *slots = b.slot_table + b.seq_slot_start[b.seq[t]];
+    const float *qr = q + ((size_t)t * n_head + h) * hd;
+    if (F16 && !PAR && ctx <= exact_keys) { /* the CPU's arithmetic, in split 0 (see the top) */
+        if (split != 0) return;
+        for (int d = tid; d < hd; d += ATT_THREADS)
+            qs[d] = __half2float(__float2half_rn(qr[d]));
+        __syncthreads();
+        att_cpu_short(qs, (const __half *)kc, (const __half *)vc, slots, ctx, hd, kvd, kvh, scale,
+                      out + ((size_t)t * n_head + h) * hd, xs, xl, redf, lanes);
+        return;
+    }
     const int eff = n_splits > 1 ? att_eff_splits(ctx, n_splits) : 1;
     if (split >= eff) return; /* the combine reads only the splits the context uses */
     const int32_t chunk = (ctx + eff - 1) / eff;
@@ -67,7 +191,6 @@ __global__ void __launch_bounds__(ATT_THREADS)
     for (int i = 0; i < DPT; i++)
         acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    const float *qr = q + ((size_t)t * n_head + h) * hd;
     for (int d = tid; d < hd; d += ATT_THREADS)
         qs[d] = F16 && PAR ? __half2float(__float2half_rn(qr[d])) : qr[d];
     __syncthreads();
@@ -163,41 +286,6 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
-/* Deterministic mode over an f16 cache with head_dim a multiple of 64: the CPU's own kernel
- * (kernels_avx2.c sglc_avx2_attn_f16), operation for operation, so a token's attention is the
- * CPU's to the bit. Per key: q rounded to f16; 16 FMA chains over the head (lane l of two
- * 8-lane accumulators, dims l and 8 + l of every 16), then the lanes summed as the CPU sums
- * them: keys in a full group of 8 by its transpose-add, the last partial group by hsum_ps;
- * times the scale. Softmax: e = the CPU's vector exp (vexp_scalar.h) of score - max, summed in
- * 8 lanes (key s into lane s % 8, keys in order) and the lanes by hsum_ps, a float reciprocal,
- * probabilities e * inv rounded to f16; out accumulated key after key with one FMA per value.
- * Three passes over the keys (max, sum, output), one block per (token, head), unsplit. */
-__device__ __forceinline__ float att_cpu_score(const float *qs, const __half *kp, int hd,
-                                               bool full_group, float scale) {
-    float a0[8], a1[8];
-#pragma unroll
-    for (int l = 0; l < 8; l++)
-        a0[l] = 0.0f, a1[l] = 0.0f;
-    for (int i = 0; i < hd; i += 16) {
-        const uint4 w0 = *(const uint4 *)(kp + i), w1 = *(const uint4 *)(kp + i + 8);
-        const __half *h0 = (const __half *)&w0, *h1 = (const __half *)&w1;
-#pragma unroll
-        for (int l = 0; l < 8; l++) {
-            a0[l] = __fmaf_rn(qs[i + l], __half2float(h0[l]), a0[l]);
-            a1[l] = __fmaf_rn(qs[i + 8 + l], __half2float(h1[l]), a1[l]);
-        }
-    }
-    float a[8];
-#pragma unroll
-    for (int l = 0; l < 8; l++)
-        a[l] = __fadd_rn(a0[l], a1[l]);
-    const float v = full_group ? __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[1]), __fadd_rn(a[2], a[3])),
-                                           __fadd_rn(__fadd_rn(a[4], a[5]), __fadd_rn(a[6], a[7])))
-                               : __fadd_rn(__fadd_rn(__fadd_rn(a[0], a[4]), __fadd_rn(a[2], a[6])),
-                                           __fadd_rn(__fadd_rn(a[1], a[5]), __fadd_rn(a[3], a[7])));
-    return __fmul_rn(v, scale);
-}
-
 __global__ void __launch_bounds__(ATT_THREADS)
     k_attn_cpu(const float *q, const __half *kc, const __half *vc, float *out, sglc_batch_dev b,
                int n_head, int n_kv, int hd, float scale) {
@@ -207,8 +295,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
     __shared__ float redf[32];
     __shared__ float lanes[8];
     __shared__ float inv_sh;
+    __shared__ float xs[ATT_EXACT_KEYS];
+    __shared__ int32_t xl[ATT_EXACT_KEYS];
     const int t = blockIdx.z, h = blockIdx.y, tid = threadIdx.x;
     cuda_pdl_wait();
+    cuda_pdl_trigger();
     const int kvh = h / (n_head / n_kv);
     const size_t kvd = (size_t)n_kv * hd;
     const int32_t ctx = b.pos[t] + 1, full = ctx & ~7;
@@ -217,6 +308,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
     for (int d = tid; d < hd; d += ATT_THREADS)
         qs[d] = __half2float(__float2half_rn(qr[d]));
     __syncthreads();
+    if (ctx <= ATT_EXACT_KEYS) { /* the same arithmetic with K and V read once */
+        att_cpu_short(qs, kc, vc, slots, ctx, hd, kvd, kvh, scale,
+                      out + ((size_t)t * n_head + h) * hd, xs, xl, redf, lanes);
+        return;
+    }
     /* pass 0: the maximum score (exact in any order) */
     float m = -INFINITY;
     for (int32_t base = 0; base < ctx; base += ATT_THREADS) {
@@ -298,10 +394,12 @@ __global__ void __launch_bounds__(ATT_THREADS)
 /* out = the partials of the splits the context used, each rescaled to the common max: warp 0
  * turns the (max, sum) pairs into one weight per split, then every dim is one pass */
 __global__ void k_attn_combine(const float *part, float *out, sglc_batch_dev b, int n_head, int hd,
-                               int n_splits) {
+                               int n_splits, int exact_keys) {
     __shared__ float wt[ATT_MAX_SPLITS];
     cuda_pdl_wait();
+    cuda_pdl_trigger();
     const int h = blockIdx.x, t = blockIdx.y;
+    if (b.pos[t] + 1 <= exact_keys) return; /* written by the CPU-exact kernel */
     const int eff = att_eff_splits(b.pos[t] + 1, n_splits);
     const float *pp = part + ((size_t)t * n_head + h) * n_splits * (size_t)(hd + 2);
     if (threadIdx.x < 32) {
@@ -364,11 +462,17 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
                                    im->attn_part_floats);
     dim3 grid((unsigned)splits, (unsigned)p->n_head, (unsigned)b->n_tokens);
     sglc_batch_dev db = batch_dev_of(b);
+    /* contexts up to this many keys take the CPU-exact kernel (f16, head_dim % 64 == 0) */
+    const int xk = im->exact_attn_keys >= 0 ? im->exact_attn_keys
+                   : im->quant_acts         ? ATT_EXACT_KEYS
+                                            : 0;
+    const int exact =
+        p->kv_type == SGLC_GGML_TYPE_F16 && p->head_dim % 64 == 0 && !im->deterministic ? xk : 0;
     /* the CPU's f16 roundings in deterministic mode only (unsplit there: see the top) */
 #define ATTN(F16, PAR)                                                                             \
     cuda_launch(im, k_attn<F16, PAR>, grid, dim3(ATT_THREADS), q, k_cache, v_cache, out,           \
                 im->attn_part, db, (int)p->n_head, (int)p->n_head_kv, (int)p->head_dim, p->scale,  \
-                splits)
+                splits, exact)
     if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic && p->head_dim % 64 == 0)
         cuda_launch(im, k_attn_cpu, grid, dim3(ATT_THREADS), q, (const __half *)k_cache,
                     (const __half *)v_cache, out, db, (int)p->n_head, (int)p->n_head_kv,
@@ -383,6 +487,7 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     if (CUDA_LAUNCHED(im, "attention kernel") || splits == 1) return;
     dim3 cg((unsigned)p->n_head, (unsigned)b->n_tokens);
     cuda_launch(im, k_attn_combine, cg, dim3(p->head_dim >= 128 ? 128 : 64),
-                (const float *)im->attn_part, out, db, (int)p->n_head, (int)p->head_dim, splits);
+                (const float *)im->attn_part, out, db, (int)p->n_head, (int)p->head_dim, splits,
+                exact);
     CUDA_LAUNCHED(im, "attention combine kernel");
 }

@@ -294,6 +294,11 @@ static int cu_prepare_weight(sglc_backend *be, sglc_weight *w, sglc_err *err) {
         w->dev_packed = 0;
         return SGLC_OK;
     }
+    /* a GGUF quantized product rounds its activations to 8 bits (on the CPU, and on this
+     * backend's exact paths): the model's attention follows the CPU's bits (cuda_attention.cu) */
+    if (w->type != SGLC_GGML_TYPE_F32 && w->type != SGLC_GGML_TYPE_F16 &&
+        w->type != SGLC_GGML_TYPE_BF16)
+        im->quant_acts = 1;
     size_t rb = sglc_ggml_row_bytes(w->type, w->k);
     if (rb == 0 || __builtin_mul_overflow(rb, (size_t)w->n, &bytes))
         return sglc_err_set(err, SGLC_ERR_RANGE, "cuda backend: bad weight size %lld x %lld",
@@ -529,11 +534,17 @@ static void cu_end_step(sglc_backend *be) {
 /* The padded size a decode step of n tokens runs at: SGLang's capture sizes 1, 2, 4, 8 and
  * then every multiple of 8 up to --cuda-graph-max-bs, so at most max_bs / 8 + 4 graphs are
  * captured; larger steps (or graphs off) run unpadded, without a graph. */
-static int32_t cu_decode_pad(sglc_backend *be, int32_t n) {
-    cuda_impl *im = cuda_impl_of(be);
-    if (!im->graphs_enabled || n <= 0 || n > im->graph_max_bs) return n;
+static int32_t graph_size(const cuda_impl *im, int32_t n) { /* 0: no graph for n */
+    if (!im->graphs_enabled || n <= 0 || n > im->graph_max_bs) return 0;
     int32_t p = n <= 2 ? n : n <= 4 ? 4 : (n + 7) / 8 * 8;
-    return p > im->graph_max_bs ? n : p;
+    return p > im->graph_max_bs ? 0 : p;
+}
+static int32_t cu_decode_pad(sglc_backend *be, int32_t n) {
+    const int32_t p = graph_size(cuda_impl_of(be), n);
+    return p ? p : n;
+}
+static int cu_decode_graph(sglc_backend *be, int32_t n) {
+    return graph_size(cuda_impl_of(be), n) > 0;
 }
 
 /* ---- reserve ---- */
@@ -610,6 +621,7 @@ static sglc_backend_ops make_ops(void) {
     o.activate = cu_activate;
     o.begin_step = cu_begin_step;
     o.decode_pad = cu_decode_pad;
+    o.decode_graph = cu_decode_graph;
     o.end_step = cu_end_step;
     o.alloc = cu_alloc;
     o.free = cu_free;
@@ -715,6 +727,12 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->deterministic = p && p->deterministic;
     const char *de = getenv("SGLC_DETERMINISTIC");
     if (de && *de && strcmp(de, "0") != 0) im->deterministic = 1;
+    im->exact_attn_keys = -1; /* auto: CUDA_EXACT_ATTN_KEYS once a GGUF quantized weight loads */
+    const char *xe = getenv("SGLC_CUDA_EXACT_ATTN_KEYS");
+    if (xe && *xe) {
+        const long v = strtol(xe, NULL, 10);
+        im->exact_attn_keys = v < 0 ? 0 : v > CUDA_EXACT_ATTN_KEYS ? CUDA_EXACT_ATTN_KEYS : (int)v;
+    }
     const char *ge = getenv("SGLC_CUDA_GRAPHS");
     if (ge && strcmp(ge, "0") == 0) im->graphs_enabled = 0;
     cudaDeviceProp prop;

@@ -94,7 +94,6 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
     __shared__ float s_inv[NR];
     __shared__ double s_red[NR][FMV_WARPS];
     __shared__ float s_part[FMV_WARPS][NR][2];
-    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const int sub = wp % wpr; /* this warp's share of the row */
     int64_t o = (int64_t)blockIdx.x * (FMV_WARPS / wpr) + wp / wpr;
@@ -102,6 +101,14 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
     while (EPI != EPI_GLU && mi < m.nmat - 1 && o >= m.n[mi])
         o -= m.n[mi++];
     const bool live = o < m.n[mi];
+    if (live) { /* the weights first (cuda_prefetch_span): they do not wait for x */
+        const size_t rb = fmt_row_bytes(F, k);
+        cuda_prefetch_span(m.wd[mi] + (size_t)o * rb, rb, sub, wpr);
+        if (EPI == EPI_GLU) cuda_prefetch_span(m.wd[1] + (size_t)o * rb, rb, sub, wpr);
+    }
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
     float acc[NR], acc2[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
@@ -250,6 +257,8 @@ __global__ void k_fact_q8_1(const float *x, const float *g, float eps, int64_t k
                             float *dy, float *sy) {
     __shared__ float s_inv[1];
     const int r = blockIdx.x;
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
     if (g) {
         if (threadIdx.x < 32) {
             const float iv = warp_inv_rms(x + (size_t)r * (size_t)k, k, eps);
@@ -280,7 +289,15 @@ __global__ void __launch_bounds__(FMV_WARPS * 32)
     int mi = 0;
     while (EPI != EPI_GLU && mi < m.nmat - 1 && o >= m.n[mi])
         o -= m.n[mi++];
-    if (o >= m.n[mi]) return;
+    const bool live = o < m.n[mi];
+    if (live) { /* the weights before the wait (cuda_prefetch_span) */
+        const size_t rb = fmt_row_bytes(F, (int64_t)nb * 32);
+        cuda_prefetch_span(m.wd[mi] + (size_t)o * rb, rb, 0, 1);
+        if (EPI == EPI_GLU) cuda_prefetch_span(m.wd[1] + (size_t)o * rb, rb, 0, 1);
+    }
+    cuda_pdl_wait(); /* every block waits: a later kernel's wait must cover this one's inputs */
+    cuda_pdl_trigger();
+    if (!live) return;
     const int t0 = (int)blockIdx.y * CUDA_EXACT_NR;
     const int nt = rows - t0 < CUDA_EXACT_NR ? rows - t0 : CUDA_EXACT_NR;
     float acc[2];
@@ -359,8 +376,8 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
         } else {
             constexpr bool QA = F == FMT_Q4_0;
 #define FMV(NR, E)                                                                                 \
-    k_fmv<F, NR, QA, E><<<blocks, FMV_WARPS * 32, 0, im->stream>>>(m, w0->q_dtype, w0->q_group,    \
-                                                                   w0->k, x, nr, g, eps, wpr)
+    cuda_launch(im, k_fmv<F, NR, QA, E>, dim3(blocks), dim3(FMV_WARPS * 32), m, w0->q_dtype,       \
+                w0->q_group, w0->k, x, nr, g, eps, wpr)
 #define FMV_E(NR)                                                                                  \
     do {                                                                                           \
         if (epi == EPI_GLU)                                                                        \
@@ -391,7 +408,7 @@ static void launch_fexact(cuda_impl *im, int epi, const mv_mats &m, const sglc_w
     if (cuda_scratch_grow(im, &im->actq, &im->actq_bytes, cuda_exact_act_bytes(rows, k))) return;
     int8_t *qs = (int8_t *)im->actq;
     float *dy = (float *)(qs + (size_t)rows * (size_t)k), *sy = dy + rows * nb;
-    k_fact_q8_1<<<(unsigned)rows, 128, 0, im->stream>>>(x, g, eps, k, qs, dy, sy);
+    cuda_launch(im, k_fact_q8_1, dim3((unsigned)rows), dim3(128), x, g, eps, k, qs, dy, sy);
     if (CUDA_LAUNCHED(im, "activation quantization kernel")) return;
     int64_t out_rows = epi == EPI_GLU ? m.n[0] : 0;
     if (epi != EPI_GLU)
@@ -401,7 +418,8 @@ static void launch_fexact(cuda_impl *im, int epi, const mv_mats &m, const sglc_w
                     (unsigned)((rows + CUDA_EXACT_NR - 1) / CUDA_EXACT_NR));
     const int f = fmt_of(w0->type, w0->q_bits);
 #define FEX(F, E)                                                                                  \
-    k_fexact<F, E><<<grid, FMV_WARPS * 32, 0, im->stream>>>(m, (int)nb, qs, dy, sy, (int)rows)
+    cuda_launch(im, k_fexact<F, E>, grid, dim3(FMV_WARPS * 32), m, (int)nb, (const int8_t *)qs,    \
+                (const float *)dy, (const float *)sy, (int)rows)
     if (f == FMT_Q4_1) {
         if (epi == EPI_GLU)
             FEX(FMT_Q4_1, EPI_GLU);
@@ -488,6 +506,8 @@ __global__ void k_qk_norm_rope_kv(cuda_rope_args a, const int32_t *pos, const in
     __shared__ double s_red[32];
     const int t = blockIdx.x, h = blockIdx.y, hd = a.head_dim, half = a.rot_dim / 2;
     const size_t kvd = (size_t)a.n_head_kv * hd;
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
     if (h >= a.n_head + a.n_head_kv) { /* a v head */
         const int hv = h - a.n_head - a.n_head_kv;
         const float *vs = v + (size_t)t * kvd + (size_t)hv * hd;
@@ -559,9 +579,10 @@ void cuda_qk_norm_rope_kv(sglc_backend *be, const sglc_batch *b, float *q, float
     SGLC_ASSERT(p->kv_type == SGLC_GGML_TYPE_F16 || p->kv_type == SGLC_GGML_TYPE_F32);
     dim3 grid((unsigned)b->n_tokens, (unsigned)(p->n_head + 2 * p->n_head_kv));
     const int threads = p->head_dim >= 128 ? 128 : (p->head_dim + 31) / 32 * 32;
-    k_qk_norm_rope_kv<<<grid, threads, 0, im->stream>>>(
-        cuda_rope_args_of(p), b->pos, b->out_slot, q, k, v,
-        q_norm ? (const float *)q_norm->dev : NULL, k_norm ? (const float *)k_norm->dev : NULL, eps,
-        k_cache, v_cache, p->kv_type == SGLC_GGML_TYPE_F16);
+    cuda_launch(im, k_qk_norm_rope_kv, grid, dim3(threads), cuda_rope_args_of(p),
+                (const int32_t *)b->pos, (const int32_t *)b->out_slot, q, (const float *)k,
+                (const float *)v, q_norm ? (const float *)q_norm->dev : NULL,
+                k_norm ? (const float *)k_norm->dev : NULL, eps, k_cache, v_cache,
+                (int)(p->kv_type == SGLC_GGML_TYPE_F16));
     CUDA_LAUNCHED(im, "qk_norm_rope_kv kernel");
 }

@@ -36,6 +36,8 @@ extern "C" {
 #define CUDA_FLOAT_MATVEC_MAX_ROWS 2
 /* Q4_1 / Q8_0 products of up to this many tokens use the CPU-exact integer kernel
  * (cuda_matmul.cu); larger ones the tensor-core GEMM unless deterministic */
+/* the longest f16 context the CPU-exact attention holds in shared memory */
+#define CUDA_EXACT_ATTN_KEYS 2048
 #define CUDA_EXACT_MAX_ROWS 512
 #define CUDA_GRAPH_MAX_BS_DEFAULT 160
 #define CUDA_MAX_GRAPHS 512
@@ -142,7 +144,12 @@ typedef struct {
      * matrix-vector kernel 8 rows at a time and attention unsplit, so a row's result never
      * depends on the rest of its step */
     int deterministic;
-    int pdl; /* programmatic dependent launch for the decode kernels (cuda_launch) */
+    /* f16 contexts up to this many keys take the CPU-exact attention (cuda_attention.cu):
+     * SGLC_CUDA_EXACT_ATTN_KEYS (capped at CUDA_EXACT_ATTN_KEYS), or -1: CUDA_EXACT_ATTN_KEYS
+     * when quant_acts, else 0 */
+    int exact_attn_keys;
+    int quant_acts; /* a GGUF quantized weight was prepared (cu_prepare_weight) */
+    int pdl;        /* programmatic dependent launch for the decode kernels (cuda_launch) */
     cuda_mode mode;
     cuda_graph_entry graphs[CUDA_MAX_GRAPHS];
     int n_graphs;

@@ -30,6 +30,17 @@ __device__ __forceinline__ void cuda_pdl_trigger() {
 __device__ __forceinline__ void cuda_prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
+/* the n bytes at p into L2, the lanes of `parts` warps (this one is `part`) taking its 128-byte
+ * lines in turn. A decode kernel issues it for its weights before cuda_pdl_wait: the bytes it
+ * will read do not depend on the kernel before it, so their trip from memory overlaps that
+ * kernel's tail (programmatic dependent launch, cuda_launch). */
+__device__ __forceinline__ void cuda_prefetch_span(const void *p, size_t n, int part, int parts) {
+    const char *c = (const char *)p;
+    const size_t first = (size_t)(uintptr_t)c & 127u; /* lines, not bytes, from p's line */
+    for (size_t off = ((size_t)part * 32 + (threadIdx.x & 31)) * 128; off < n + first;
+         off += (size_t)parts * 32 * 128)
+        cuda_prefetch_l2(c - first + off);
+}
 
 /* e^x as the CPU backend computes it on AVX2 machines (backend/vexp_scalar.h, the scalar form
  * of ggml's vectorized expf): CUDA's expf differs from it in the last bits, and through the
