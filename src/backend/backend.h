@@ -191,6 +191,9 @@ typedef struct {
      * padded size of a captured graph, >= n; n when it runs without one). The model pads the
      * step with tokens that write a spare KV slot and whose logits nobody samples. */
     int32_t (*decode_pad)(sglc_backend *be, int32_t n_tokens);
+    /* Optional (NULL: never): 1 when a decode step of n tokens replays a captured graph (the
+     * decode log's "cuda graph: True") */
+    int (*decode_graph)(sglc_backend *be, int32_t n_tokens);
     /* Optional (NULL: nothing): makes the backend current for the calling thread before its
      * calls. Tensor parallelism drives several backends (ranks) from one host thread, and the
      * model calls this at each switch of rank: a GPU backend sets its device there. */

@@ -841,10 +841,11 @@ static void log_step(sglc_engine *e, const step *s) {
     pthread_mutex_lock(&e->smu);
     e->stats.last_gen_throughput = tput;
     pthread_mutex_unlock(&e->smu);
+    const int graph = e->be->ops->decode_graph && e->be->ops->decode_graph(e->be, e->n_running);
     sglc_log(SGLC_LOG_INFO,
-             "Decode batch. #running-req: %d, #token: %d, token usage: %.2f, cuda graph: False, "
+             "Decode batch. #running-req: %d, #token: %d, token usage: %.2f, cuda graph: %s, "
              "gen throughput (token/s): %.2f, #queue-req: %d",
-             e->n_running, used, usage, tput, e->n_waiting);
+             e->n_running, used, usage, graph ? "True" : "False", tput, e->n_waiting);
 }
 
 static step *build_step(sglc_engine *e, const step *inflight) {

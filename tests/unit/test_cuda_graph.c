@@ -213,6 +213,9 @@ int main(void) {
            (long long)cap, (long long)rep, STEPS, STEPS - 1);
     CHECKF(cap0 == 0 && rep0 == 0, "graphs off: %lld captures, %lld replays (expected none)",
            (long long)cap0, (long long)rep0);
+    /* what the decode log's "cuda graph: True|False" says */
+    CHECK(with.be->ops->decode_graph && with.be->ops->decode_graph(with.be, BS) == 1);
+    CHECK(without.be->ops->decode_graph(without.be, BS) == 0);
     printf("test_cuda_graph: %d steps identical with and without graphs (%lld capture, %lld "
            "replays)\n",
            STEPS, (long long)cap, (long long)rep);
