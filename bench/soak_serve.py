@@ -172,15 +172,20 @@ def main():
         # second half of the run is compared with the first (steady state).
         ref = before if on_gpu else mid
         grew = (after or 0) - (ref or 0)
+        # every KV slot is free or held only by the radix cache (evictable), none by a request
+        # (kv_used_tokens counts the slots requests hold, the cache's apart)
+        held = st.get("kv_used_tokens", -1)
         ok = (not errors and ref is not None and after is not None and grew <= a.slack_mb and
-              st.get("num_running_reqs", 1) == 0)
+              st.get("num_running_reqs", 1) == 0 and held == 0)
         print("soak: %d requests (every fifth hung up) in %.1f s on %s; %s memory %.1f MB after "
               "the first 32, %.1f MB at half, %.1f MB after all (%+.1f MB against the %s); "
-              "running %s, queued %s; %d errors: %s"
+              "running %s, queued %s; KV slots held by requests %d of %s (%s cached); "
+              "%d errors: %s"
               % (a.requests, time.time() - t0, "cuda" if on_gpu else "cpu",
                  "device" if on_gpu else "resident", before or -1, mid or -1, after or -1, grew,
                  "first 32" if on_gpu else "half", st.get("num_running_reqs"),
-                 st.get("num_queue_reqs"), len(errors), "PASS" if ok else "FAIL"))
+                 st.get("num_queue_reqs"), held, st.get("kv_pool_size"),
+                 st.get("kv_cached_evictable_tokens"), len(errors), "PASS" if ok else "FAIL"))
         for e in errors[:5]:
             print("  " + e)
         return 0 if ok else 1
