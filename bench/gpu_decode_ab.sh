@@ -10,10 +10,12 @@ runs="${RUNS:-5}"
 one() { # label env... -- args
   "$@" 2>&1 | grep -E "Decode\.  median" | sed "s|^|$label |"
 }
+# decode attention by kv head (k_attn_gqa, the default for f16 caches of float and MLX models)
+# against the per-head split kernel and its combine launch (SGLC_CUDA_ATTN_GQA=0), alternating
 for i in $(seq 1 "$runs"); do
   for v in 1 0; do
-    label="bs1 pdl=$v run $i:" one env SGLC_CUDA_PDL=$v "$b/sglc" bench_one_batch --model-path "$m" \
-      --batch-size 1 --input-len 512 --output-len 128
+    label="bs1 gqa_attn=$v run $i:" one env SGLC_CUDA_ATTN_GQA=$v "$b/sglc" bench_one_batch \
+      --model-path "$m" --batch-size 1 --input-len 512 --output-len 128
   done
 done
 # the CPU-exact f16 attention (contexts <= 2048 keys, cuda_attention.cu; the default for GGUF

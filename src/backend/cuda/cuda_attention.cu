@@ -391,6 +391,230 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
+/* ---- decode attention over an f16 cache by kv head (the default for float and MLX models) ----
+ * One block of AG_WARPS warps per (token, kv head, split of the context) serves all GM >= G
+ * query heads of the group, so K and V are read once per group, not once per query head. A lane
+ * owns DPL consecutive dims (DPL = head_dim / 32): each key's K and V row is one coalesced
+ * 2 * head_dim-byte warp load, and four keys' rows are loaded before their first use. The score
+ * is the warp's sum of the lanes' partial dots; each warp keeps an online softmax (max, sum,
+ * accumulator) per head over its keys, the block merges its warps', and the last block of a
+ * (token, kv head) to finish (a counter in attn_done, reset by that block) merges the splits, so
+ * no second launch is needed. f32 arithmetic, q not rounded: the split kernel's (2e-4 from the
+ * CPU's f16 path, test_backend_ops). It replaced k_attn's split path for these models, which
+ * scored a key per thread (uncoalesced 2 * head_dim-byte rows), read V one 2-byte value per
+ * thread and key, and launched a combine kernel: 12 + 5 us per layer at 512 keys on the H200. */
+#define AG_WARPS 4
+#define AG_MIN_KEYS 32 /* a split takes at least this many keys */
+
+template <int DPL> __device__ __forceinline__ void ag_load(const __half *p, float (&f)[DPL]) {
+    if constexpr (DPL == 2) {
+        const float2 a = __half22float2(*(const __half2 *)p);
+        f[0] = a.x, f[1] = a.y;
+    } else if constexpr (DPL == 4) {
+        const uint2 w = *(const uint2 *)p;
+        const float2 a = __half22float2(*(const __half2 *)&w.x),
+                     b = __half22float2(*(const __half2 *)&w.y);
+        f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+    } else {
+        const uint4 w = *(const uint4 *)p;
+        const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 a = __half22float2(*(const __half2 *)&u[i]);
+            f[2 * i] = a.x, f[2 * i + 1] = a.y;
+        }
+    }
+}
+
+__device__ __forceinline__ float warp_allsum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int DPL, int GM>
+__global__ void __launch_bounds__(AG_WARPS * 32)
+    k_attn_gqa(const float *q, const __half *kc, const __half *vc, float *out, float *part,
+               int *done, sglc_batch_dev b, int n_head, int n_kv, float scale, int n_splits) {
+    constexpr int HD = 32 * DPL;
+    __shared__ float s_m[AG_WARPS][GM], s_l[AG_WARPS][GM];
+    __shared__ float s_acc[AG_WARPS][GM][HD];
+    __shared__ float s_w[GM][ATT_MAX_SPLITS];
+    __shared__ int s_last;
+    const int t = blockIdx.z, kvh = blockIdx.y, split = blockIdx.x;
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, G = n_head / n_kv;
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
+    const int32_t ctx = b.pos[t] + 1;
+    const int e0 = (ctx + AG_MIN_KEYS - 1) / AG_MIN_KEYS;
+    const int eff = n_splits > 1 ? (e0 < n_splits ? e0 : n_splits) : 1;
+    if (split >= eff) return;
+    const int32_t chunk = (ctx + eff - 1) / eff;
+    const int32_t s0 = split * chunk, s1 = min(ctx, s0 + chunk);
+    const int32_t *slots = b.slot_table + b.seq_slot_start[b.seq[t]];
+    const size_t kvd = (size_t)n_kv * HD;
+    const int d0 = lane * DPL;
+    float qv[GM][DPL], acc[GM][DPL], m[GM], l[GM];
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        const float *qr = q + ((size_t)t * n_head + (size_t)kvh * G + g) * HD + d0;
+#pragma unroll
+        for (int i = 0; i < DPL; i++)
+            qv[g][i] = g < G ? qr[i] : 0.0f, acc[g][i] = 0.0f;
+        m[g] = -INFINITY, l[g] = 0.0f;
+    }
+    const __half *kb = kc + (size_t)kvh * HD + d0, *vb = vc + (size_t)kvh * HD + d0;
+    for (int32_t s = s0 + wp * 4; s < s1; s += AG_WARPS * 4) {
+        int32_t sl[4];
+        float kf[4][DPL], vf[4][DPL];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            sl[j] = s + j < s1 ? slots[s + j] : -1;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const size_t off = (size_t)(sl[j] >= 0 ? sl[j] : sl[0]) * kvd;
+            ag_load<DPL>(kb + off, kf[j]);
+            ag_load<DPL>(vb + off, vf[j]);
+        }
+#pragma unroll
+        for (int g = 0; g < GM; g++) {
+            if (g >= G) break;
+            float sc[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                float d = 0.0f;
+#pragma unroll
+                for (int i = 0; i < DPL; i++)
+                    d = fmaf(qv[g][i], kf[j][i], d);
+                d = warp_allsum(d) * scale;
+                sc[j] = sl[j] >= 0 ? d : -INFINITY;
+            }
+            const float mn = fmaxf(fmaxf(m[g], fmaxf(sc[0], sc[1])), fmaxf(sc[2], sc[3]));
+            const float alpha = m[g] == -INFINITY ? 0.0f : expf(m[g] - mn);
+            float p[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                p[j] = sl[j] >= 0 ? expf(sc[j] - mn) : 0.0f;
+            l[g] = l[g] * alpha + ((p[0] + p[1]) + (p[2] + p[3]));
+#pragma unroll
+            for (int i = 0; i < DPL; i++) {
+                float a = acc[g][i] * alpha;
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    a = fmaf(p[j], vf[j][i], a);
+                acc[g][i] = a;
+            }
+            m[g] = mn;
+        }
+    }
+    /* the block's warps merged, per head and dim */
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+#pragma unroll
+        for (int i = 0; i < DPL; i++)
+            s_acc[wp][g][d0 + i] = acc[g][i];
+        if (lane == 0) s_m[wp][g] = m[g], s_l[wp][g] = l[g];
+    }
+    __syncthreads();
+    for (int x = threadIdx.x; x < G * HD; x += AG_WARPS * 32) {
+        const int g = x / HD, d = x % HD;
+        float M = -INFINITY;
+        for (int w = 0; w < AG_WARPS; w++)
+            M = fmaxf(M, s_m[w][g]);
+        float L = 0.0f, A = 0.0f;
+        for (int w = 0; w < AG_WARPS; w++) {
+            const float e = s_m[w][g] == -INFINITY ? 0.0f : expf(s_m[w][g] - M);
+            L = fmaf(s_l[w][g], e, L);
+            A = fmaf(s_acc[w][g][d], e, A);
+        }
+        const size_t h = (size_t)t * n_head + (size_t)kvh * G + g;
+        if (eff == 1) {
+            out[h * HD + d] = L > 0.0f ? A / L : 0.0f;
+            continue;
+        }
+        float *pp = part + (h * n_splits + split) * (size_t)(HD + 2);
+        if (d == 0) pp[0] = M, pp[1] = L;
+        pp[2 + d] = A;
+    }
+    if (eff == 1) return;
+    /* the last split of this (token, kv head) to finish merges them all */
+    __threadfence();
+    __syncthreads();
+    int *cnt = done + (size_t)t * n_kv + kvh;
+    if (threadIdx.x == 0) s_last = atomicAdd(cnt, 1) == eff - 1;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    for (int g = wp; g < G; g += AG_WARPS) { /* a warp per head: a weight per split */
+        const float *pp =
+            part + (((size_t)t * n_head + (size_t)kvh * G + g) * n_splits) * (size_t)(HD + 2);
+        const float ms = lane < eff ? __ldcg(pp + (size_t)lane * (HD + 2)) : -INFINITY;
+        const float ls = lane < eff ? __ldcg(pp + (size_t)lane * (HD + 2) + 1) : 0.0f;
+        float M = ms;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        const float e = ms != -INFINITY ? expf(ms - M) : 0.0f;
+        const float L = warp_allsum(ls * e);
+        if (lane < eff) s_w[g][lane] = L > 0.0f ? e / L : 0.0f;
+    }
+    __syncthreads();
+    for (int x = threadIdx.x; x < G * HD; x += AG_WARPS * 32) {
+        const int g = x / HD, d = x % HD;
+        const size_t h = (size_t)t * n_head + (size_t)kvh * G + g;
+        const float *pp = part + h * n_splits * (size_t)(HD + 2) + 2 + d;
+        float a = 0.0f;
+        for (int sp = 0; sp < eff; sp++)
+            a = fmaf(__ldcg(pp + (size_t)sp * (HD + 2)), s_w[g][sp], a);
+        out[h * HD + d] = a;
+    }
+    if (threadIdx.x == 0) *cnt = 0; /* ready for the next step (or graph replay) */
+}
+
+/* launches k_attn_gqa when it serves this shape (1), else 0 */
+static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const float *q,
+                    const void *kc, const void *vc, float *out, const sglc_attn_params *p,
+                    int splits) {
+    const int G = p->n_head / p->n_head_kv, hd = p->head_dim;
+    const int dpl = hd == 64 ? 2 : hd == 128 ? 4 : hd == 256 ? 8 : 0;
+    const int gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : G <= 8 ? 8 : 0;
+    if (!dpl || !gm || dpl * gm > 32) return 0; /* more would spill: the per-head kernel */
+    const dim3 grid((unsigned)splits, (unsigned)p->n_head_kv, (unsigned)T);
+#define AG(D, GM)                                                                                  \
+    cuda_launch(im, k_attn_gqa<D, GM>, grid, dim3(AG_WARPS * 32), q, (const __half *)kc,           \
+                (const __half *)vc, out, im->attn_part, im->attn_done, db, (int)p->n_head,         \
+                (int)p->n_head_kv, p->scale, splits)
+    if (dpl == 2) {
+        if (gm == 1)
+            AG(2, 1);
+        else if (gm == 2)
+            AG(2, 2);
+        else if (gm == 4)
+            AG(2, 4);
+        else
+            AG(2, 8);
+    } else if (dpl == 4) {
+        if (gm == 1)
+            AG(4, 1);
+        else if (gm == 2)
+            AG(4, 2);
+        else if (gm == 4)
+            AG(4, 4);
+        else
+            AG(4, 8);
+    } else {
+        if (gm == 1)
+            AG(8, 1);
+        else if (gm == 2)
+            AG(8, 2);
+        else
+            AG(8, 4);
+    }
+#undef AG
+    return 1;
+}
+
 /* out = the partials of the splits the context used, each rescaled to the common max: warp 0
  * turns the (max, sum) pairs into one weight per split, then every dim is one pass */
 __global__ void k_attn_combine(const float *part, float *out, sglc_batch_dev b, int n_head, int hd,
@@ -437,6 +661,11 @@ size_t cuda_attention_part_floats(const cuda_impl *im) {
     return (size_t)8 * (size_t)im->n_sm * (ATT_MAX_HD + 2);
 }
 
+/* attn_done: (token, kv head) pairs of a split step < T * n_head < 4 * n_sm */
+size_t cuda_attention_done_ints(const cuda_impl *im) {
+    return (size_t)4 * (size_t)im->n_sm;
+}
+
 void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const void *k_cache,
                     const void *v_cache, float *out, const sglc_attn_params *p) {
     cuda_impl *im = cuda_impl_of(be);
@@ -473,6 +702,11 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
     cuda_launch(im, k_attn<F16, PAR>, grid, dim3(ATT_THREADS), q, k_cache, v_cache, out,           \
                 im->attn_part, db, (int)p->n_head, (int)p->n_head_kv, (int)p->head_dim, p->scale,  \
                 splits, exact)
+    if (p->kv_type == SGLC_GGML_TYPE_F16 && !im->deterministic && !exact && im->attn_gqa &&
+        attn_gqa(im, db, b->n_tokens, q, k_cache, v_cache, out, p, splits)) {
+        CUDA_LAUNCHED(im, "attention kernel");
+        return;
+    }
     if (p->kv_type == SGLC_GGML_TYPE_F16 && im->deterministic && p->head_dim % 64 == 0)
         cuda_launch(im, k_attn_cpu, grid, dim3(ATT_THREADS), q, (const __half *)k_cache,
                     (const __half *)v_cache, out, db, (int)p->n_head, (int)p->n_head_kv,

@@ -682,7 +682,8 @@ static void cu_close(sglc_backend *be) {
         free(im->no_src);
         xfer_free(im, &im->bx);
         xfer_free(im, &im->sx);
-        void *bufs[] = {im->act16, im->wtile, im->actq, im->attn_part, im->cublas_ws, im->d_one};
+        void *bufs[] = {im->act16,     im->wtile,     im->actq, im->attn_part,
+                        im->attn_done, im->cublas_ws, im->d_one};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i]) CUDA_CHECK(im, cudaFree(bufs[i]));
         if (im->dl_stage) CUDA_CHECK(im, cudaFreeHost(im->dl_stage));
@@ -755,8 +756,14 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
      * off (A/B) */
     im->pdl = prop.major >= 9;
     if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
+    im->attn_gqa =
+        !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
+    if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||
+        CUDA_CHECK(im,
+                   cudaMemsetAsync(im->attn_done, 0, cuda_attention_done_ints(im) * 4, im->stream)))
+        goto fail;
     sglc_log(SGLC_LOG_INFO, "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), graphs %s (max bs %d)%s%s",
              prop.name, prop.major, prop.minor, prop.multiProcessorCount,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),

@@ -94,6 +94,9 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
     __shared__ float s_inv[NR];
     __shared__ double s_red[NR][FMV_WARPS];
     __shared__ float s_part[FMV_WARPS][NR][2];
+    /* the generic path's x staging (cuda_stage_x32); none for 16-bit weights */
+    __shared__ __align__(16) float s_x[F == FMT_BF16 || F == FMT_F16 ? 1 : FMV_WARPS]
+                                      [F == FMT_BF16 || F == FMT_F16 ? 4 : CUDA_XSTAGE_FLOATS];
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const int sub = wp % wpr; /* this warp's share of the row */
     int64_t o = (int64_t)blockIdx.x * (FMV_WARPS / wpr) + wp / wpr;
@@ -119,89 +122,27 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
         if (EPI == EPI_GLU) s2 = unit_src_of(m.wd[1], m.sc[1], m.bi[1], F, k, qdtype, group, o);
         const int units = (int)(k / 32);
         if constexpr (F == FMT_BF16 || F == FMT_F16) {
-            /* 16-bit weights: the unit's four 16-byte loads first, then 8 values at a time, so
-             * the kernel fits 64 registers and 32 warps per SM (the generic path below held
-             * 32-float arrays and ran 8 warps per SM, latency-bound: 26 us for an 8 MB q/k/v)
-             * - the same products in the same order as the generic path */
-            const uint4 *wr = (const uint4 *)s.row, *wr2 = (const uint4 *)s2.row;
-            for (int u = sub * 32 + lane; u < units; u += 32 * wpr) {
-                uint4 w4[4], w42[4];
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    w4[q] = wr[(size_t)u * 4 + q];
-                    if (EPI == EPI_GLU) w42[q] = wr2[(size_t)u * 4 + q];
-                }
-#pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    if (r >= rows) break;
-                    float d = 0.0f, d2 = 0.0f;
-#pragma unroll
-                    for (int q = 0; q < 4; q++) {
-                        const size_t e = (size_t)u * 32 + (size_t)q * 8;
-                        const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + e);
-                        const float4 a = xp[0], b = xp[1];
-                        float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-                        if (g) {
-                            const float4 *gp = (const float4 *)(g + e);
-                            const float4 ga = gp[0], gb = gp[1];
-                            const float gv[8] = {ga.x, ga.y, ga.z, ga.w, gb.x, gb.y, gb.z, gb.w};
-                            const float iv = s_inv[r];
-#pragma unroll
-                            for (int i = 0; i < 8; i++)
-                                xv[i] = __fmul_rn(__fmul_rn(xv[i], iv), gv[i]);
-                        }
-                        const uint32_t ww[4] = {w4[q].x, w4[q].y, w4[q].z, w4[q].w};
-                        const uint32_t ww2[4] = {w42[q].x, w42[q].y, w42[q].z, w42[q].w};
-#pragma unroll
-                        for (int j = 0; j < 4; j++) {
-                            const uint16_t lo = (uint16_t)(ww[j] & 0xFFFF),
-                                           hi = (uint16_t)(ww[j] >> 16);
-                            d = fmaf(F == FMT_F16 ? h2f(lo) : bf2f(lo), xv[2 * j], d);
-                            d = fmaf(F == FMT_F16 ? h2f(hi) : bf2f(hi), xv[2 * j + 1], d);
-                            if (EPI == EPI_GLU) {
-                                const uint16_t l2 = (uint16_t)(ww2[j] & 0xFFFF),
-                                               h2 = (uint16_t)(ww2[j] >> 16);
-                                d2 = fmaf(F == FMT_F16 ? h2f(l2) : bf2f(l2), xv[2 * j], d2);
-                                d2 = fmaf(F == FMT_F16 ? h2f(h2) : bf2f(h2), xv[2 * j + 1], d2);
-                            }
-                        }
-                    }
-                    acc[r] += d;
-                    if (EPI == EPI_GLU) acc2[r] += d2;
-                }
-            }
+            /* the 8-value chunks of cuda_mv16_rows (coalesced; its loads fit 64 registers and
+             * 32 warps per SM), this warp taking its share of the row's chunks */
+            cuda_mv16_rows<F, NR, EPI == EPI_GLU>((const uint4 *)s.row, (const uint4 *)s2.row, x, k,
+                                                  rows, g, s_inv, sub, wpr, acc, acc2);
         } else {
-            for (int u = sub * 32 + lane; u < units; u += 32 * wpr) {
+            /* the warp's 32 units at a time, x staged per row (cuda_stage_x32) */
+            for (int u0 = sub * 32; u0 < units; u0 += 32 * wpr) {
+                const int u = u0 + lane;
+                const bool on = u < units;
                 float v[32], v2[32];
-                load_unit<F, false>(s, u, v);
-                if (EPI == EPI_GLU) load_unit<F, false>(s2, u, v2);
-                float gv[32];
-                if (g) {
-                    const float4 *gp = (const float4 *)(g + (size_t)u * 32);
-#pragma unroll
-                    for (int i = 0; i < 8; i++) {
-                        const float4 a = gp[i];
-                        gv[4 * i] = a.x, gv[4 * i + 1] = a.y, gv[4 * i + 2] = a.z,
-                               gv[4 * i + 3] = a.w;
-                    }
+                if (on) {
+                    load_unit<F, false>(s, u, v);
+                    if (EPI == EPI_GLU) load_unit<F, false>(s2, u, v2);
                 }
 #pragma unroll
                 for (int r = 0; r < NR; r++) {
                     if (r >= rows) break;
-                    const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)u * 32);
                     float xv[32];
-#pragma unroll
-                    for (int i = 0; i < 8; i++) {
-                        const float4 a = xp[i];
-                        xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z,
-                               xv[4 * i + 3] = a.w;
-                    }
-                    if (g) {
-                        const float iv = s_inv[r];
-#pragma unroll
-                        for (int i = 0; i < 32; i++)
-                            xv[i] = __fmul_rn(__fmul_rn(xv[i], iv), gv[i]);
-                    }
+                    cuda_stage_x32(x + (size_t)r * (size_t)k, u0, k, g, g ? s_inv[r] : 0.0f,
+                                   s_x[wp], xv);
+                    if (!on) continue;
                     if (QA) cuda_fq8_32(xv);
                     float d = 0.0f, d2 = 0.0f;
 #pragma unroll

@@ -117,6 +117,8 @@ typedef struct {
     size_t actq_bytes;
     float *attn_part; /* split attention partials */
     size_t attn_part_floats;
+    int *attn_done; /* per (token, kv head): splits finished (k_attn_gqa), back to 0 after */
+    int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
     int reserved;
     int64_t max_rows;
 
@@ -288,6 +290,7 @@ void cuda_attention(sglc_backend *be, const sglc_batch *b, const float *q, const
 /* split count of decode attention for a step of T tokens (a function of T only) */
 int cuda_attention_splits(const cuda_impl *im, int64_t T, int32_t n_head);
 size_t cuda_attention_part_floats(const cuda_impl *im);
+size_t cuda_attention_done_ints(const cuda_impl *im);
 /* the fused ops (cuda_fused.cu) */
 void cuda_norm_matmul_n(sglc_backend *be, const float *x, const sglc_weight *norm, float eps,
                         float *xn, int n, const sglc_weight *const *w,

@@ -42,6 +42,115 @@ __device__ __forceinline__ void cuda_prefetch_span(const void *p, size_t n, int 
         cuda_prefetch_l2(c - first + off);
 }
 
+/* The 16-bit (bf16 / f16) matrix-vector loop, shared by k_matvec (cuda_matmul.cu) and k_fmv
+ * (cuda_fused.cu) so that a fused op keeps the sequence's order. Lane l of warp `part` of
+ * `parts` takes the 8-value chunks c = 32 (part + parts j) + l of the row: every warp-wide load
+ * is one contiguous 512-byte span of weights and 1 KB of x (and of the norm weights g). With a
+ * lane on 32 consecutive values, each warp load touched 32 lines 128 bytes apart and the
+ * kernels were L1-bound (75 % L1/TEX, 11 % DRAM, BENCHMARKS.md session 10). Four chunks' weight
+ * loads (two of each row with GLU, which spilled at 64 registers with four) are issued before
+ * the first is used. Per row r of x ([rows][k], rows <= NR),
+ * acc[r] += the chunk's 8-term fma chain, chunk by chunk in order; with g, x is first
+ * multiplied by inv[r] and then by g (the rmsnorm prologue, as cuda_rmsnorm rounds it). GLU
+ * also takes the row wr2 into acc2 (gate and up rows of one warp). */
+template <int F, int NR, bool GLU>
+__device__ __forceinline__ void cuda_mv16_rows(const uint4 *wr, const uint4 *wr2, const float *x,
+                                               int64_t k, int rows, const float *g,
+                                               const float *inv, int part, int parts,
+                                               float (&acc)[NR], float (&acc2)[NR]) {
+    const int64_t chunks = k / 8, step = (int64_t)parts * 32;
+    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+    constexpr int U = GLU ? 2 : 4;
+    for (int64_t c0 = (int64_t)part * 32 + (threadIdx.x & 31); c0 < chunks; c0 += U * step) {
+        uint4 w[U], w2[U];
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int64_t c = c0 + i * step;
+            w[i] = c < chunks ? wr[c] : z;
+            w2[i] = GLU && c < chunks ? wr2[c] : z;
+        }
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int64_t c = c0 + i * step;
+            if (c >= chunks) break;
+            float gv[8];
+            if (g) {
+                const float4 *gp = (const float4 *)(g + c * 8);
+                const float4 ga = gp[0], gb = gp[1];
+                gv[0] = ga.x, gv[1] = ga.y, gv[2] = ga.z, gv[3] = ga.w;
+                gv[4] = gb.x, gv[5] = gb.y, gv[6] = gb.z, gv[7] = gb.w;
+            }
+            const uint32_t ww[4] = {w[i].x, w[i].y, w[i].z, w[i].w};
+            const uint32_t ww2[4] = {w2[i].x, w2[i].y, w2[i].z, w2[i].w};
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r >= rows) break;
+                const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)c * 8);
+                const float4 a = xp[0], b = xp[1];
+                float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+                if (g) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        xv[e] = __fmul_rn(__fmul_rn(xv[e], inv[r]), gv[e]);
+                }
+                float d = 0.0f, d2 = 0.0f;
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const uint16_t lo = (uint16_t)(ww[j] & 0xFFFF), hi = (uint16_t)(ww[j] >> 16);
+                    d = fmaf(F == FMT_F16 ? h2f(lo) : bf2f(lo), xv[2 * j], d);
+                    d = fmaf(F == FMT_F16 ? h2f(hi) : bf2f(hi), xv[2 * j + 1], d);
+                    if (GLU) {
+                        const uint16_t l2 = (uint16_t)(ww2[j] & 0xFFFF),
+                                       h2 = (uint16_t)(ww2[j] >> 16);
+                        d2 = fmaf(F == FMT_F16 ? h2f(l2) : bf2f(l2), xv[2 * j], d2);
+                        d2 = fmaf(F == FMT_F16 ? h2f(h2) : bf2f(h2), xv[2 * j + 1], d2);
+                    }
+                }
+                acc[r] += d;
+                if (GLU) acc2[r] += d2;
+            }
+        }
+    }
+}
+
+/* The activations of the lane-per-unit matrix-vector loops (quantized and MLX weights, whose
+ * unit is a 32-value block): lane l of a warp takes unit u0 + l, values 32 (u0 + l) .. + 31 of
+ * row xr. Read directly, each of a lane's eight 16-byte loads put the warp on 32 lines 128
+ * bytes apart (L1-bound; see cuda_mv16_rows). Here the warp reads the 32 units' 4 KB as eight
+ * coalesced 512-byte loads into its shared buffer buf (CUDA_XSTAGE_FLOATS, 16-byte aligned;
+ * each unit padded to 36 floats, so neither the stores nor the lanes' reads conflict on a
+ * bank), and each lane then reads its unit from there. With g the values are normalized on
+ * the way, x * inv then * g (the rmsnorm prologue's rounding). The values are the same as a
+ * direct read's, so the products do not change. All 32 lanes must call it (it syncs the warp);
+ * a lane past the row's units gets values it must not use. */
+#define CUDA_XSTAGE_FLOATS (32 * 36)
+__device__ __forceinline__ void cuda_stage_x32(const float *xr, int u0, int64_t k, const float *g,
+                                               float inv, float *buf, float (&xv)[32]) {
+    const int lane = threadIdx.x & 31;
+    const int64_t n4 = k / 4, base = (int64_t)u0 * 8;
+    __syncwarp(); /* the buffer's last readers are done */
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int f = lane + 32 * j;
+        if (base + f >= n4) break;
+        float4 a = ((const float4 *)xr)[base + f];
+        if (g) {
+            const float4 w = ((const float4 *)g)[base + f];
+            a.x = __fmul_rn(__fmul_rn(a.x, inv), w.x);
+            a.y = __fmul_rn(__fmul_rn(a.y, inv), w.y);
+            a.z = __fmul_rn(__fmul_rn(a.z, inv), w.z);
+            a.w = __fmul_rn(__fmul_rn(a.w, inv), w.w);
+        }
+        *(float4 *)(buf + (f >> 3) * 36 + (f & 7) * 4) = a;
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const float4 a = *(const float4 *)(buf + lane * 36 + 4 * i);
+        xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
+    }
+}
+
 /* e^x as the CPU backend computes it on AVX2 machines (backend/vexp_scalar.h, the scalar form
  * of ggml's vectorized expf): CUDA's expf differs from it in the last bits, and through the
  * 8-bit activations of a Q4_1 down projection those bits moved the default model's greedy

@@ -102,6 +102,9 @@ template <int F, int NR, bool QA>
 __global__ void __launch_bounds__(MV_WARPS * 32)
     k_matvec(const uint8_t *wd, const uint8_t *sc, const uint8_t *bi, uint32_t qdtype, int group,
              int64_t n, int64_t k, const float *x, int rows, const float *bias, float *y) {
+    /* the generic path's x staging (cuda_stage_x32); none for 16-bit weights */
+    __shared__ __align__(16) float s_x[F == FMT_BF16 || F == FMT_F16 ? 1 : MV_WARPS]
+                                      [F == FMT_BF16 || F == FMT_F16 ? 4 : CUDA_XSTAGE_FLOATS];
     const int lane = threadIdx.x & 31;
     const int64_t o = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     if (o >= n) return;
@@ -111,26 +114,30 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f;
     const int units = (int)(k / 32);
-    for (int u = lane; u < units; u += 32) {
-        float v[32];
-        load_unit<F, false>(s, u, v);
+    if constexpr (F == FMT_BF16 || F == FMT_F16) { /* the coalesced chunks, as k_fmv */
+        float unused[NR];
+        cuda_mv16_rows<F, NR, false>((const uint4 *)s.row, (const uint4 *)s.row, x, k, rows, NULL,
+                                     NULL, 0, 1, acc, unused);
+    } else {
+        for (int u0 = 0; u0 < units; u0 += 32) { /* 32 units at a time, x staged */
+            const int u = u0 + lane;
+            float v[32];
+            if (u < units) load_unit<F, false>(s, u, v);
 #pragma unroll
-        for (int r = 0; r < NR; r++) {
-            if (r >= rows) break;
-            const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)u * 32);
-            float xv[32];
+            for (int r = 0; r < NR; r++) {
+                if (r >= rows) break;
+                float xv[32];
+                cuda_stage_x32(x + (size_t)r * (size_t)k, u0, k, NULL, 0.0f, s_x[threadIdx.x >> 5],
+                               xv);
+                if (u >= units) continue;
+                /* a lane holds a whole 32-block of x: the 8-bit activation of the CPU (see top) */
+                if (QA) cuda_fq8_32(xv);
+                float d = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 8; i++) {
-                float4 a = xp[i];
-                xv[4 * i] = a.x, xv[4 * i + 1] = a.y, xv[4 * i + 2] = a.z, xv[4 * i + 3] = a.w;
+                for (int i = 0; i < 32; i++)
+                    d = fmaf(v[i], xv[i], d);
+                acc[r] += d;
             }
-            /* a lane holds a whole 32-block of x: the 8-bit activation of the CPU (see top) */
-            if (QA) cuda_fq8_32(xv);
-            float d = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 32; i++)
-                d = fmaf(v[i], xv[i], d);
-            acc[r] += d;
         }
     }
 #pragma unroll
