@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# On the GPU machine: the Llama-3.1-8B shape (issue 15), random weights. Writes the bf16 folder
+# and its MLX 4-bit quantization (scripts/make_random_models.py), measures the read-every-byte
+# floor of both in the same run (bench/gpu_floor.cu), batch-1 decode of both (bench_one_batch,
+# 512 + 128, RUNS alternating runs), and the on-the-fly --quantization mlx_q4 of the bf16 folder
+# (its load log: time and memory cut). Logs on stdout.
+#   bash bench/gpu_8b.sh [BUILD] [OUT_DIR]       (RUNS=3 by default; ~40 GB of disk)
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+b="${1:-$root/build-gpu}"
+out="${2:-/tmp/rnd8}"
+runs="${RUNS:-3}"
+t0=$SECONDS
+python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
+  --formats bf16,mlx4 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
+echo "models written in $((SECONDS - t0)) s: $(ls "$out" | tr '\n' ' ')"
+bash "$root/bench/build_gpu_floor.sh" >/dev/null 2>&1 || exit 1
+for dt in bf16 q4; do
+  "$root/build/gpu_floor" --shape llama-3.1-8b --dtype $dt --copy-bytes 1073741824 --iters 10 |
+    grep -E "weights:|read once|launch gap"
+done
+bf="$out/Llama-3.1-8B-random-bf16"
+m4="$out/Llama-3.1-8B-random-mlx4"
+for i in $(seq 1 "$runs"); do
+  for m in "$bf" "$m4"; do
+    echo "bs1 $(basename "$m") run $i: $("$b/sglc" bench_one_batch --model-path "$m" \
+      --batch-size 1 --input-len 512 --output-len 128 2>&1 | grep -E 'Decode\.  median')"
+  done
+done
+for bs in 8 32; do
+  echo "bs$bs bf16: $("$b/sglc" bench_one_batch --model-path "$bf" --batch-size $bs \
+    --input-len 512 --output-len 128 2>&1 | grep -E 'Decode\.  median')"
+done
+echo "-- on-the-fly --quantization mlx_q4 of the bf16 folder (load log)"
+"$b/sglc" bench_one_batch --model-path "$bf" --quantization mlx_q4 --batch-size 1 \
+  --input-len 512 --output-len 128 2>&1 | grep -iE "quantiz|Decode\.  median" | head -5
