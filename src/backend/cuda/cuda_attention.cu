@@ -45,10 +45,28 @@ __device__ __forceinline__ int att_eff_splits(int32_t ctx, int n_splits) {
     return e < 1 ? 1 : e < n_splits ? e : n_splits;
 }
 
-__device__ float block_max(float v, float *sh) {
+__device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* by lane s < eff of a warp: the weight of split s among the eff partials (max, sum, acc)
+ * at pp, stride floats apart, e^(m_s - M) / sum l_s e^(m_s - M); read past L1, since another
+ * block of the same kernel may have written them (k_attn_gqa) */
+__device__ __forceinline__ float att_split_weight(const float *pp, int eff, size_t stride) {
+    const int s = threadIdx.x & 31;
+    const float ms = s < eff ? __ldcg(pp + (size_t)s * stride) : -INFINITY;
+    const float ls = s < eff ? __ldcg(pp + (size_t)s * stride + 1) : 0.0f;
+    const float M = warp_max(ms);
+    const float e = ms != -INFINITY ? expf(ms - M) : 0.0f;
+    const float L = warp_sum(ls * e);
+    return L > 0.0f ? e / L : 0.0f;
+}
+
+__device__ float block_max(float v, float *sh) {
+    v = warp_max(v);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
     __syncthreads();
@@ -426,13 +444,6 @@ template <int DPL> __device__ __forceinline__ void ag_load(const __half *p, floa
     }
 }
 
-__device__ __forceinline__ float warp_allsum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 template <int DPL, int GM>
 __global__ void __launch_bounds__(AG_WARPS * 32)
     k_attn_gqa(const float *q, const __half *kc, const __half *vc, float *out, float *part,
@@ -487,7 +498,7 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
 #pragma unroll
                 for (int i = 0; i < DPL; i++)
                     d = fmaf(qv[g][i], kf[j][i], d);
-                d = warp_allsum(d) * scale;
+                d = warp_sum(d) * scale;
                 sc[j] = sl[j] >= 0 ? d : -INFINITY;
             }
             const float mn = fmaxf(fmaxf(m[g], fmaxf(sc[0], sc[1])), fmaxf(sc[2], sc[3]));
@@ -549,15 +560,8 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
     for (int g = wp; g < G; g += AG_WARPS) { /* a warp per head: a weight per split */
         const float *pp =
             part + (((size_t)t * n_head + (size_t)kvh * G + g) * n_splits) * (size_t)(HD + 2);
-        const float ms = lane < eff ? __ldcg(pp + (size_t)lane * (HD + 2)) : -INFINITY;
-        const float ls = lane < eff ? __ldcg(pp + (size_t)lane * (HD + 2) + 1) : 0.0f;
-        float M = ms;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1)
-            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-        const float e = ms != -INFINITY ? expf(ms - M) : 0.0f;
-        const float L = warp_allsum(ls * e);
-        if (lane < eff) s_w[g][lane] = L > 0.0f ? e / L : 0.0f;
+        const float w = att_split_weight(pp, eff, (size_t)(HD + 2));
+        if (lane < eff) s_w[g][lane] = w;
     }
     __syncthreads();
     for (int x = threadIdx.x; x < G * HD; x += AG_WARPS * 32) {
@@ -581,35 +585,26 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
     const int gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : G <= 8 ? 8 : 0;
     if (!dpl || !gm || dpl * gm > 32) return 0; /* more would spill: the per-head kernel */
     const dim3 grid((unsigned)splits, (unsigned)p->n_head_kv, (unsigned)T);
+    const int code = dpl * 10 + gm; /* the instances below; D * GM <= 32 */
 #define AG(D, GM)                                                                                  \
-    cuda_launch(im, k_attn_gqa<D, GM>, grid, dim3(AG_WARPS * 32), q, (const __half *)kc,           \
-                (const __half *)vc, out, im->attn_part, im->attn_done, db, (int)p->n_head,         \
-                (int)p->n_head_kv, p->scale, splits)
-    if (dpl == 2) {
-        if (gm == 1)
-            AG(2, 1);
-        else if (gm == 2)
-            AG(2, 2);
-        else if (gm == 4)
-            AG(2, 4);
-        else
-            AG(2, 8);
-    } else if (dpl == 4) {
-        if (gm == 1)
-            AG(4, 1);
-        else if (gm == 2)
-            AG(4, 2);
-        else if (gm == 4)
-            AG(4, 4);
-        else
-            AG(4, 8);
-    } else {
-        if (gm == 1)
-            AG(8, 1);
-        else if (gm == 2)
-            AG(8, 2);
-        else
-            AG(8, 4);
+    case D * 10 + GM:                                                                              \
+        cuda_launch(im, k_attn_gqa<D, GM>, grid, dim3(AG_WARPS * 32), q, (const __half *)kc,       \
+                    (const __half *)vc, out, im->attn_part, im->attn_done, db, (int)p->n_head,     \
+                    (int)p->n_head_kv, p->scale, splits);                                          \
+        break
+    switch (code) {
+        AG(2, 1);
+        AG(2, 2);
+        AG(2, 4);
+        AG(2, 8);
+        AG(4, 1);
+        AG(4, 2);
+        AG(4, 4);
+        AG(4, 8);
+        AG(8, 1);
+        AG(8, 2);
+        AG(8, 4);
+    default: SGLC_ASSERT(!"k_attn_gqa instance");
     }
 #undef AG
     return 1;
@@ -627,16 +622,8 @@ __global__ void k_attn_combine(const float *part, float *out, sglc_batch_dev b, 
     const int eff = att_eff_splits(b.pos[t] + 1, n_splits);
     const float *pp = part + ((size_t)t * n_head + h) * n_splits * (size_t)(hd + 2);
     if (threadIdx.x < 32) {
-        const int s = threadIdx.x;
-        const float ms = s < eff ? pp[(size_t)s * (hd + 2)] : -INFINITY;
-        const float ls = s < eff ? pp[(size_t)s * (hd + 2) + 1] : 0.0f;
-        float M = ms;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1)
-            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-        const float e = ms != -INFINITY ? expf(ms - M) : 0.0f;
-        const float L = warp_sum(ls * e);
-        if (s < eff) wt[s] = L > 0.0f ? e / L : 0.0f;
+        const float w = att_split_weight(pp, eff, (size_t)(hd + 2));
+        if ((int)threadIdx.x < eff) wt[threadIdx.x] = w;
     }
     __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
