@@ -758,6 +758,10 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
     im->attn_gqa =
         !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
+    /* the 16-bit decode products: 1 k_fmv16 (4 chunks a lane per round), 2 k_fmv16 with 8,
+     * 0 k_fmv (A/B; SGLC_CUDA_MV16) */
+    im->mv16 = getenv("SGLC_CUDA_MV16") ? atoi(getenv("SGLC_CUDA_MV16")) : 1;
+    if (im->mv16 < 0 || im->mv16 > 2) im->mv16 = 1;
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

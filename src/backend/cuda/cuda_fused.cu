@@ -190,6 +190,161 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
     }
 }
 
+/* ---- the streaming form for 16-bit weights ----
+ *
+ * k_fmv above gives each block a few rows and ends: at the 8B shape a warp's whole life was 4-8
+ * rounds of loads, each waiting out the memory's latency with nothing else in flight, plus
+ * the block's own norm (its sum of squares over all of x, then two barriers) repeated by every
+ * one of the thousands of blocks; the last partial wave of blocks left SMs idle. Here a grid
+ * that fits on the GPU at once (blocks per SM from the occupancy calculator) loops over the
+ * rows: a block takes row groups it = blockIdx.x, + gridDim.x, ..., each warp a row share
+ * (sub of wpr, as k_fmv), so the norm is computed once per block and, with g, x * inv * g is
+ * staged once in shared memory (s_xs) when it fits. Each warp streams its rows' chunks in
+ * rounds of U per lane, the next round's loads issued before the current round is used, across
+ * row ends too, so loads stay in flight while a row's sums are reduced and stored. The chunks
+ * and their fma chains are k_fmv's (cuda_mv16_chunk, same order); wpr is chosen so the row
+ * groups fill whole waves of the grid. */
+#define FMV16_STAGE_MAX_BYTES (32 * 1024)
+
+/* blocks per SM the 16-bit streaming kernel is built for, with UW chunks a lane per round
+ * (UW / 2 of each row with GLU): UW 4 fits 80 registers at one token, UW 8 128 */
+constexpr int fmv16_min_blocks(int nr, int uw) {
+    return uw > 4 ? (nr <= 1 ? 4 : 3) : (nr <= 1 ? 6 : 4);
+}
+
+template <int F, int NR, int EPI, int UW>
+__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, UW))
+    k_fmv16(mv_mats m, int64_t k, const float *x, int rows, const float *g, float eps, int wpr,
+            int64_t items, int stage) {
+    extern __shared__ __align__(16) float s_xs[]; /* [rows][k] when stage */
+    __shared__ float s_inv[NR];
+    __shared__ double s_red[NR][FMV_WARPS];
+    __shared__ float s_part[2][FMV_WARPS][NR][2];
+    constexpr bool GLU = EPI == EPI_GLU;
+    constexpr int U = GLU ? UW / 2 : UW;
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int sub = wp % wpr, per_block = FMV_WARPS / wpr;
+    const int64_t chunks = k / 8, step = (int64_t)wpr * 32;
+    const int64_t c_first = (int64_t)sub * 32 + lane;
+    const int G = (int)((chunks + U * step - 1) / (U * step)); /* rounds per row */
+    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+    /* the row of group it for this warp: its matrix, its index there, its weight rows */
+    struct cur_t {
+        int64_t it, o;
+        int mi, jg;
+        bool live;
+        const uint4 *w1, *w2;
+    };
+    auto at = [&](int64_t it) {
+        cur_t c;
+        c.it = it;
+        c.jg = 0;
+        c.o = it * per_block + wp / wpr;
+        c.mi = 0;
+        while (!GLU && c.mi < m.nmat - 1 && c.o >= m.n[c.mi])
+            c.o -= m.n[c.mi++];
+        c.live = it < items && c.o < m.n[c.mi];
+        const int64_t o = c.live ? c.o : 0;
+        c.w1 = (const uint4 *)m.wd[c.mi] + o * chunks;
+        c.w2 = GLU ? (const uint4 *)m.wd[1] + o * chunks : c.w1;
+        return c;
+    };
+    auto load = [&](const cur_t &c, uint4(&w)[U], uint4(&w2)[U]) {
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int64_t ch = c_first + ((int64_t)c.jg * U + i) * step;
+            const bool on = c.live && ch < chunks;
+            w[i] = on ? __ldcs(c.w1 + ch) : z;
+            w2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
+        }
+    };
+    cur_t cur = at(blockIdx.x);
+    if (cur.live) { /* the first row's weights into L2 while the kernel before ends */
+        const size_t rb = (size_t)k * 2;
+        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, sub, wpr);
+        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, sub, wpr);
+    }
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
+    uint4 w[U], w2[U];
+    load(cur, w, w2);
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
+    const float *xs = x, *gs = g;
+    if (stage) { /* x * inv * g once per block, the rounding of the per-chunk form */
+        for (int r = 0; r < rows; r++)
+            for (int64_t i = threadIdx.x; i < k; i += blockDim.x)
+                s_xs[(size_t)r * (size_t)k + (size_t)i] =
+                    g ? __fmul_rn(__fmul_rn(x[(size_t)r * (size_t)k + (size_t)i], s_inv[r]), g[i])
+                      : x[(size_t)r * (size_t)k + (size_t)i];
+        __syncthreads();
+        xs = s_xs;
+        gs = NULL;
+    }
+    float acc[NR], acc2[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f, acc2[r] = 0.0f;
+    int par = 0;
+    while (cur.it < items) {
+        cur_t nxt = cur;
+        if (++nxt.jg == G) nxt = at(cur.it + gridDim.x);
+        uint4 wn[U], wn2[U];
+        load(nxt, wn, wn2); /* in flight while this round is used */
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int64_t ch = c_first + ((int64_t)cur.jg * U + i) * step;
+            if (ch >= chunks) break;
+            cuda_mv16_chunk<F, NR, GLU>(w[i], w2[i], ch, xs, k, rows, gs, s_inv, acc, acc2);
+        }
+        if (cur.jg == G - 1) { /* the row's sums: reduce, combine the shares, store */
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                acc[r] = warp_sum(acc[r]);
+                if (GLU) acc2[r] = warp_sum(acc2[r]);
+            }
+            bool mine = cur.live && lane == 0;
+            if (wpr > 1) { /* in warp order, as k_fmv; s_part alternates between groups */
+                if (lane == 0)
+#pragma unroll
+                    for (int r = 0; r < NR; r++)
+                        s_part[par][wp][r][0] = acc[r], s_part[par][wp][r][1] = acc2[r];
+                __syncthreads();
+                if (sub == 0)
+#pragma unroll
+                    for (int r = 0; r < NR; r++)
+                        for (int q = 1; q < wpr; q++) {
+                            acc[r] += s_part[par][wp + q][r][0];
+                            acc2[r] += s_part[par][wp + q][r][1];
+                        }
+                mine = mine && sub == 0;
+                par ^= 1;
+            }
+            if (mine) {
+#pragma unroll
+                for (int r = 0; r < NR; r++) {
+                    if (r >= rows) break;
+                    if (GLU) {
+                        m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)cur.o] =
+                            silu_times(acc[r], acc2[r]);
+                        continue;
+                    }
+                    float t = acc[r];
+                    if (m.bias[cur.mi]) t = __fadd_rn(t, m.bias[cur.mi][cur.o]);
+                    float *yp = m.y[cur.mi] + (size_t)r * (size_t)m.n[cur.mi] + (size_t)cur.o;
+                    *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                acc[r] = 0.0f, acc2[r] = 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < U; i++)
+            w[i] = wn[i], w2[i] = wn2[i];
+        cur = nxt;
+    }
+}
+
 /* ---- the exact integer products (cuda_matmul.cu) with the same prologue and epilogues ---- */
 
 /* one thread per 32-block of row blockIdx.x: the CPU's Q8_1 activation of x (normalized by g
@@ -293,6 +448,72 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
+/* blocks of k_fmv16<F, NR, EPI, UW> one SM holds with smem bytes of staging (the occupancy
+ * calculator, asked once per staging size) */
+template <int F, int NR, int EPI, int UW> static int fmv16_blocks_per_sm(size_t smem) {
+    static size_t known_smem[4];
+    static int known[4], n_known;
+    for (int i = 0; i < n_known; i++)
+        if (known_smem[i] == smem) return known[i];
+    int b = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI, UW>, FMV_WARPS * 32,
+                                                      smem) != cudaSuccess ||
+        b < 1)
+        b = 1;
+    if (n_known < 4) known_smem[n_known] = smem, known[n_known++] = b;
+    return b;
+}
+
+/* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
+ * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
+template <int F, int NR, int EPI, int UW>
+static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
+                            int64_t rows, const float *g, float eps, int64_t out_rows) {
+    const int64_t k = w0->k;
+    const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
+    const int stage = g && xs_bytes <= FMV16_STAGE_MAX_BYTES;
+    const size_t smem = stage ? xs_bytes : 0;
+    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI, UW>(smem);
+    int best = 1;
+    double best_eff = -1.0;
+    for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {
+        if (wpr > 1 && k / 8 < (int64_t)wpr * 32) break; /* a share of under a chunk a lane */
+        const int64_t items = (out_rows * wpr + FMV_WARPS - 1) / FMV_WARPS;
+        const int64_t waves = (items + slots - 1) / slots;
+        const double eff = (double)items / (double)(waves * slots);
+        if (eff > best_eff + 0.02) best = wpr, best_eff = eff;
+    }
+    const int64_t items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
+    const unsigned blocks = (unsigned)(items < slots ? items : slots);
+    cuda_launch_smem(im, k_fmv16<F, NR, EPI, UW>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
+                     (int)rows, g, eps, best, items, stage);
+}
+
+template <int F>
+static void launch_fmv16(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
+                         const float *x, int64_t rows, const float *g, float eps,
+                         int64_t out_rows) {
+#define FMV16(NR, E)                                                                               \
+    (im->mv16 == 2 ? launch_fmv16_as<F, NR, E, 8>(im, m, w0, x, rows, g, eps, out_rows)            \
+                   : launch_fmv16_as<F, NR, E, 4>(im, m, w0, x, rows, g, eps, out_rows))
+#define FMV16_E(NR)                                                                                \
+    do {                                                                                           \
+        if (epi == EPI_GLU)                                                                        \
+            FMV16(NR, EPI_GLU);                                                                    \
+        else if (epi == EPI_ADD)                                                                   \
+            FMV16(NR, EPI_ADD);                                                                    \
+        else                                                                                       \
+            FMV16(NR, EPI_STORE);                                                                  \
+    } while (0)
+    SGLC_ASSERT(rows >= 1 && rows <= 2);
+    if (rows == 1)
+        FMV16_E(1);
+    else
+        FMV16_E(2);
+#undef FMV16_E
+#undef FMV16
+}
+
 static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
                        const float *x, int64_t rows, const float *g, float eps) {
     const int f = fmt_of(w0->type, w0->q_bits);
@@ -300,6 +521,14 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
     if (epi != EPI_GLU)
         for (int i = 0; i < m.nmat; i++)
             out_rows += m.n[i];
+    if ((f == FMT_BF16 || f == FMT_F16) && im->mv16 && rows <= 2) {
+        if (f == FMT_BF16)
+            launch_fmv16<FMT_BF16>(im, epi, m, w0, x, rows, g, eps, out_rows);
+        else
+            launch_fmv16<FMT_F16>(im, epi, m, w0, x, rows, g, eps, out_rows);
+        CUDA_LAUNCHED(im, "fused matrix-vector kernel");
+        return;
+    }
     /* warps per row: enough warps to fill the GPU (about 32 per SM), at most 4 */
     const int64_t want = (int64_t)im->n_sm * 32;
     const int units = (int)(w0->k / 32);

@@ -119,6 +119,7 @@ typedef struct {
     size_t attn_part_floats;
     int *attn_done; /* per (token, kv head): splits finished (k_attn_gqa), back to 0 after */
     int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
+    int mv16;       /* 16-bit decode products: 1, 2 k_fmv16 (4 or 8 chunks a round), 0 k_fmv */
     int reserved;
     int64_t max_rows;
 
@@ -196,12 +197,12 @@ int cuda_op_begin(cuda_impl *im, int op_id, const uint64_t *args, int n_args);
  * way calls cuda_pdl_wait() (cuda_kernels.cuh) before it reads what earlier kernels wrote,
  * and in every block before it exits. */
 template <typename... KArgs, typename... Args>
-static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), dim3 grid,
-                                      dim3 block, Args... args) {
+static inline cudaError_t cuda_launch_smem(const cuda_impl *im, void (*k)(KArgs...), dim3 grid,
+                                           dim3 block, size_t smem, Args... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
-    cfg.dynamicSmemBytes = 0;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = im->stream;
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -209,6 +210,11 @@ static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), 
     cfg.attrs = at;
     cfg.numAttrs = im->pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, k, ((KArgs)args)...);
+}
+template <typename... KArgs, typename... Args>
+static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), dim3 grid,
+                                      dim3 block, Args... args) {
+    return cuda_launch_smem(im, k, grid, block, 0, args...);
 }
 
 /* Grows a device scratch buffer when it is too small. Only outside a capture (a capture or a

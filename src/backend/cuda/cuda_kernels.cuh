@@ -42,17 +42,59 @@ __device__ __forceinline__ void cuda_prefetch_span(const void *p, size_t n, int 
         cuda_prefetch_l2(c - first + off);
 }
 
-/* The 16-bit (bf16 / f16) matrix-vector loop, shared by k_matvec (cuda_matmul.cu) and k_fmv
- * (cuda_fused.cu) so that a fused op keeps the sequence's order. Lane l of warp `part` of
- * `parts` takes the 8-value chunks c = 32 (part + parts j) + l of the row: every warp-wide load
- * is one contiguous 512-byte span of weights and 1 KB of x (and of the norm weights g). With a
- * lane on 32 consecutive values, each warp load touched 32 lines 128 bytes apart and the
- * kernels were L1-bound (75 % L1/TEX, 11 % DRAM, BENCHMARKS.md session 10). Four chunks' weight
- * loads (two of each row with GLU, which spilled at 64 registers with four) are issued before
- * the first is used. Per row r of x ([rows][k], rows <= NR),
- * acc[r] += the chunk's 8-term fma chain, chunk by chunk in order; with g, x is first
- * multiplied by inv[r] and then by g (the rmsnorm prologue, as cuda_rmsnorm rounds it). GLU
- * also takes the row wr2 into acc2 (gate and up rows of one warp). */
+/* one 8-value chunk c of the 16-bit loop (w: its weights, w2: the GLU row's): per row r of
+ * x ([rows][k], rows <= NR), acc[r] += the chunk's 8-term fma chain; with g, x is first
+ * multiplied by inv[r] and then by g (the rmsnorm prologue, as cuda_rmsnorm rounds it) */
+template <int F, int NR, bool GLU>
+__device__ __forceinline__ void
+cuda_mv16_chunk(uint4 w, uint4 w2, int64_t c, const float *x, int64_t k, int rows, const float *g,
+                const float *inv, float (&acc)[NR], float (&acc2)[NR]) {
+    float gv[8];
+    if (g) {
+        const float4 *gp = (const float4 *)(g + c * 8);
+        const float4 ga = gp[0], gb = gp[1];
+        gv[0] = ga.x, gv[1] = ga.y, gv[2] = ga.z, gv[3] = ga.w;
+        gv[4] = gb.x, gv[5] = gb.y, gv[6] = gb.z, gv[7] = gb.w;
+    }
+    const uint32_t ww[4] = {w.x, w.y, w.z, w.w};
+    const uint32_t ww2[4] = {w2.x, w2.y, w2.z, w2.w};
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (r >= rows) break;
+        const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)c * 8);
+        const float4 a = xp[0], b = xp[1];
+        float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        if (g) {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                xv[e] = __fmul_rn(__fmul_rn(xv[e], inv[r]), gv[e]);
+        }
+        float d = 0.0f, d2 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint16_t lo = (uint16_t)(ww[j] & 0xFFFF), hi = (uint16_t)(ww[j] >> 16);
+            d = fmaf(F == FMT_F16 ? h2f(lo) : bf2f(lo), xv[2 * j], d);
+            d = fmaf(F == FMT_F16 ? h2f(hi) : bf2f(hi), xv[2 * j + 1], d);
+            if (GLU) {
+                const uint16_t l2 = (uint16_t)(ww2[j] & 0xFFFF), h2 = (uint16_t)(ww2[j] >> 16);
+                d2 = fmaf(F == FMT_F16 ? h2f(l2) : bf2f(l2), xv[2 * j], d2);
+                d2 = fmaf(F == FMT_F16 ? h2f(h2) : bf2f(h2), xv[2 * j + 1], d2);
+            }
+        }
+        acc[r] += d;
+        if (GLU) acc2[r] += d2;
+    }
+}
+
+/* The 16-bit (bf16 / f16) matrix-vector loop of k_matvec (cuda_matmul.cu) and of k_fmv's
+ * first form (cuda_fused.cu; its streaming form k_fmv16 runs the same chunks in the same
+ * order). Lane l of warp `part` of `parts` takes the 8-value chunks c = 32 (part + parts j) + l
+ * of the row: every warp-wide load is one contiguous 512-byte span of weights and 1 KB of x
+ * (and of the norm weights g). With a lane on 32 consecutive values, each warp load touched 32
+ * lines 128 bytes apart and the kernels were L1-bound (75 % L1/TEX, 11 % DRAM, BENCHMARKS.md
+ * session 10). Four chunks' weight loads (two of each row with GLU, which spilled at 64
+ * registers with four) are issued before the first is used (cuda_mv16_chunk per chunk, in
+ * order). GLU also takes the row wr2 into acc2 (gate and up rows of one warp). */
 template <int F, int NR, bool GLU>
 __device__ __forceinline__ void cuda_mv16_rows(const uint4 *wr, const uint4 *wr2, const float *x,
                                                int64_t k, int rows, const float *g,
@@ -73,42 +115,7 @@ __device__ __forceinline__ void cuda_mv16_rows(const uint4 *wr, const uint4 *wr2
         for (int i = 0; i < U; i++) {
             const int64_t c = c0 + i * step;
             if (c >= chunks) break;
-            float gv[8];
-            if (g) {
-                const float4 *gp = (const float4 *)(g + c * 8);
-                const float4 ga = gp[0], gb = gp[1];
-                gv[0] = ga.x, gv[1] = ga.y, gv[2] = ga.z, gv[3] = ga.w;
-                gv[4] = gb.x, gv[5] = gb.y, gv[6] = gb.z, gv[7] = gb.w;
-            }
-            const uint32_t ww[4] = {w[i].x, w[i].y, w[i].z, w[i].w};
-            const uint32_t ww2[4] = {w2[i].x, w2[i].y, w2[i].z, w2[i].w};
-#pragma unroll
-            for (int r = 0; r < NR; r++) {
-                if (r >= rows) break;
-                const float4 *xp = (const float4 *)(x + (size_t)r * (size_t)k + (size_t)c * 8);
-                const float4 a = xp[0], b = xp[1];
-                float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-                if (g) {
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        xv[e] = __fmul_rn(__fmul_rn(xv[e], inv[r]), gv[e]);
-                }
-                float d = 0.0f, d2 = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const uint16_t lo = (uint16_t)(ww[j] & 0xFFFF), hi = (uint16_t)(ww[j] >> 16);
-                    d = fmaf(F == FMT_F16 ? h2f(lo) : bf2f(lo), xv[2 * j], d);
-                    d = fmaf(F == FMT_F16 ? h2f(hi) : bf2f(hi), xv[2 * j + 1], d);
-                    if (GLU) {
-                        const uint16_t l2 = (uint16_t)(ww2[j] & 0xFFFF),
-                                       h2 = (uint16_t)(ww2[j] >> 16);
-                        d2 = fmaf(F == FMT_F16 ? h2f(l2) : bf2f(l2), xv[2 * j], d2);
-                        d2 = fmaf(F == FMT_F16 ? h2f(h2) : bf2f(h2), xv[2 * j + 1], d2);
-                    }
-                }
-                acc[r] += d;
-                if (GLU) acc2[r] += d2;
-            }
+            cuda_mv16_chunk<F, NR, GLU>(w[i], w2[i], c, x, k, rows, g, inv, acc, acc2);
         }
     }
 }
