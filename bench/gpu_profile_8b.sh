@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # On the GPU machine: what bounds batch-1 decode of the Llama-3.1-8B shape (issue 15). Writes the
 # random bf16 folder if missing (scripts/make_random_models.py), then
-#   1. bench_one_batch bs 1 (512 + 128), RUNS alternating runs per SGLC_CUDA_MV16 value in
-#      MV_VARIANTS (the 16-bit matrix-vector loop, cuda_fused.cu), medians printed;
+#   1. bench_one_batch bs 1 (512 + 128), RUNS alternating runs of each variant in VARIANTS
+#      (space-separated; a variant is NAME=VALUE settings joined by ':', e.g.
+#      "SGLC_CUDA_MV16=0:SGLC_CUDA_ATTN_GQA=1", or "default"), medians printed;
 #   2. ncu per-kernel time, DRAM bytes and achieved occupancy of every kernel of decode steps
 #      (graphs off, so ncu sees each kernel; --clock-control none), summed by kernel and by
-#      launch shape (grid size), for each SGLC_CUDA_MV16 value in NCU_VARIANTS (default
-#      MV_VARIANTS);
+#      launch shape (grid size), for each variant in NCU_VARIANTS (default: the first);
 #   3. ncu sections (speed of light, occupancy, stall reasons) of one layer's k_fmv kernels;
 #   4. the same products through PyTorch (cuBLAS GEMV, bf16, CUDA graph of 50 replays): what a
 #      vendor kernel reaches on each matrix shape, in the same run.
@@ -16,8 +16,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 b="${1:-$root/build-gpu}"
 out="${2:-/tmp/rnd8}"
 runs="${RUNS:-3}"
-variants="${MV_VARIANTS:-0}"
-ncu_variants="${NCU_VARIANTS:-$variants}"
+variants="${VARIANTS:-default}"
+ncu_variants="${NCU_VARIANTS:-${variants%% *}}"
 m="$out/Llama-3.1-8B-random-bf16"
 if [[ ! -s $m/config.json ]]; then
   t0=$SECONDS
@@ -26,30 +26,40 @@ if [[ ! -s $m/config.json ]]; then
   echo "bf16 folder written in $((SECONDS - t0)) s"
 fi
 bob() { "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 "$@" 2>&1; }
+# venv VARIANT CMD...: CMD with the variant's settings in its environment
+venv() {
+  local v="$1" e=()
+  shift
+  [[ $v != default ]] && IFS=: read -ra e <<<"$v"
+  (
+    for a in "${e[@]}"; do export "${a?}"; done
+    "$@"
+  )
+}
 
 # 1. decode A/B
 declare -A med=()
 for i in $(seq 1 "$runs"); do
   for v in $variants; do
-    l="$(SGLC_CUDA_MV16=$v bob --output-len 128 | grep -E 'Decode\.  median')"
-    echo "bs1 mv16=$v run $i: $l"
+    l="$(venv "$v" bob --output-len 128 | grep -E 'Decode\.  median')"
+    echo "bs1 $v run $i: $l"
     med[$v]+="$(echo "$l" | grep -oE 'latency: [0-9.]+' | grep -oE '[0-9.]+') "
   done
 done
 for v in $variants; do
-  echo "bs1 mv16=$v median decode latency (s): $(echo "${med[$v]}" | tr ' ' '\n' | grep . |
+  echo "bs1 $v median decode latency (s): $(echo "${med[$v]}" | tr ' ' '\n' | grep . |
     sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')"
 done
 
 command -v ncu >/dev/null || { echo "no ncu on this machine"; exit 0; }
 # 2. every kernel of decode steps
 for v in $ncu_variants; do
-  SGLC_CUDA_MV16=$v timeout 240 ncu --clock-control none --csv --launch-skip 2500 \
-    --launch-count 500 --metrics \
+  venv "$v" timeout 240 ncu --clock-control none --csv --launch-skip 3000 \
+    --launch-count 400 --metrics \
     gpu__time_duration.sum,dram__bytes_read.sum,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread \
-    "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 --output-len 24 \
+    "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 --output-len 64 \
     --disable-cuda-graph >/tmp/ncu8b.csv 2>/tmp/ncu8b.err || tail -5 /tmp/ncu8b.err
-  echo "== ncu, mv16=$v"
+  echo "== ncu, $v"
   python3 - <<'PY'
 import csv, collections
 rows = collections.OrderedDict()
@@ -96,9 +106,9 @@ for (n, g, rg), (c, t, by, oc) in sorted(agg.items(), key=lambda x: -x[1][1])[:2
 PY
 done
 
-# 3. one layer's fused matrix-vector kernels in detail (the first variant)
-v="${variants%% *}"
-SGLC_CUDA_MV16=$v timeout 200 ncu --clock-control none --section SpeedOfLight --section Occupancy \
+# 3. one layer's fused matrix-vector kernels in detail (the first of NCU_VARIANTS)
+v="${ncu_variants%% *}"
+venv "$v" timeout 200 ncu --clock-control none --section SpeedOfLight --section Occupancy \
   --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \
   -k regex:'k_fmv' --launch-skip 130 --launch-count 4 "$b/sglc" bench_one_batch \
   --model-path "$m" --batch-size 1 --input-len 512 --output-len 8 --disable-cuda-graph 2>&1 |

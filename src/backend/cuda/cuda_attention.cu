@@ -447,7 +447,8 @@ template <int DPL> __device__ __forceinline__ void ag_load(const __half *p, floa
 template <int DPL, int GM>
 __global__ void __launch_bounds__(AG_WARPS * 32)
     k_attn_gqa(const float *q, const __half *kc, const __half *vc, float *out, float *part,
-               int *done, sglc_batch_dev b, int n_head, int n_kv, float scale, int n_splits) {
+               int *done, sglc_batch_dev b, int n_head, int n_kv, float scale, int n_splits,
+               int min_keys) {
     constexpr int HD = 32 * DPL;
     __shared__ float s_m[AG_WARPS][GM], s_l[AG_WARPS][GM];
     __shared__ float s_acc[AG_WARPS][GM][HD];
@@ -458,7 +459,7 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
     cuda_pdl_wait();
     cuda_pdl_trigger();
     const int32_t ctx = b.pos[t] + 1;
-    const int e0 = (ctx + AG_MIN_KEYS - 1) / AG_MIN_KEYS;
+    const int e0 = (ctx + min_keys - 1) / min_keys;
     const int eff = n_splits > 1 ? (e0 < n_splits ? e0 : n_splits) : 1;
     if (split >= eff) return;
     const int32_t chunk = (ctx + eff - 1) / eff;
@@ -476,17 +477,24 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
         m[g] = -INFINITY, l[g] = 0.0f;
     }
     const __half *kb = kc + (size_t)kvh * HD + d0, *vb = vc + (size_t)kvh * HD + d0;
-    for (int32_t s = s0 + wp * 4; s < s1; s += AG_WARPS * 4) {
-        int32_t sl[4];
-        float kf[4][DPL], vf[4][DPL];
+    /* the slots of a round of 4 keys are loaded a round ahead: a K/V load waits on its slot */
+    int32_t sl[4];
 #pragma unroll
-        for (int j = 0; j < 4; j++)
-            sl[j] = s + j < s1 ? slots[s + j] : -1;
+    for (int j = 0; j < 4; j++)
+        sl[j] = s0 + wp * 4 + j < s1 ? slots[s0 + wp * 4 + j] : -1;
+    for (int32_t s = s0 + wp * 4; s < s1; s += AG_WARPS * 4) {
+        float kf[4][DPL], vf[4][DPL];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const size_t off = (size_t)(sl[j] >= 0 ? sl[j] : sl[0]) * kvd;
             ag_load<DPL>(kb + off, kf[j]);
             ag_load<DPL>(vb + off, vf[j]);
+        }
+        int32_t sn[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int32_t x = s + AG_WARPS * 4 + j;
+            sn[j] = x < s1 ? slots[x] : -1;
         }
 #pragma unroll
         for (int g = 0; g < GM; g++) {
@@ -518,6 +526,9 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
             }
             m[g] = mn;
         }
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            sl[j] = sn[j];
     }
     /* the block's warps merged, per head and dim */
 #pragma unroll
@@ -584,13 +595,27 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
     const int dpl = hd == 64 ? 2 : hd == 128 ? 4 : hd == 256 ? 8 : 0;
     const int gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : G <= 8 ? 8 : 0;
     if (!dpl || !gm || dpl * gm > 32) return 0; /* more would spill: the per-head kernel */
+    int min_keys = AG_MIN_KEYS;
+    if (splits > 1 && im->attn_gqa == 2) {
+        /* a block serves a kv head: split for the kv heads' blocks to fill the GPU, not the q
+         * heads' (8B at bs 1 ran 136 blocks of 38 keys, 15.6 us a layer at 640 keys), within
+         * the partials' buffer (per q head) */
+        const int64_t kv_pairs = T * p->n_head_kv, target = 4 * (int64_t)im->n_sm;
+        int64_t s = (target + kv_pairs - 1) / kv_pairs;
+        const int64_t cap =
+            (int64_t)im->attn_part_floats / (T * (int64_t)p->n_head * (int64_t)(hd + 2));
+        if (s > ATT_MAX_SPLITS) s = ATT_MAX_SPLITS;
+        if (s > cap) s = cap;
+        if (s > splits) splits = (int)s;
+        min_keys = AG_MIN_KEYS / 2;
+    }
     const dim3 grid((unsigned)splits, (unsigned)p->n_head_kv, (unsigned)T);
     const int code = dpl * 10 + gm; /* the instances below; D * GM <= 32 */
 #define AG(D, GM)                                                                                  \
     case D * 10 + GM:                                                                              \
         cuda_launch(im, k_attn_gqa<D, GM>, grid, dim3(AG_WARPS * 32), q, (const __half *)kc,       \
                     (const __half *)vc, out, im->attn_part, im->attn_done, db, (int)p->n_head,     \
-                    (int)p->n_head_kv, p->scale, splits);                                          \
+                    (int)p->n_head_kv, p->scale, splits, min_keys);                                \
         break
     switch (code) {
         AG(2, 1);

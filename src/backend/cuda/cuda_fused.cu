@@ -199,84 +199,202 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
  * that fits on the GPU at once (blocks per SM from the occupancy calculator) loops over the
  * rows: a block takes row groups it = blockIdx.x, + gridDim.x, ..., each warp a row share
  * (sub of wpr, as k_fmv), so the norm is computed once per block and, with g, x * inv * g is
- * staged once in shared memory (s_xs) when it fits. Each warp streams its rows' chunks in
- * rounds of U per lane, the next round's loads issued before the current round is used, across
- * row ends too, so loads stay in flight while a row's sums are reduced and stored. The chunks
- * and their fma chains are k_fmv's (cuda_mv16_chunk, same order); wpr is chosen so the row
- * groups fill whole waves of the grid. */
+ * staged once in shared memory when it fits. Each warp streams its rows' chunks in rounds of
+ * U per lane (U / 2 of each row with GLU), the next round's loads issued before the current
+ * round is used, across row ends too, so loads stay in flight while a row's sums are reduced
+ * and stored (80 registers, 6 blocks per SM at one token). A form that kept the rounds in a
+ * cp.async ring in shared memory (5 rounds in flight without registers) was slower: the ring
+ * left room for 3 blocks per SM, and 12 warps could not hide the rest (8B decode 7.57 ms
+ * against 5.07, BENCHMARKS.md session 13). The chunks and their fma chains are k_fmv's
+ * (cuda_mv16_chunk, same order); wpr is chosen so the row groups fill whole waves of the
+ * grid. */
 #define FMV16_STAGE_MAX_BYTES (32 * 1024)
+#define FMV16_U 4 /* chunks a lane per round */
 
-/* blocks per SM the 16-bit streaming kernel is built for, with UW chunks a lane per round
- * (UW / 2 of each row with GLU): UW 4 fits 80 registers at one token, UW 8 128 */
-constexpr int fmv16_min_blocks(int nr, int uw) {
-    return uw > 4 ? (nr <= 1 ? 4 : 3) : (nr <= 1 ? 6 : 4);
+/* xs [rows][k] = x * inv * g (x itself without g), the rounding of the per-chunk form, by the
+ * whole block in float4s, four loads of x and of g issued before the first is used (a scalar
+ * loop waited out one L2 trip per value: 16 us of the 8B q/k/v kernel's 33); ends with a
+ * barrier */
+__device__ __forceinline__ void fmv16_stage_x(const float *x, int rows, int64_t k, const float *g,
+                                              const float *inv, float *xs) {
+    const int64_t k4 = k / 4;
+    for (int r = 0; r < rows; r++) {
+        const float4 *xr = (const float4 *)(x + (size_t)r * (size_t)k);
+        float4 *dst = (float4 *)(xs + (size_t)r * (size_t)k);
+        for (int64_t i0 = threadIdx.x; i0 < k4; i0 += 4 * (int64_t)blockDim.x) {
+            float4 a[4], w[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t i = i0 + (int64_t)j * blockDim.x;
+                if (i < k4) a[j] = xr[i], w[j] = g ? ((const float4 *)g)[i] : a[j];
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t i = i0 + (int64_t)j * blockDim.x;
+                if (i >= k4) break;
+                if (g) {
+                    a[j].x = __fmul_rn(__fmul_rn(a[j].x, inv[r]), w[j].x);
+                    a[j].y = __fmul_rn(__fmul_rn(a[j].y, inv[r]), w[j].y);
+                    a[j].z = __fmul_rn(__fmul_rn(a[j].z, inv[r]), w[j].z);
+                    a[j].w = __fmul_rn(__fmul_rn(a[j].w, inv[r]), w[j].w);
+                }
+                dst[i] = a[j];
+            }
+        }
+    }
+    __syncthreads();
 }
 
-template <int F, int NR, int EPI, int UW>
-__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, UW))
-    k_fmv16(mv_mats m, int64_t k, const float *x, int rows, const float *g, float eps, int wpr,
-            int64_t items, int stage) {
-    extern __shared__ __align__(16) float s_xs[]; /* [rows][k] when stage */
-    __shared__ float s_inv[NR];
-    __shared__ double s_red[NR][FMV_WARPS];
-    __shared__ float s_part[2][FMV_WARPS][NR][2];
-    constexpr bool GLU = EPI == EPI_GLU;
-    constexpr int U = GLU ? UW / 2 : UW;
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-    const int sub = wp % wpr, per_block = FMV_WARPS / wpr;
-    const int64_t chunks = k / 8, step = (int64_t)wpr * 32;
-    const int64_t c_first = (int64_t)sub * 32 + lane;
-    const int G = (int)((chunks + U * step - 1) / (U * step)); /* rounds per row */
-    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
-    /* the row of group it for this warp: its matrix, its index there, its weight rows */
-    struct cur_t {
-        int64_t it, o;
-        int mi, jg;
-        bool live;
-        const uint4 *w1, *w2;
-    };
-    auto at = [&](int64_t it) {
-        cur_t c;
+/* where a warp of k_fmv16 is in its stream: row group it, round jg of the row */
+struct fmv16_cur {
+    int it, o; /* o: the row in matrix mi (32 bits: fewer registers) */
+    int mi, jg;
+    bool live; /* it < items and the row exists */
+    const uint4 *w1, *w2;
+};
+
+/* the fixed part of a k_fmv16 warp's stream */
+template <bool GLU> struct fmv16_stream {
+    int chunks, step, c_first, items;
+    int G, per_block, wp, wpr;
+    __device__ fmv16_cur at(const mv_mats &m, int it) const {
+        fmv16_cur c;
         c.it = it;
         c.jg = 0;
         c.o = it * per_block + wp / wpr;
         c.mi = 0;
         while (!GLU && c.mi < m.nmat - 1 && c.o >= m.n[c.mi])
-            c.o -= m.n[c.mi++];
+            c.o -= (int)m.n[c.mi++];
         c.live = it < items && c.o < m.n[c.mi];
-        const int64_t o = c.live ? c.o : 0;
-        c.w1 = (const uint4 *)m.wd[c.mi] + o * chunks;
-        c.w2 = GLU ? (const uint4 *)m.wd[1] + o * chunks : c.w1;
+        const size_t o = c.live ? (size_t)c.o : 0;
+        c.w1 = (const uint4 *)m.wd[c.mi] + o * (size_t)chunks;
+        c.w2 = GLU ? (const uint4 *)m.wd[1] + o * (size_t)chunks : c.w1;
         return c;
-    };
-    auto load = [&](const cur_t &c, uint4(&w)[U], uint4(&w2)[U]) {
+    }
+    __device__ void next(const mv_mats &m, fmv16_cur &c, int stride) const {
+        if (++c.jg == G) c = at(m, c.it + stride);
+    }
+    __device__ int chunk(const fmv16_cur &c, int i) const {
+        return c_first + (c.jg * (GLU ? FMV16_U / 2 : FMV16_U) + i) * step;
+    }
+    /* the weights of the round d rounds after c into L2: a lane per 128-byte line (a round
+     * is U spans of 32 chunks per row, 4 lines each); no registers held while they come */
+    __device__ void prefetch(const mv_mats &m, const fmv16_cur &c, int d, int stride) const {
+        constexpr int UU = GLU ? FMV16_U / 2 : FMV16_U;
+        const int lane = threadIdx.x & 31, span = lane >> 2;
+        if (span >= (GLU ? 2 * UU : UU)) return;
+        int jg = c.jg + d;
+        int it = c.it;
+        while (jg >= G)
+            jg -= G, it += stride;
+        if (it >= items) return;
+        fmv16_cur p = it == c.it ? c : at(m, it);
+        if (!p.live) return;
+        const bool second = GLU && span >= UU;
+        const int ch =
+            c_first - lane + (jg * UU + (second ? span - UU : span)) * step + (lane & 3) * 8;
+        if (ch < chunks) cuda_prefetch_l2((second ? p.w2 : p.w1) + ch);
+    }
+};
+
+/* a row's end: the lanes' sums reduced, the row's shares added in warp order (s_part
+ * alternates between row groups: par), the epilogue stored, the sums reset */
+template <int NR, int EPI>
+__device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &c, int rows,
+                                             int wpr, float (&acc)[NR], float (&acc2)[NR],
+                                             float (*s_part)[FMV_WARPS][NR][2], int &par) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, sub = wp % wpr;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        acc[r] = warp_sum(acc[r]);
+        if (EPI == EPI_GLU) acc2[r] = warp_sum(acc2[r]);
+    }
+    bool mine = c.live && lane == 0;
+    if (wpr > 1) {
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                s_part[par][wp][r][0] = acc[r], s_part[par][wp][r][1] = acc2[r];
+        __syncthreads();
+        if (sub == 0)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                for (int q = 1; q < wpr; q++) {
+                    acc[r] += s_part[par][wp + q][r][0];
+                    acc2[r] += s_part[par][wp + q][r][1];
+                }
+        mine = mine && sub == 0;
+        par ^= 1;
+    }
+    if (mine) {
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r >= rows) break;
+            if (EPI == EPI_GLU) {
+                m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)c.o] = silu_times(acc[r], acc2[r]);
+                continue;
+            }
+            float t = acc[r];
+            if (m.bias[c.mi]) t = __fadd_rn(t, m.bias[c.mi][c.o]);
+            float *yp = m.y[c.mi] + (size_t)r * (size_t)m.n[c.mi] + (size_t)c.o;
+            *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f, acc2[r] = 0.0f;
+}
+
+/* blocks per SM the streaming kernel is built for: 72 registers at one token (80 with GLU,
+ * which spilled at 72) */
+constexpr int fmv16_min_blocks(int nr, bool glu) {
+    return nr > 1 ? 4 : glu ? 6 : 7;
+}
+
+template <int F, int NR, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, EPI == EPI_GLU))
+    k_fmv16(mv_mats m, int64_t k, const float *x, int rows, const float *g, float eps, int wpr,
+            int64_t items, int stage, int pd) {
+    extern __shared__ __align__(16) float s_xs[]; /* [rows][k] when stage */
+    __shared__ float s_inv[NR];
+    __shared__ double s_red[NR][FMV_WARPS];
+    __shared__ float s_part[2][FMV_WARPS][NR][2];
+    constexpr bool GLU = EPI == EPI_GLU;
+    constexpr int U = GLU ? FMV16_U / 2 : FMV16_U;
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    fmv16_stream<GLU> S;
+    S.chunks = (int)(k / 8);
+    S.step = wpr * 32;
+    S.c_first = (wp % wpr) * 32 + lane;
+    S.items = (int)items;
+    S.G = (int)((S.chunks + U * S.step - 1) / (U * S.step));
+    S.per_block = FMV_WARPS / wpr;
+    S.wp = wp;
+    S.wpr = wpr;
+    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+    fmv16_cur cur = S.at(m, (int)blockIdx.x);
+    uint4 w[U], w2[U];
+    auto load = [&](const fmv16_cur &c, uint4(&a)[U], uint4(&a2)[U]) {
 #pragma unroll
         for (int i = 0; i < U; i++) {
-            const int64_t ch = c_first + ((int64_t)c.jg * U + i) * step;
-            const bool on = c.live && ch < chunks;
-            w[i] = on ? __ldcs(c.w1 + ch) : z;
-            w2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
+            const int ch = S.chunk(c, i);
+            const bool on = c.live && ch < S.chunks;
+            a[i] = on ? __ldcs(c.w1 + ch) : z;
+            a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
         }
     };
-    cur_t cur = at(blockIdx.x);
-    if (cur.live) { /* the first row's weights into L2 while the kernel before ends */
+    if (cur.live) { /* the first row's weights into L2 while the kernel ahead ends */
         const size_t rb = (size_t)k * 2;
-        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, sub, wpr);
-        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, sub, wpr);
+        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
+        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
     }
     cuda_pdl_wait();
     cuda_pdl_trigger();
-    uint4 w[U], w2[U];
     load(cur, w, w2);
     if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
     const float *xs = x, *gs = g;
-    if (stage) { /* x * inv * g once per block, the rounding of the per-chunk form */
-        for (int r = 0; r < rows; r++)
-            for (int64_t i = threadIdx.x; i < k; i += blockDim.x)
-                s_xs[(size_t)r * (size_t)k + (size_t)i] =
-                    g ? __fmul_rn(__fmul_rn(x[(size_t)r * (size_t)k + (size_t)i], s_inv[r]), g[i])
-                      : x[(size_t)r * (size_t)k + (size_t)i];
-        __syncthreads();
+    if (stage) {
+        fmv16_stage_x(x, rows, k, g, s_inv, s_xs);
         xs = s_xs;
         gs = NULL;
     }
@@ -285,59 +403,19 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, UW))
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f, acc2[r] = 0.0f;
     int par = 0;
-    while (cur.it < items) {
-        cur_t nxt = cur;
-        if (++nxt.jg == G) nxt = at(cur.it + gridDim.x);
+    while (cur.it < S.items) {
+        fmv16_cur nxt = cur;
+        S.next(m, nxt, (int)gridDim.x);
         uint4 wn[U], wn2[U];
         load(nxt, wn, wn2); /* in flight while this round is used */
+        if (pd > 0) S.prefetch(m, cur, pd, (int)gridDim.x);
 #pragma unroll
         for (int i = 0; i < U; i++) {
-            const int64_t ch = c_first + ((int64_t)cur.jg * U + i) * step;
-            if (ch >= chunks) break;
+            const int ch = S.chunk(cur, i);
+            if (ch >= S.chunks) break;
             cuda_mv16_chunk<F, NR, GLU>(w[i], w2[i], ch, xs, k, rows, gs, s_inv, acc, acc2);
         }
-        if (cur.jg == G - 1) { /* the row's sums: reduce, combine the shares, store */
-#pragma unroll
-            for (int r = 0; r < NR; r++) {
-                acc[r] = warp_sum(acc[r]);
-                if (GLU) acc2[r] = warp_sum(acc2[r]);
-            }
-            bool mine = cur.live && lane == 0;
-            if (wpr > 1) { /* in warp order, as k_fmv; s_part alternates between groups */
-                if (lane == 0)
-#pragma unroll
-                    for (int r = 0; r < NR; r++)
-                        s_part[par][wp][r][0] = acc[r], s_part[par][wp][r][1] = acc2[r];
-                __syncthreads();
-                if (sub == 0)
-#pragma unroll
-                    for (int r = 0; r < NR; r++)
-                        for (int q = 1; q < wpr; q++) {
-                            acc[r] += s_part[par][wp + q][r][0];
-                            acc2[r] += s_part[par][wp + q][r][1];
-                        }
-                mine = mine && sub == 0;
-                par ^= 1;
-            }
-            if (mine) {
-#pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    if (r >= rows) break;
-                    if (GLU) {
-                        m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)cur.o] =
-                            silu_times(acc[r], acc2[r]);
-                        continue;
-                    }
-                    float t = acc[r];
-                    if (m.bias[cur.mi]) t = __fadd_rn(t, m.bias[cur.mi][cur.o]);
-                    float *yp = m.y[cur.mi] + (size_t)r * (size_t)m.n[cur.mi] + (size_t)cur.o;
-                    *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-                acc[r] = 0.0f, acc2[r] = 0.0f;
-        }
+        if (cur.jg == S.G - 1) fmv16_finish<NR, EPI>(m, cur, rows, wpr, acc, acc2, s_part, par);
 #pragma unroll
         for (int i = 0; i < U; i++)
             w[i] = wn[i], w2[i] = wn2[i];
@@ -448,15 +526,15 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
-/* blocks of k_fmv16<F, NR, EPI, UW> one SM holds with smem bytes of staging (the occupancy
- * calculator, asked once per staging size) */
-template <int F, int NR, int EPI, int UW> static int fmv16_blocks_per_sm(size_t smem) {
+/* blocks of k_fmv16<F, NR, EPI> one SM holds with smem bytes of x staged (the occupancy
+ * calculator, asked once per size) */
+template <int F, int NR, int EPI> static int fmv16_blocks_per_sm(size_t smem) {
     static size_t known_smem[4];
     static int known[4], n_known;
     for (int i = 0; i < n_known; i++)
         if (known_smem[i] == smem) return known[i];
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI, UW>, FMV_WARPS * 32,
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI>, FMV_WARPS * 32,
                                                       smem) != cudaSuccess ||
         b < 1)
         b = 1;
@@ -466,14 +544,14 @@ template <int F, int NR, int EPI, int UW> static int fmv16_blocks_per_sm(size_t 
 
 /* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
  * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
-template <int F, int NR, int EPI, int UW>
+template <int F, int NR, int EPI>
 static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
                             int64_t rows, const float *g, float eps, int64_t out_rows) {
     const int64_t k = w0->k;
     const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
     const int stage = g && xs_bytes <= FMV16_STAGE_MAX_BYTES;
     const size_t smem = stage ? xs_bytes : 0;
-    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI, UW>(smem);
+    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI>(smem);
     int best = 1;
     double best_eff = -1.0;
     for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {
@@ -485,17 +563,15 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     }
     const int64_t items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
     const unsigned blocks = (unsigned)(items < slots ? items : slots);
-    cuda_launch_smem(im, k_fmv16<F, NR, EPI, UW>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
-                     (int)rows, g, eps, best, items, stage);
+    cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
+                     (int)rows, g, eps, best, items, stage, im->mv16_pd);
 }
 
 template <int F>
 static void launch_fmv16(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
                          const float *x, int64_t rows, const float *g, float eps,
                          int64_t out_rows) {
-#define FMV16(NR, E)                                                                               \
-    (im->mv16 == 2 ? launch_fmv16_as<F, NR, E, 8>(im, m, w0, x, rows, g, eps, out_rows)            \
-                   : launch_fmv16_as<F, NR, E, 4>(im, m, w0, x, rows, g, eps, out_rows))
+#define FMV16(NR, E) launch_fmv16_as<F, NR, E>(im, m, w0, x, rows, g, eps, out_rows)
 #define FMV16_E(NR)                                                                                \
     do {                                                                                           \
         if (epi == EPI_GLU)                                                                        \
