@@ -595,20 +595,10 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
     const int dpl = hd == 64 ? 2 : hd == 128 ? 4 : hd == 256 ? 8 : 0;
     const int gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : G <= 8 ? 8 : 0;
     if (!dpl || !gm || dpl * gm > 32) return 0; /* more would spill: the per-head kernel */
-    int min_keys = AG_MIN_KEYS;
-    if (splits > 1 && im->attn_gqa == 2) {
-        /* a block serves a kv head: split for the kv heads' blocks to fill the GPU, not the q
-         * heads' (8B at bs 1 ran 136 blocks of 38 keys, 15.6 us a layer at 640 keys), within
-         * the partials' buffer (per q head) */
-        const int64_t kv_pairs = T * p->n_head_kv, target = 4 * (int64_t)im->n_sm;
-        int64_t s = (target + kv_pairs - 1) / kv_pairs;
-        const int64_t cap =
-            (int64_t)im->attn_part_floats / (T * (int64_t)p->n_head * (int64_t)(hd + 2));
-        if (s > ATT_MAX_SPLITS) s = ATT_MAX_SPLITS;
-        if (s > cap) s = cap;
-        if (s > splits) splits = (int)s;
-        min_keys = AG_MIN_KEYS / 2;
-    }
+    /* splitting for the kv-head blocks (4 n_sm / (T n_kv) splits of 16 keys or more) measured
+     * slower than the per-head count: 18.5 against 15.7 us a layer at 640 keys (8B shape),
+     * 857 against 881 tok/s (0.6B; BENCHMARKS.md session 13) */
+    const int min_keys = AG_MIN_KEYS;
     const dim3 grid((unsigned)splits, (unsigned)p->n_head_kv, (unsigned)T);
     const int code = dpl * 10 + gm; /* the instances below; D * GM <= 32 */
 #define AG(D, GM)                                                                                  \

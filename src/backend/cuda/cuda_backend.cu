@@ -756,15 +756,8 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
      * off (A/B) */
     im->pdl = prop.major >= 9;
     if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
-    /* SGLC_CUDA_ATTN_GQA (A/B): 0 the per-head kernel, 1 k_attn_gqa split as the per-head
-     * kernel is, 2 (default) k_attn_gqa split for its kv-head blocks */
-    im->attn_gqa = getenv("SGLC_CUDA_ATTN_GQA") ? atoi(getenv("SGLC_CUDA_ATTN_GQA")) : 2;
-    if (im->attn_gqa < 0 || im->attn_gqa > 2) im->attn_gqa = 2;
-    /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
-     * (A/B) */
-    im->mv16 = !(getenv("SGLC_CUDA_MV16") && strcmp(getenv("SGLC_CUDA_MV16"), "0") == 0);
-    im->mv16_pd = getenv("SGLC_CUDA_MV16_PD") ? atoi(getenv("SGLC_CUDA_MV16_PD")) : 0;
-    if (im->mv16_pd < 0 || im->mv16_pd > 64) im->mv16_pd = 0;
+    im->attn_gqa =
+        !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

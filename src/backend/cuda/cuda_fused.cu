@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
  * staged once in shared memory when it fits. Each warp streams its rows' chunks in rounds of
  * U per lane (U / 2 of each row with GLU), the next round's loads issued before the current
  * round is used, across row ends too, so loads stay in flight while a row's sums are reduced
- * and stored (80 registers, 6 blocks per SM at one token). A form that kept the rounds in a
+ * and stored (72 registers, 7 blocks per SM at one token). A form that kept the rounds in a
  * cp.async ring in shared memory (5 rounds in flight without registers) was slower: the ring
  * left room for 3 blocks per SM, and 12 warps could not hide the rest (8B decode 7.57 ms
  * against 5.07, BENCHMARKS.md session 13). The chunks and their fma chains are k_fmv's
@@ -346,13 +346,13 @@ __device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &
 }
 
 /* blocks per SM the streaming kernel is built for: 72 registers at one token (80 with GLU,
- * which spilled at 72) */
-constexpr int fmv16_min_blocks(int nr, bool glu) {
-    return nr > 1 ? 4 : glu ? 6 : 7;
+ * which spilled at 72); lb 1 (SGLC_CUDA_MV16=2) builds the 80-register form for A/B */
+constexpr int fmv16_min_blocks(int nr, bool glu, int lb) {
+    return nr > 1 ? 4 : glu || lb ? 6 : 7;
 }
 
-template <int F, int NR, int EPI>
-__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, EPI == EPI_GLU))
+template <int F, int NR, int EPI, int LB>
+__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, EPI == EPI_GLU, LB))
     k_fmv16(mv_mats m, int64_t k, const float *x, int rows, const float *g, float eps, int wpr,
             int64_t items, int stage, int pd) {
     extern __shared__ __align__(16) float s_xs[]; /* [rows][k] when stage */
@@ -526,15 +526,15 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
-/* blocks of k_fmv16<F, NR, EPI> one SM holds with smem bytes of x staged (the occupancy
+/* blocks of k_fmv16<F, NR, EPI, LB> one SM holds with smem bytes of x staged (the occupancy
  * calculator, asked once per size) */
-template <int F, int NR, int EPI> static int fmv16_blocks_per_sm(size_t smem) {
+template <int F, int NR, int EPI, int LB> static int fmv16_blocks_per_sm(size_t smem) {
     static size_t known_smem[4];
     static int known[4], n_known;
     for (int i = 0; i < n_known; i++)
         if (known_smem[i] == smem) return known[i];
     int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI>, FMV_WARPS * 32,
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI, LB>, FMV_WARPS * 32,
                                                       smem) != cudaSuccess ||
         b < 1)
         b = 1;
@@ -544,14 +544,14 @@ template <int F, int NR, int EPI> static int fmv16_blocks_per_sm(size_t smem) {
 
 /* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
  * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
-template <int F, int NR, int EPI>
+template <int F, int NR, int EPI, int LB>
 static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
                             int64_t rows, const float *g, float eps, int64_t out_rows) {
     const int64_t k = w0->k;
     const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
     const int stage = g && xs_bytes <= FMV16_STAGE_MAX_BYTES;
     const size_t smem = stage ? xs_bytes : 0;
-    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI>(smem);
+    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI, LB>(smem);
     int best = 1;
     double best_eff = -1.0;
     for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {
@@ -563,7 +563,7 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     }
     const int64_t items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
     const unsigned blocks = (unsigned)(items < slots ? items : slots);
-    cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
+    cuda_launch_smem(im, k_fmv16<F, NR, EPI, LB>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
                      (int)rows, g, eps, best, items, stage, im->mv16_pd);
 }
 
@@ -571,7 +571,9 @@ template <int F>
 static void launch_fmv16(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
                          const float *x, int64_t rows, const float *g, float eps,
                          int64_t out_rows) {
-#define FMV16(NR, E) launch_fmv16_as<F, NR, E>(im, m, w0, x, rows, g, eps, out_rows)
+#define FMV16(NR, E)                                                                               \
+    (im->mv16 == 2 ? launch_fmv16_as<F, NR, E, 1>(im, m, w0, x, rows, g, eps, out_rows)            \
+                   : launch_fmv16_as<F, NR, E, 0>(im, m, w0, x, rows, g, eps, out_rows))
 #define FMV16_E(NR)                                                                                \
     do {                                                                                           \
         if (epi == EPI_GLU)                                                                        \
