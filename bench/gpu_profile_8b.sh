@@ -10,7 +10,8 @@
 #   3. ncu sections (speed of light, occupancy, stall reasons) of one layer's k_fmv kernels;
 #   4. the same products through PyTorch (cuBLAS GEMV, bf16, CUDA graph of 50 replays): what a
 #      vendor kernel reaches on each matrix shape, in the same run.
-# Logs on stdout.   bash bench/gpu_profile_8b.sh [BUILD] [OUT_DIR]   (RUNS=3 by default)
+# Logs on stdout.   bash bench/gpu_profile_8b.sh [BUILD] [OUT_DIR]   (RUNS=3 by default; NCU=0
+# stops after 1)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 b="${1:-$root/build-gpu}"
@@ -51,6 +52,7 @@ for v in $variants; do
     sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')"
 done
 
+[[ ${NCU:-1} == 0 ]] && exit 0 # NCU=0: the A/B only
 command -v ncu >/dev/null || { echo "no ncu on this machine"; exit 0; }
 # 2. every kernel of decode steps
 for v in $ncu_variants; do
