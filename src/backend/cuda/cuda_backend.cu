@@ -759,7 +759,7 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->attn_gqa =
         !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
     /* the 16-bit decode products (SGLC_CUDA_MV16, A/B): 1 k_fmv16 (cuda_fused.cu), 2 k_fmv16
-     * built for 6 blocks per SM, 0 k_fmv */
+     * built for 7 blocks per SM, 0 k_fmv */
     im->mv16 = getenv("SGLC_CUDA_MV16") ? atoi(getenv("SGLC_CUDA_MV16")) : 1;
     if (im->mv16 < 0 || im->mv16 > 2) im->mv16 = 1;
     im->mv16_pd = getenv("SGLC_CUDA_MV16_PD") ? atoi(getenv("SGLC_CUDA_MV16_PD")) : 0;

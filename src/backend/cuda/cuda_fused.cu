@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
  * staged once in shared memory when it fits. Each warp streams its rows' chunks in rounds of
  * U per lane (U / 2 of each row with GLU), the next round's loads issued before the current
  * round is used, across row ends too, so loads stay in flight while a row's sums are reduced
- * and stored (72 registers, 7 blocks per SM at one token). A form that kept the rounds in a
+ * and stored (80 registers, 6 blocks per SM at one token). A form that kept the rounds in a
  * cp.async ring in shared memory (5 rounds in flight without registers) was slower: the ring
  * left room for 3 blocks per SM, and 12 warps could not hide the rest (8B decode 7.57 ms
  * against 5.07, BENCHMARKS.md session 13). The chunks and their fma chains are k_fmv's
@@ -345,10 +345,11 @@ __device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &
         acc[r] = 0.0f, acc2[r] = 0.0f;
 }
 
-/* blocks per SM the streaming kernel is built for: 72 registers at one token (80 with GLU,
- * which spilled at 72); lb 1 (SGLC_CUDA_MV16=2) builds the 80-register form for A/B */
+/* blocks per SM the streaming kernel is built for: 6 at one token (80 registers); lb 1
+ * (SGLC_CUDA_MV16=2, for A/B) builds 7 (72 registers; GLU stays at 6: it spilled at 72), which
+ * measured slower: 8B decode 5.23 against 5.08 ms (BENCHMARKS.md session 13) */
 constexpr int fmv16_min_blocks(int nr, bool glu, int lb) {
-    return nr > 1 ? 4 : glu || lb ? 6 : 7;
+    return nr > 1 ? 4 : glu || !lb ? 6 : 7;
 }
 
 template <int F, int NR, int EPI, int LB>
