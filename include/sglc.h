@@ -38,7 +38,7 @@ typedef struct {
     int32_t cuda_graph_max_bs;          /* GPU: largest padded decode batch captured (0: 160) */
     int enable_deterministic_inference; /* GPU: batch-invariant kernels (the CPU always is) */
     int64_t max_total_tokens;           /* KV pool size in tokens; > 0 overrides the fraction */
-    int32_t max_running_requests;       /* 64 */
+    int32_t max_running_requests;       /* 0: 64 on the CPU, from the KV pool on a GPU */
     int32_t chunked_prefill_size;       /* tokens per prefill step; -1 disables chunking (2048) */
     int32_t max_prefill_tokens;         /* tokens per prefill batch (16384) */
     int32_t context_length;             /* 0: the model's */

@@ -227,7 +227,7 @@ static const arg_spec k_args[] = {
      K_VALUE,
      E_ENGINE,
      "N",
-     "requests decoded together (64)"},
+     "requests decoded together (64 on cpu; on cuda one per 1,024 KV pool tokens, 64-512)"},
     {A_MAX_QUEUED_REQUESTS,
      {"--max-queued-requests"},
      G_MEM,
@@ -875,7 +875,10 @@ cJSON *sglc_server_args_to_json(const sglc_server_args *sa) {
         cJSON_AddNumberToObject(o, "max_total_tokens", (double)ep->max_total_tokens);
     else
         cJSON_AddNullToObject(o, "max_total_tokens");
-    cJSON_AddNumberToObject(o, "max_running_requests", ep->max_running_requests);
+    if (ep->max_running_requests > 0) /* null: chosen at load (max_running_requests_effective) */
+        cJSON_AddNumberToObject(o, "max_running_requests", ep->max_running_requests);
+    else
+        cJSON_AddNullToObject(o, "max_running_requests");
     if (sp->max_queued_requests > 0)
         cJSON_AddNumberToObject(o, "max_queued_requests", sp->max_queued_requests);
     else

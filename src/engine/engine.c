@@ -15,11 +15,21 @@
 
 sglc_grammar *sglc_engine_grammar_ref(const sglc_grammar *g); /* engine_grammar.c */
 
+/* --max-running-requests when not given: 64 on the CPU devices (a batch there is bound by
+ * its arithmetic); on a GPU, as SGLang sizes it, from the KV pool: one request per 1,024 pool
+ * tokens, at least 64 and at most 512 (the largest measured, BENCHMARKS.md session 13: the
+ * 8B-shaped offline run on the H200 at 512; with 64 it did not finish 1,000 requests in 100 s) */
+static int32_t auto_max_running(const sglc_backend *be, int32_t pool) {
+    if (strcmp(be->ops->name, "cuda") != 0) return 64;
+    const int32_t n = pool / 1024;
+    return n < 64 ? 64 : n > 512 ? 512 : n;
+}
+
 void sglc_engine_params_default(sglc_engine_params *p) {
     memset(p, 0, sizeof *p);
     p->device = NULL;
     p->mem_fraction_static = 0.0;
-    p->max_running_requests = 64;
+    p->max_running_requests = 0; /* chosen at open (auto_max_running) */
     p->chunked_prefill_size = 2048;
     p->max_prefill_tokens = 16384;
     p->schedule_policy = SGLC_SCHEDULE_FCFS;
@@ -231,7 +241,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         goto fail;
     }
     p->quantization = qbits == 4 ? "mlx_q4" : qbits == 8 ? "mlx_q8" : NULL;
-    if (p->max_running_requests <= 0 || p->max_running_requests > 4096) {
+    if (p->max_running_requests < 0 || p->max_running_requests > 4096) {
         snprintf(err, errlen, "--max-running-requests must be in [1, 4096]");
         goto fail;
     }
@@ -290,7 +300,8 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         goto fail;
     }
     e->pool_size = (int32_t)pool;
-    e->max_running = p->max_running_requests;
+    e->max_running = p->max_running_requests > 0 ? p->max_running_requests
+                                                 : auto_max_running(e->be, e->pool_size);
     int32_t chunk = p->chunked_prefill_size > 0 ? p->chunked_prefill_size : p->max_prefill_tokens;
     if (chunk > p->max_prefill_tokens) chunk = p->max_prefill_tokens;
     e->max_step_tokens = chunk > e->max_running ? chunk : e->max_running;
