@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "sglc.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "model/model.h"
@@ -114,6 +115,49 @@ static inline int test_agreement(const sglc_model_load_params *ref,
             what, res->tokens, AGREE_NP * AGREE_GEN, res->exact, AGREE_NP, res->worst_margin,
             res->max_logit_diff);
     free(la), free(lb);
+    return 0;
+}
+
+/* n (<= 64) concurrent greedy requests of gen tokens (eos ignored) on an engine opened with
+ * ep: request i is the first len[i] ids of prompt[i]; with alone, each waits for the one before
+ * (a batch of one). Output ids into out [n][gen]. 0, or -1 when the engine did not open. */
+static inline int test_engine_greedy(const sglc_engine_params *ep,
+                                     const int32_t (*prompt)[TEST_PROMPT_CAP], const int *len,
+                                     int n, int gen, int alone, int32_t *out) {
+    SGLC_ASSERT(n <= 64);
+    sglc_engine *e = NULL;
+    char err[512];
+    if (sglc_engine_open(&e, ep, err, sizeof err) != 0) {
+        CHECKF(0, "engine: %s", err);
+        return -1;
+    }
+    sglc_request_params rp;
+    sglc_request_params_default(&rp);
+    rp.temperature = 0.0f;
+    rp.max_new_tokens = gen;
+    rp.ignore_eos = 1;
+    sglc_request *rq[64] = {0};
+    for (int i = 0; i < n; i++) {
+        CHECKF(sglc_engine_submit(e, prompt[i], len[i], &rp, NULL, &rq[i], err, sizeof err) == 0,
+               "%s", err);
+        if (alone && rq[i]) {
+            sglc_output o;
+            do
+                sglc_request_wait(rq[i], INT32_MAX, &o, -1);
+            while (!o.finished);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!rq[i]) continue;
+        sglc_output o;
+        do
+            sglc_request_wait(rq[i], INT32_MAX, &o, -1);
+        while (!o.finished);
+        CHECK(o.n_output == gen);
+        memcpy(out + (size_t)i * (size_t)gen, o.output_ids, sizeof(int32_t) * (size_t)gen);
+        sglc_request_release(rq[i]);
+    }
+    sglc_engine_close(e);
     return 0;
 }
 

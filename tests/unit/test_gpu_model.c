@@ -77,41 +77,11 @@ static int run_engine(const char *path, int graphs, int overlap, int radix, int 
     ep.max_total_tokens = 65536;
     ep.max_running_requests = 32;
     ep.decode_log_interval = 0;
-    sglc_engine *e = NULL;
-    char err[512];
-    if (sglc_engine_open(&e, &ep, err, sizeof err) != 0) {
-        CHECKF(0, "engine: %s", err);
-        return -1;
-    }
-    sglc_request_params rp;
-    sglc_request_params_default(&rp);
-    rp.temperature = 0.0f;
-    rp.max_new_tokens = 16;
-    rp.ignore_eos = 1;
-    sglc_request *rq[32] = {0};
-    for (int i = 0; i < 32; i++) {
-        int n = g_plen[i] - (i % 7);
-        CHECKF(sglc_engine_submit(e, g_prompt[i], n, &rp, NULL, &rq[i], err, sizeof err) == 0, "%s",
-               err);
-        if (alone && rq[i]) { /* one at a time: batch of one */
-            sglc_output o;
-            do
-                sglc_request_wait(rq[i], INT32_MAX, &o, -1);
-            while (!o.finished);
-        }
-    }
-    for (int i = 0; i < 32; i++) {
-        if (!rq[i]) continue;
-        sglc_output o;
-        do
-            sglc_request_wait(rq[i], INT32_MAX, &o, -1);
-        while (!o.finished);
-        CHECK(o.n_output == 16);
-        memcpy(out[i], o.output_ids, sizeof(int32_t) * 16);
-        sglc_request_release(rq[i]);
-    }
-    sglc_engine_close(e);
-    return 0;
+    int len[32];
+    for (int i = 0; i < 32; i++)
+        len[i] = g_plen[i] - (i % 7);
+    return test_engine_greedy(&ep, (const int32_t(*)[TEST_PROMPT_CAP])g_prompt, len, 32, 16, alone,
+                              &out[0][0]);
 }
 
 int main(void) {

@@ -172,34 +172,11 @@ static int run_engine(const char *path, int overlap, int radix, int32_t out[8][1
     ep.max_total_tokens = 8192;
     ep.max_running_requests = 8;
     ep.decode_log_interval = 0;
-    sglc_engine *e = NULL;
-    char err[512];
-    if (sglc_engine_open(&e, &ep, err, sizeof err) != 0) {
-        CHECKF(0, "engine: %s", err);
-        return -1;
-    }
-    sglc_request_params rp;
-    sglc_request_params_default(&rp);
-    rp.temperature = 0.0f;
-    rp.max_new_tokens = 12;
-    rp.ignore_eos = 1;
-    sglc_request *rq[8] = {0};
+    int len[8];
     for (int i = 0; i < 8; i++)
-        CHECKF(sglc_engine_submit(e, g_prompt[i], g_plen[i] - i, &rp, NULL, &rq[i], err,
-                                  sizeof err) == 0,
-               "%s", err);
-    for (int i = 0; i < 8; i++) {
-        if (!rq[i]) continue;
-        sglc_output o;
-        do
-            sglc_request_wait(rq[i], INT32_MAX, &o, -1);
-        while (!o.finished);
-        CHECK(o.n_output == 12);
-        memcpy(out[i], o.output_ids, sizeof(int32_t) * 12);
-        sglc_request_release(rq[i]);
-    }
-    sglc_engine_close(e);
-    return 0;
+        len[i] = g_plen[i] - i;
+    return test_engine_greedy(&ep, (const int32_t(*)[TEST_PROMPT_CAP])g_prompt, len, 8, 12, 0,
+                              &out[0][0]);
 }
 
 static void test_engine(const char *gguf) {

@@ -12,6 +12,7 @@
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "utf8_oracle.h"
 
 static size_t unhex(const char *h, size_t n, unsigned char *out) {
     size_t m = 0;
@@ -167,6 +168,99 @@ static char *raw_pieces(const sglc_tokenizer *t, const int32_t *ids, size_t n, i
         *len += l;
     }
     return out;
+}
+
+/* Checks the golden file at path (named file in the log) against tokenizer t: ids equal the
+ * reference's (ref names it in mismatch lines), decode equals its decode with and without
+ * special tokens, the pieces round-trip (see rt_detok) and the streaming detokenizer gives the
+ * pieces and never invalid UTF-8. At least min_cases cases. */
+static void check_golden(const sglc_tokenizer *t, const char *path, const char *file,
+                         size_t min_cases, const char *ref, int rt_detok) {
+    golden_case *cases = NULL;
+    size_t n = load_golden(path, &cases);
+    CHECKF(n >= min_cases, "only %zu golden cases in %s", n, path);
+    size_t id_mismatch = 0, dec_mismatch = 0, dec0_mismatch = 0, rt_fail = 0, stream_fail = 0,
+           printed = 0, n_rt = 0;
+    for (size_t i = 0; i < n; i++) {
+        golden_case *c = &cases[i];
+        int special = c->mode == 'S';
+        int64_t need =
+            sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, NULL, 0);
+        CHECK(need >= 0);
+        if (need < 0) continue;
+        int32_t *ids = malloc(((size_t)need + 1) * sizeof *ids);
+        int64_t got = sglc_tokenizer_encode(t, (const char *)c->text, c->text_len, special, 0, ids,
+                                            (size_t)need);
+        CHECK(got == need);
+        if ((size_t)got != c->n_ids || memcmp(ids, c->ids, c->n_ids * sizeof *ids) != 0) {
+            id_mismatch++;
+            if (printed++ < 8) {
+                fprintf(stderr, "  id mismatch, case %zu mode %c text '%.*s'\n", i, c->mode,
+                        (int)(c->text_len > 120 ? 120 : c->text_len), (const char *)c->text);
+                print_ids(ref, c->ids, c->n_ids);
+                print_ids("sglc     ", ids, (size_t)got);
+            }
+        }
+        /* decode the reference ids, so decode is tested even where encode differs */
+        size_t dl = sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, NULL, 0);
+        char *dec = malloc(dl + 1);
+        CHECK(sglc_tokenizer_decode(t, c->ids, c->n_ids, 0, dec, dl) == dl);
+        if (dl != c->detok_len || memcmp(dec, c->detok, dl) != 0) dec_mismatch++;
+        size_t dl0 = sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, NULL, 0);
+        char *dec0 = malloc(dl0 + 1);
+        sglc_tokenizer_decode(t, c->ids, c->n_ids, 1, dec0, dl0);
+        if (dl0 != c->detok0_len || memcmp(dec0, c->detok0, dl0) != 0) dec0_mismatch++;
+        size_t rl, rl0;
+        char *raw = raw_pieces(t, c->ids, c->n_ids, 0, &rl);
+        char *raw0 = raw_pieces(t, c->ids, c->n_ids, 1, &rl0);
+        /* round trip: the pieces of special=True cases of valid UTF-8 concatenate to the text
+         * (rt_detok: to the reference's decode, the text itself unless normalized) */
+        if (special && valid_utf8(c->text, c->text_len)) {
+            n_rt++;
+            const unsigned char *want = rt_detok ? (const unsigned char *)c->detok : c->text;
+            const size_t want_len = rt_detok ? c->detok_len : c->text_len;
+            if (rl != want_len || memcmp(raw, want, rl) != 0) {
+                rt_fail++;
+                fprintf(stderr, "  round trip differs for case %zu\n", i);
+            }
+        }
+        /* streaming, both with and without special tokens */
+        for (int skip = 0; skip < 2; skip++) {
+            size_t sl;
+            int bad;
+            unsigned char *s = stream_decode(t, c->ids, c->n_ids, skip, &sl, &bad);
+            const char *want = skip ? raw0 : raw;
+            size_t wl = skip ? rl0 : rl;
+            if (bad || (valid_utf8((const unsigned char *)want, wl) &&
+                        (sl != wl || memcmp(s, want, wl) != 0))) {
+                stream_fail++;
+                fprintf(stderr, "  stream differs for case %zu (skip_special=%d, bad chunk %d)\n",
+                        i, skip, bad);
+            }
+            free(s);
+        }
+        free(raw);
+        free(raw0);
+        free(dec);
+        free(dec0);
+        free(ids);
+    }
+    fprintf(stderr,
+            "golden %s: %zu cases, ids differ in %zu, decode(special) differs in %zu, "
+            "decode(skip special) differs in %zu, round trip fails %zu/%zu, stream fails %zu\n",
+            file, n, id_mismatch, dec_mismatch, dec0_mismatch, rt_fail, n_rt, stream_fail);
+    CHECK(id_mismatch == 0);
+    CHECK(dec_mismatch == 0);
+    CHECK(dec0_mismatch == 0);
+    CHECK(rt_fail == 0);
+    CHECK(stream_fail == 0);
+    for (size_t i = 0; i < n; i++) {
+        free(cases[i].text);
+        free(cases[i].ids);
+        free(cases[i].detok);
+        free(cases[i].detok0);
+    }
+    free(cases);
 }
 
 #endif
