@@ -29,7 +29,7 @@ static void test_golden(const sglc_tokenizer *t, const char *file, size_t min_ca
         snprintf(path, sizeof path, "%s", env);
     else
         snprintf(path, sizeof path, "%s/tests/golden/%s", test_source_dir(), file);
-    check_golden(t, path, file, min_cases, "llama.cpp", 0);
+    golden_check_file(t, path, file, min_cases, "llama.cpp", 0);
 }
 
 /* Finds the token whose piece is exactly the single byte b (byte-level vocabs have all 256). */

@@ -27,7 +27,7 @@
 static void test_golden(const sglc_tokenizer *t, const char *file, size_t min_cases) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/golden/%s", test_source_dir(), file);
-    check_golden(t, path, file, min_cases, "HF       ", 1);
+    golden_check_file(t, path, file, min_cases, "HF       ", 1);
 }
 
 static char g_tmp[64];

@@ -174,8 +174,8 @@ static char *raw_pieces(const sglc_tokenizer *t, const int32_t *ids, size_t n, i
  * reference's (ref names it in mismatch lines), decode equals its decode with and without
  * special tokens, the pieces round-trip (see rt_detok) and the streaming detokenizer gives the
  * pieces and never invalid UTF-8. At least min_cases cases. */
-static void check_golden(const sglc_tokenizer *t, const char *path, const char *file,
-                         size_t min_cases, const char *ref, int rt_detok) {
+static inline void golden_check_file(const sglc_tokenizer *t, const char *path, const char *file,
+                                     size_t min_cases, const char *ref, int rt_detok) {
     golden_case *cases = NULL;
     size_t n = load_golden(path, &cases);
     CHECKF(n >= min_cases, "only %zu golden cases in %s", n, path);
