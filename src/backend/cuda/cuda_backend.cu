@@ -77,6 +77,24 @@ int cuda_op_begin(cuda_impl *im, int op_id, const uint64_t *args, int n_args) {
     return im->mode == CUDA_MODE_REPLAY;
 }
 
+int cuda_blocks_per_sm(cuda_impl *im, const void *fn, int threads, size_t smem) {
+    for (int i = 0; i < im->n_occ; i++)
+        if (im->occ[i].fn == fn && im->occ[i].smem == smem) return im->occ[i].blocks;
+    int b = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, threads, smem) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not the launch's error: one block per SM then */
+        b = 1;
+    }
+    if (b < 1) b = 1;
+    const int n = (int)(sizeof im->occ / sizeof im->occ[0]);
+    if (im->n_occ < n) {
+        im->occ[im->n_occ].fn = fn;
+        im->occ[im->n_occ].smem = smem;
+        im->occ[im->n_occ++].blocks = b;
+    }
+    return b;
+}
+
 int cuda_scratch_grow(cuda_impl *im, void **p, size_t *cap, size_t need) {
     if (need <= *cap) return 0;
     /* a step inside a graph never allocates: reserve sized this buffer too small */

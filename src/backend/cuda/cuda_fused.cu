@@ -527,22 +527,6 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
-/* blocks of k_fmv16<F, NR, EPI, LB> one SM holds with smem bytes of x staged (the occupancy
- * calculator, asked once per size) */
-template <int F, int NR, int EPI, int LB> static int fmv16_blocks_per_sm(size_t smem) {
-    static size_t known_smem[4];
-    static int known[4], n_known;
-    for (int i = 0; i < n_known; i++)
-        if (known_smem[i] == smem) return known[i];
-    int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_fmv16<F, NR, EPI, LB>, FMV_WARPS * 32,
-                                                      smem) != cudaSuccess ||
-        b < 1)
-        b = 1;
-    if (n_known < 4) known_smem[n_known] = smem, known[n_known++] = b;
-    return b;
-}
-
 /* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
  * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
 template <int F, int NR, int EPI, int LB>
@@ -552,7 +536,9 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
     const int stage = g && xs_bytes <= FMV16_STAGE_MAX_BYTES;
     const size_t smem = stage ? xs_bytes : 0;
-    const int64_t slots = (int64_t)im->n_sm * fmv16_blocks_per_sm<F, NR, EPI, LB>(smem);
+    const int64_t slots =
+        (int64_t)im->n_sm *
+        cuda_blocks_per_sm(im, (const void *)k_fmv16<F, NR, EPI, LB>, FMV_WARPS * 32, smem);
     int best = 1;
     double best_eff = -1.0;
     for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {

@@ -121,6 +121,14 @@ typedef struct {
     int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
     int mv16;       /* 16-bit decode products: 1, 2 k_fmv16 (6 or 7 blocks an SM), 0 k_fmv */
     int mv16_pd;    /* its L2 prefetch distance in rounds (SGLC_CUDA_MV16_PD; 0: none) */
+    /* blocks per SM of (kernel, dynamic shared memory) pairs asked so far (cuda_blocks_per_sm);
+     * per backend, so the threads of tensor-parallel ranks do not share it */
+    struct {
+        const void *fn;
+        size_t smem;
+        int blocks;
+    } occ[32];
+    int n_occ;
     int reserved;
     int64_t max_rows;
 
@@ -217,6 +225,10 @@ static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), 
                                       dim3 block, Args... args) {
     return cuda_launch_smem(im, k, grid, block, 0, args...);
 }
+
+/* Blocks of kernel fn (threads per block, smem bytes of dynamic shared memory) one SM holds:
+ * the occupancy calculator, asked once per pair (im->occ); at least 1 */
+int cuda_blocks_per_sm(cuda_impl *im, const void *fn, int threads, size_t smem);
 
 /* Grows a device scratch buffer when it is too small. Only outside a capture (a capture or a
  * replay with a buffer that is too small is a broken reserve: asserted). */
