@@ -447,8 +447,7 @@ template <int DPL> __device__ __forceinline__ void ag_load(const __half *p, floa
 template <int DPL, int GM>
 __global__ void __launch_bounds__(AG_WARPS * 32)
     k_attn_gqa(const float *q, const __half *kc, const __half *vc, float *out, float *part,
-               int *done, sglc_batch_dev b, int n_head, int n_kv, float scale, int n_splits,
-               int min_keys) {
+               int *done, sglc_batch_dev b, int n_head, int n_kv, float scale, int n_splits) {
     constexpr int HD = 32 * DPL;
     __shared__ float s_m[AG_WARPS][GM], s_l[AG_WARPS][GM];
     __shared__ float s_acc[AG_WARPS][GM][HD];
@@ -459,7 +458,7 @@ __global__ void __launch_bounds__(AG_WARPS * 32)
     cuda_pdl_wait();
     cuda_pdl_trigger();
     const int32_t ctx = b.pos[t] + 1;
-    const int e0 = (ctx + min_keys - 1) / min_keys;
+    const int e0 = (ctx + AG_MIN_KEYS - 1) / AG_MIN_KEYS;
     const int eff = n_splits > 1 ? (e0 < n_splits ? e0 : n_splits) : 1;
     if (split >= eff) return;
     const int32_t chunk = (ctx + eff - 1) / eff;
@@ -595,17 +594,16 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
     const int dpl = hd == 64 ? 2 : hd == 128 ? 4 : hd == 256 ? 8 : 0;
     const int gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : G <= 8 ? 8 : 0;
     if (!dpl || !gm || dpl * gm > 32) return 0; /* more would spill: the per-head kernel */
-    /* splitting for the kv-head blocks (4 n_sm / (T n_kv) splits of 16 keys or more) measured
-     * slower than the per-head count: 18.5 against 15.7 us a layer at 640 keys (8B shape),
-     * 857 against 881 tok/s (0.6B; BENCHMARKS.md session 13) */
-    const int min_keys = AG_MIN_KEYS;
+    /* splits: the per-head count (cuda_attention_splits); splitting for the kv-head blocks
+     * (4 n_sm / (T n_kv) splits of 16 keys or more) measured slower: 18.5 against 15.7 us a
+     * layer at 640 keys (8B shape), 857 against 881 tok/s (0.6B; BENCHMARKS.md session 13) */
     const dim3 grid((unsigned)splits, (unsigned)p->n_head_kv, (unsigned)T);
     const int code = dpl * 10 + gm; /* the instances below; D * GM <= 32 */
 #define AG(D, GM)                                                                                  \
     case D * 10 + GM:                                                                              \
         cuda_launch(im, k_attn_gqa<D, GM>, grid, dim3(AG_WARPS * 32), q, (const __half *)kc,       \
                     (const __half *)vc, out, im->attn_part, im->attn_done, db, (int)p->n_head,     \
-                    (int)p->n_head_kv, p->scale, splits, min_keys);                                \
+                    (int)p->n_head_kv, p->scale, splits);                                          \
         break
     switch (code) {
         AG(2, 1);

@@ -776,12 +776,9 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
     im->attn_gqa =
         !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
-    /* the 16-bit decode products (SGLC_CUDA_MV16, A/B): 1 k_fmv16 (cuda_fused.cu), 2 k_fmv16
-     * built for 7 blocks per SM, 0 k_fmv */
-    im->mv16 = getenv("SGLC_CUDA_MV16") ? atoi(getenv("SGLC_CUDA_MV16")) : 1;
-    if (im->mv16 < 0 || im->mv16 > 2) im->mv16 = 1;
-    im->mv16_pd = getenv("SGLC_CUDA_MV16_PD") ? atoi(getenv("SGLC_CUDA_MV16_PD")) : 0;
-    if (im->mv16_pd < 0 || im->mv16_pd > 64) im->mv16_pd = 0;
+    /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
+     * (A/B) */
+    im->mv16 = !(getenv("SGLC_CUDA_MV16") && strcmp(getenv("SGLC_CUDA_MV16"), "0") == 0);
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

@@ -277,24 +277,6 @@ template <bool GLU> struct fmv16_stream {
     __device__ int chunk(const fmv16_cur &c, int i) const {
         return c_first + (c.jg * (GLU ? FMV16_U / 2 : FMV16_U) + i) * step;
     }
-    /* the weights of the round d rounds after c into L2: a lane per 128-byte line (a round
-     * is U spans of 32 chunks per row, 4 lines each); no registers held while they come */
-    __device__ void prefetch(const mv_mats &m, const fmv16_cur &c, int d, int stride) const {
-        constexpr int UU = GLU ? FMV16_U / 2 : FMV16_U;
-        const int lane = threadIdx.x & 31, span = lane >> 2;
-        if (span >= (GLU ? 2 * UU : UU)) return;
-        int jg = c.jg + d;
-        int it = c.it;
-        while (jg >= G)
-            jg -= G, it += stride;
-        if (it >= items) return;
-        fmv16_cur p = it == c.it ? c : at(m, it);
-        if (!p.live) return;
-        const bool second = GLU && span >= UU;
-        const int ch =
-            c_first - lane + (jg * UU + (second ? span - UU : span)) * step + (lane & 3) * 8;
-        if (ch < chunks) cuda_prefetch_l2((second ? p.w2 : p.w1) + ch);
-    }
 };
 
 /* a row's end: the lanes' sums reduced, the row's shares added in warp order (s_part
@@ -345,17 +327,16 @@ __device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &
         acc[r] = 0.0f, acc2[r] = 0.0f;
 }
 
-/* blocks per SM the streaming kernel is built for: 6 at one token (80 registers); lb 1
- * (SGLC_CUDA_MV16=2, for A/B) builds 7 (72 registers; GLU stays at 6: it spilled at 72), which
- * measured slower: 8B decode 5.23 against 5.08 ms (BENCHMARKS.md session 13) */
-constexpr int fmv16_min_blocks(int nr, bool glu, int lb) {
-    return nr > 1 ? 4 : glu || !lb ? 6 : 7;
+/* blocks per SM the streaming kernel is built for: 6 at one token (80 registers; 7, at 72,
+ * measured slower: 8B decode 5.23 against 5.08 ms, BENCHMARKS.md session 13) */
+constexpr int fmv16_min_blocks(int nr) {
+    return nr > 1 ? 4 : 6;
 }
 
-template <int F, int NR, int EPI, int LB>
-__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, EPI == EPI_GLU, LB))
+template <int F, int NR, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
     k_fmv16(mv_mats m, int64_t k, const float *x, int rows, const float *g, float eps, int wpr,
-            int64_t items, int stage, int pd) {
+            int64_t items, int stage) {
     extern __shared__ __align__(16) float s_xs[]; /* [rows][k] when stage */
     __shared__ float s_inv[NR];
     __shared__ double s_red[NR][FMV_WARPS];
@@ -409,7 +390,6 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR, EPI == EP
         S.next(m, nxt, (int)gridDim.x);
         uint4 wn[U], wn2[U];
         load(nxt, wn, wn2); /* in flight while this round is used */
-        if (pd > 0) S.prefetch(m, cur, pd, (int)gridDim.x);
 #pragma unroll
         for (int i = 0; i < U; i++) {
             const int ch = S.chunk(cur, i);
@@ -529,7 +509,7 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
 
 /* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
  * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
-template <int F, int NR, int EPI, int LB>
+template <int F, int NR, int EPI>
 static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
                             int64_t rows, const float *g, float eps, int64_t out_rows) {
     const int64_t k = w0->k;
@@ -538,7 +518,7 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     const size_t smem = stage ? xs_bytes : 0;
     const int64_t slots =
         (int64_t)im->n_sm *
-        cuda_blocks_per_sm(im, (const void *)k_fmv16<F, NR, EPI, LB>, FMV_WARPS * 32, smem);
+        cuda_blocks_per_sm(im, (const void *)k_fmv16<F, NR, EPI>, FMV_WARPS * 32, smem);
     int best = 1;
     double best_eff = -1.0;
     for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {
@@ -550,33 +530,32 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     }
     const int64_t items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
     const unsigned blocks = (unsigned)(items < slots ? items : slots);
-    cuda_launch_smem(im, k_fmv16<F, NR, EPI, LB>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
-                     (int)rows, g, eps, best, items, stage, im->mv16_pd);
+    cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
+                     (int)rows, g, eps, best, items, stage);
+}
+
+/* Calls fn(fmt_tag<E>{}) with E the compile-time epilogue (fmt_tag carries any int) */
+template <class Fn> static inline void epi_dispatch(int epi, Fn &&fn) {
+    if (epi == EPI_GLU)
+        fn(fmt_tag<EPI_GLU>{});
+    else if (epi == EPI_ADD)
+        fn(fmt_tag<EPI_ADD>{});
+    else
+        fn(fmt_tag<EPI_STORE>{});
 }
 
 template <int F>
 static void launch_fmv16(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
                          const float *x, int64_t rows, const float *g, float eps,
                          int64_t out_rows) {
-#define FMV16(NR, E)                                                                               \
-    (im->mv16 == 2 ? launch_fmv16_as<F, NR, E, 1>(im, m, w0, x, rows, g, eps, out_rows)            \
-                   : launch_fmv16_as<F, NR, E, 0>(im, m, w0, x, rows, g, eps, out_rows))
-#define FMV16_E(NR)                                                                                \
-    do {                                                                                           \
-        if (epi == EPI_GLU)                                                                        \
-            FMV16(NR, EPI_GLU);                                                                    \
-        else if (epi == EPI_ADD)                                                                   \
-            FMV16(NR, EPI_ADD);                                                                    \
-        else                                                                                       \
-            FMV16(NR, EPI_STORE);                                                                  \
-    } while (0)
     SGLC_ASSERT(rows >= 1 && rows <= 2);
-    if (rows == 1)
-        FMV16_E(1);
-    else
-        FMV16_E(2);
-#undef FMV16_E
-#undef FMV16
+    epi_dispatch(epi, [&](auto e) {
+        constexpr int E = decltype(e)::value;
+        if (rows == 1)
+            launch_fmv16_as<F, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
+        else
+            launch_fmv16_as<F, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
+    });
 }
 
 static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weight *w0,
@@ -610,28 +589,21 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
             SGLC_ASSERT(!"format not fused by k_fmv");
         } else {
             constexpr bool QA = F == FMT_Q4_0;
-#define FMV(NR, E)                                                                                 \
+            epi_dispatch(epi, [&](auto e) {
+                constexpr int E = decltype(e)::value;
+#define FMV(NR)                                                                                    \
     cuda_launch(im, k_fmv<F, NR, QA, E>, dim3(blocks), dim3(FMV_WARPS * 32), m, w0->q_dtype,       \
                 w0->q_group, w0->k, x, nr, g, eps, wpr)
-#define FMV_E(NR)                                                                                  \
-    do {                                                                                           \
-        if (epi == EPI_GLU)                                                                        \
-            FMV(NR, EPI_GLU);                                                                      \
-        else if (epi == EPI_ADD)                                                                   \
-            FMV(NR, EPI_ADD);                                                                      \
-        else                                                                                       \
-            FMV(NR, EPI_STORE);                                                                    \
-    } while (0)
-            if (nr == 1)
-                FMV_E(1);
-            else if (nr == 2)
-                FMV_E(2);
-            else if (nr <= 4)
-                FMV_E(4);
-            else
-                FMV_E(8);
-#undef FMV_E
+                if (nr == 1)
+                    FMV(1);
+                else if (nr == 2)
+                    FMV(2);
+                else if (nr <= 4)
+                    FMV(4);
+                else
+                    FMV(8);
 #undef FMV
+            });
         }
     });
     CUDA_LAUNCHED(im, "fused matrix-vector kernel");
@@ -652,25 +624,15 @@ static void launch_fexact(cuda_impl *im, int epi, const mv_mats &m, const sglc_w
     const dim3 grid((unsigned)((out_rows + FMV_WARPS - 1) / FMV_WARPS),
                     (unsigned)((rows + CUDA_EXACT_NR - 1) / CUDA_EXACT_NR));
     const int f = fmt_of(w0->type, w0->q_bits);
-#define FEX(F, E)                                                                                  \
-    cuda_launch(im, k_fexact<F, E>, grid, dim3(FMV_WARPS * 32), m, (int)nb, (const int8_t *)qs,    \
-                (const float *)dy, (const float *)sy, (int)rows)
-    if (f == FMT_Q4_1) {
-        if (epi == EPI_GLU)
-            FEX(FMT_Q4_1, EPI_GLU);
-        else if (epi == EPI_ADD)
-            FEX(FMT_Q4_1, EPI_ADD);
+    epi_dispatch(epi, [&](auto e) {
+        constexpr int E = decltype(e)::value;
+        if (f == FMT_Q4_1)
+            cuda_launch(im, k_fexact<FMT_Q4_1, E>, grid, dim3(FMV_WARPS * 32), m, (int)nb,
+                        (const int8_t *)qs, (const float *)dy, (const float *)sy, (int)rows);
         else
-            FEX(FMT_Q4_1, EPI_STORE);
-    } else {
-        if (epi == EPI_GLU)
-            FEX(FMT_Q8_0, EPI_GLU);
-        else if (epi == EPI_ADD)
-            FEX(FMT_Q8_0, EPI_ADD);
-        else
-            FEX(FMT_Q8_0, EPI_STORE);
-    }
-#undef FEX
+            cuda_launch(im, k_fexact<FMT_Q8_0, E>, grid, dim3(FMV_WARPS * 32), m, (int)nb,
+                        (const int8_t *)qs, (const float *)dy, (const float *)sy, (int)rows);
+    });
     CUDA_LAUNCHED(im, "fused integer product kernel");
 }
 

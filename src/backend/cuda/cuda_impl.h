@@ -119,8 +119,7 @@ typedef struct {
     size_t attn_part_floats;
     int *attn_done; /* per (token, kv head): splits finished (k_attn_gqa), back to 0 after */
     int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
-    int mv16;       /* 16-bit decode products: 1, 2 k_fmv16 (6 or 7 blocks an SM), 0 k_fmv */
-    int mv16_pd;    /* its L2 prefetch distance in rounds (SGLC_CUDA_MV16_PD; 0: none) */
+    int mv16;       /* k_fmv16 for 16-bit decode products (SGLC_CUDA_MV16=0: k_fmv, A/B) */
     /* blocks per SM of (kernel, dynamic shared memory) pairs asked so far (cuda_blocks_per_sm);
      * per backend, so the threads of tensor-parallel ranks do not share it */
     struct {
