@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the GPU machine: where the time of large-batch steps goes for the Llama-3.1-8B shape
+# (issue 15's offline target). Writes the random bf16 folder if missing, then bench_one_batch
+# over CASES (batch:prompt pairs; output 8), alternating the VARIANTS (as in
+# gpu_profile_8b.sh: NAME=VALUE settings joined by ':', or "default") RUNS times. The decode
+# latency at prompt 1,024 less the latency at 128 is the attention of ~900 more keys per
+# sequence (the products are the same); prefill latency is one step of bs x il tokens.
+#   bash bench/gpu_batch_8b.sh [BUILD] [OUT_DIR]
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+b="${1:-$root/build-gpu}"
+out="${2:-/tmp/rnd8}"
+runs="${RUNS:-1}"
+variants="${VARIANTS:-default}"
+m="$out/Llama-3.1-8B-random-bf16"
+if [[ ! -s $m/config.json ]]; then
+  t0=$SECONDS
+  python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
+    --formats bf16 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
+  echo "bf16 folder written in $((SECONDS - t0)) s"
+fi
+for i in $(seq 1 "$runs"); do
+  for v in $variants; do
+    e=()
+    [[ $v != default ]] && IFS=: read -ra e <<<"$v"
+    for c in ${CASES:-64:128 64:1024 256:128 256:1024}; do
+      bs="${c%%:*}" il="${c##*:}"
+      l="$(env "${e[@]}" "$b/sglc" bench_one_batch --model-path "$m" --batch-size "$bs" \
+        --input-len "$il" --output-len 8 2>&1 | grep -E '^Prefill\. latency|Decode\.  median|fail' |
+        tail -3 | tr '\n' ' ')"
+      echo "batch $v run $i bs $bs il $il: $l"
+    done
+  done
+done
