@@ -595,6 +595,21 @@ static void test_gather_embed(sglc_backend *be, uint32_t type, int64_t vocab, in
     free(q), free(tab), free(ids), free(pos), free(y), free(ref), free(g);
 }
 
+/* the attention of n_head query heads over n_kv kv heads of hd dims, NeoX RoPE over all of
+ * them, a cache of kv_slots slots of kv_type */
+static sglc_attn_params attn_params(int32_t n_head, int32_t n_kv, int32_t hd, int32_t kv_slots,
+                                    uint32_t kv_type) {
+    return (sglc_attn_params){.n_head = n_head,
+                              .n_head_kv = n_kv,
+                              .head_dim = hd,
+                              .rot_dim = hd,
+                              .theta = 10000.0f,
+                              .scale = 1.0f / sqrtf((float)hd),
+                              .mode = SGLC_ROPE_NEOX,
+                              .kv_slots = kv_slots,
+                              .kv_type = kv_type};
+}
+
 /* rope + kv_store + attention of one sequence of T tokens (a prefill), against f64 attention
  * over the cache the backend wrote (its f16 rounding is the format's, not an error) */
 /* slot_writes: the batch's slot table starts wrong and the step's slot writes correct it
@@ -639,15 +654,7 @@ static void test_attention(sglc_backend *be, int32_t T, int32_t n_head, int32_t 
                      .n_slot_writes = slot_writes ? T : 0,
                      .slot_write_idx = widx,
                      .slot_write_val = slot};
-    sglc_attn_params p = {.n_head = n_head,
-                          .n_head_kv = n_kv,
-                          .head_dim = hd,
-                          .rot_dim = hd,
-                          .theta = 10000.0f,
-                          .scale = 1.0f / sqrtf((float)hd),
-                          .mode = SGLC_ROPE_NEOX,
-                          .kv_slots = slots,
-                          .kv_type = kv_type};
+    sglc_attn_params p = attn_params(n_head, n_kv, hd, slots, kv_type);
     /* a backend that takes the host's RoPE table (a GPU's) gets one, as the model gives it */
     float *dcs = NULL;
     if (be->ops->wants_rope_table) {
@@ -1257,15 +1264,123 @@ static void test_quantize_affine_all(sglc_backend *be) {
            (long long)(g_quant_nan_pairs - nan0));
 }
 
+/* Several sequences in one step, as the scheduler builds them, over an f16 cache filled
+ * directly: prefills from position 0, chunks after a cached prefix, single tokens (a mixed
+ * step), sequences that end inside a GPU warp's tokens (16 / G of them; cuda_attention.cu
+ * k_attn_tc_pre); with decode, one token per sequence (k_attn_tc_dec, split by context).
+ * Every token against f64 attention over the same cache. */
+static void test_attention_batch(sglc_backend *be, int32_t n_head, int32_t n_kv, int32_t hd,
+                                 int decode) {
+    /* (first position, tokens) per sequence */
+    static const int32_t mixed[][2] = {{0, 37},   {300, 1}, {100, 50}, {0, 5},
+                                       {1999, 1}, {0, 1},   {64, 19},  {7, 3}};
+    static const int32_t dec[][2] = {{0, 1},    {9, 1},  {700, 1}, {63, 1},
+                                     {1999, 1}, {15, 1}, {64, 1},  {1200, 1}};
+    const int32_t(*sq)[2] = decode ? dec : mixed;
+    const int32_t n_seqs = 8, slots = 8192; /* (i * 37 + 11) % slots is one-to-one */
+    reseed((uint64_t)decode + 91, (uint64_t)(n_head * 1009 + n_kv * 101 + hd));
+    int32_t T = 0, n_table = 0;
+    for (int32_t s = 0; s < n_seqs; s++)
+        T += sq[s][1], n_table += sq[s][0] + sq[s][1];
+    SGLC_ASSERT(n_table <= slots);
+    const size_t qd = (size_t)n_head * hd, kvd = (size_t)n_kv * hd;
+    int32_t *tok = calloc((size_t)T, 4), *pos = malloc((size_t)T * 4), *seq = malloc((size_t)T * 4);
+    int32_t *start = malloc((size_t)n_seqs * 4), *table = malloc((size_t)n_table * 4);
+    for (int32_t i = 0; i < n_table; i++)
+        table[i] = (i * 37 + 11) % slots;
+    for (int32_t s = 0, t = 0, e = 0; s < n_seqs; s++) {
+        start[s] = e;
+        e += sq[s][0] + sq[s][1];
+        for (int32_t i = 0; i < sq[s][1]; i++, t++)
+            pos[t] = sq[s][0] + i, seq[t] = s;
+    }
+    uint16_t *kh = malloc((size_t)slots * kvd * 2), *vh = malloc((size_t)slots * kvd * 2);
+    for (size_t i = 0; i < (size_t)slots * kvd; i++) {
+        kh[i] = sglc_f32_to_fp16(rnd());
+        vh[i] = sglc_f32_to_fp16(rnd());
+    }
+    float *q = malloc((size_t)T * qd * 4);
+    for (size_t i = 0; i < (size_t)T * qd; i++)
+        q[i] = 2.0f * rnd(); /* scores of a few units: a peaked softmax as well as flat ones */
+    int32_t lrow = T - 1;
+    sglc_batch hb = {.n_tokens = T,
+                     .n_seqs = n_seqs,
+                     .n_logits = 1,
+                     .tokens = tok,
+                     .pos = pos,
+                     .seq = seq,
+                     .out_slot = pos, /* not read by attention */
+                     .seq_slot_start = start,
+                     .slot_table = table,
+                     .logit_rows = &lrow,
+                     .n_slot_table = n_table,
+                     .is_decode = decode};
+    sglc_attn_params p = attn_params(n_head, n_kv, hd, slots, SGLC_GGML_TYPE_F16);
+    const sglc_batch *b = be->ops->set_batch(be, &hb);
+    const size_t cache_f = (size_t)slots * kvd / 2; /* f16 pairs as floats */
+    float *dq = dev_buf(be, q, (size_t)T * qd), *kc = dev_buf(be, (const float *)kh, cache_f),
+          *vc = dev_buf(be, (const float *)vh, cache_f), *dout = dev_buf(be, NULL, (size_t)T * qd);
+    be->ops->attention(be, b, dq, kc, vc, dout, &p);
+    float *out = malloc((size_t)T * qd * 4);
+    int guard = read_back(be, dout, out, (size_t)T * qd);
+    double *ref = malloc((size_t)T * qd * sizeof(double)), *sc = malloc(4096 * sizeof(double));
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t h = 0; h < n_head; h++) {
+            const int32_t g = h / (n_head / n_kv), *sl = table + start[seq[t]];
+            double mx = -INFINITY, z = 0;
+            for (int32_t s = 0; s <= pos[t]; s++) {
+                double d = 0;
+                for (int32_t i = 0; i < hd; i++)
+                    d += (double)q[((size_t)t * n_head + h) * hd + i] *
+                         sglc_fp16_to_f32(kh[(size_t)sl[s] * kvd + (size_t)g * hd + i]);
+                sc[s] = d * p.scale;
+                if (sc[s] > mx) mx = sc[s];
+            }
+            for (int32_t s = 0; s <= pos[t]; s++)
+                z += (sc[s] = exp(sc[s] - mx));
+            for (int32_t i = 0; i < hd; i++) {
+                double acc = 0;
+                for (int32_t s = 0; s <= pos[t]; s++)
+                    acc +=
+                        sc[s] / z * sglc_fp16_to_f32(vh[(size_t)sl[s] * kvd + (size_t)g * hd + i]);
+                ref[((size_t)t * n_head + h) * hd + i] = acc;
+            }
+        }
+    char op[96];
+    snprintf(op, sizeof op, "attention %s %d seqs %d tokens heads=%d/%d hd=%d kv=f16",
+             decode ? "decode" : "mixed", n_seqs, T, n_head, n_kv, hd);
+    /* q and the probabilities are rounded to f16 on some paths (the CPU's, a GPU's tensor
+     * cores): about 3e-4 of the output's norm */
+    compare(be->ops->name, op, out, ref, (size_t)T * qd, 2e-3, guard);
+    /* the largest error of any one token and head against that row's norm: a key masked
+     * wrongly shows here even where the whole step's norm hides it */
+    double worst = 0;
+    for (size_t r = 0; r < (size_t)T * n_head; r++) {
+        double num = 0, den = 0;
+        for (int32_t i = 0; i < hd; i++) {
+            const double d = out[r * hd + i] - ref[r * hd + i];
+            num += d * d, den += ref[r * hd + i] * ref[r * hd + i];
+        }
+        const double e = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (e > worst) worst = e;
+    }
+    CHECKF(worst < 1e-2, "%s %s: a row is off by %.3g of its norm", be->ops->name, op, worst);
+    be->ops->free(be, dq), be->ops->free(be, kc), be->ops->free(be, vc), be->ops->free(be, dout);
+    free(tok), free(pos), free(seq), free(start), free(table), free(kh), free(vh), free(q);
+    free(out), free(ref), free(sc);
+}
+
 int main(void) {
     /* cuda twice: its default kernels, then --enable-deterministic-inference (the CPU-parity
      * attention and products; its "cuda vs cpu" lines say how close to the CPU's bits) */
     /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
      * models use (the runs before have quantized weights loaded, which selects the CPU-exact
      * attention) */
-    /* a fourth with SGLC_CUDA_ATTN_GQA=0 as well: the per-head split kernel that the decode
-     * attention by kv head replaced for f16 caches (kept for head shapes it does not take) */
-    static const char *const backends[] = {"cpu", "cpu-ggml", "cuda", "cuda", "cuda", "cuda"};
+    /* a fourth with SGLC_CUDA_ATTN_TC=1 as well: the tensor-core attention (opt-in until a
+     * GPU run has passed it), a fifth with SGLC_CUDA_ATTN_GQA=0 instead: the per-head split
+     * kernel that the attention by kv head replaced (kept for head shapes it does not take) */
+    static const char *const backends[] = {"cpu",  "cpu-ggml", "cuda", "cuda",
+                                           "cuda", "cuda",     "cuda"};
     const wfmt fmts[] = {
         {SGLC_GGML_TYPE_F32, 0, 1e-5, "F32"},       {SGLC_GGML_TYPE_F16, 0, 2e-3, "F16"},
         {SGLC_GGML_TYPE_BF16, 0, 1e-2, "BF16"},     {SGLC_GGML_TYPE_Q8_0, 0, 1e-2, "Q8_0"},
@@ -1284,7 +1399,12 @@ int main(void) {
             setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
         }
         if (bi == 5) {
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=1:\n");
+            setenv("SGLC_CUDA_ATTN_TC", "1", 1);
+        }
+        if (bi == 6) {
             printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_GQA=0:\n");
+            unsetenv("SGLC_CUDA_ATTN_TC");
             setenv("SGLC_CUDA_ATTN_GQA", "0", 1);
         }
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
@@ -1344,6 +1464,15 @@ int main(void) {
         test_attention(be, 300, 12, 3, 64, F16, 0, 1);
         test_attention(be, 77, 8, 1, 256, F16, 0, 1);
         test_attention(be, 500, 8, 2, 128, F32, 0, 1);
+        /* several sequences in one step: the 8B shape (GQA 4, head_dim 128), Qwen3-0.6B's
+         * (GQA 2), GQA 3 at head_dim 64 (SmolLM2's: 16 / G does not divide), MHA */
+        test_attention_batch(be, 32, 8, 128, 0);
+        test_attention_batch(be, 32, 8, 128, 1);
+        test_attention_batch(be, 16, 8, 128, 0);
+        test_attention_batch(be, 16, 8, 128, 1);
+        test_attention_batch(be, 9, 3, 64, 0);
+        test_attention_batch(be, 9, 3, 64, 1);
+        test_attention_batch(be, 4, 4, 64, 0);
         test_sample(be, 1013, 1);
         test_sample(be, 1013, 2);
         test_sample(be, 50000, 3);

@@ -776,6 +776,9 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
     im->attn_gqa =
         !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
+    /* the tensor-core attention (cuda_attention.cu k_attn_tc_*): opt-in with
+     * SGLC_CUDA_ATTN_TC=1 until a GPU run has checked it (see there) */
+    im->attn_tc = getenv("SGLC_CUDA_ATTN_TC") && strcmp(getenv("SGLC_CUDA_ATTN_TC"), "1") == 0;
     /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
      * (A/B) */
     im->mv16 = !(getenv("SGLC_CUDA_MV16") && strcmp(getenv("SGLC_CUDA_MV16"), "0") == 0);
