@@ -5,6 +5,8 @@
 # gpu_profile_8b.sh: NAME=VALUE settings joined by ':', or "default") RUNS times. The decode
 # latency at prompt 1,024 less the latency at 128 is the attention of ~900 more keys per
 # sequence (the products are the same); prefill latency is one step of bs x il tokens.
+# OFFLINE=1 adds, per variant and run, bench_offline_throughput on 1,000 random 1,024 / 1,024
+# requests (issue 15's offline figure; about 90 s each at session 13's speed).
 #   bash bench/gpu_batch_8b.sh [BUILD] [OUT_DIR]
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,5 +32,12 @@ for i in $(seq 1 "$runs"); do
         tail -3 | tr '\n' ' ')"
       echo "batch $v run $i bs $bs il $il: $l"
     done
+    if [[ ${OFFLINE:-0} == 1 ]]; then
+      l="$(env "${e[@]}" "$b/sglc" bench_offline_throughput --model-path "$m" --num-prompts 1000 \
+        --dataset-name random --random-input-len 1024 --random-output-len 1024 2>&1 |
+        grep -E 'Benchmark duration|Output token throughput|Total token throughput|fail' |
+        tr -s ' ' | tr '\n' ' ')"
+      echo "offline $v run $i: $l"
+    fi
   done
 done
