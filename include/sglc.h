@@ -39,7 +39,9 @@ typedef struct {
     int enable_deterministic_inference; /* GPU: batch-invariant kernels (the CPU always is) */
     int64_t max_total_tokens;           /* KV pool size in tokens; > 0 overrides the fraction */
     int32_t max_running_requests;       /* 0: 64 on the CPU, from the KV pool on a GPU */
-    int32_t chunked_prefill_size;       /* tokens per prefill step; -1 disables chunking (2048) */
+    int32_t chunked_prefill_size;       /* tokens per prefill step; -1 disables chunking; 0:
+                                         * chosen at open (2048 on the CPU, by memory on a
+                                         * GPU as SGLang does) */
     int32_t max_prefill_tokens;         /* tokens per prefill batch (16384) */
     int32_t context_length;             /* 0: the model's */
     sglc_schedule_policy schedule_policy;
@@ -244,6 +246,7 @@ typedef struct {
     int32_t bos_id, eos_id; /* -1 when none */
     int add_bos;            /* the model prepends bos to raw prompts */
     int32_t max_running_requests;
+    int32_t chunked_prefill_size; /* the engine's, -1 when off */
 } sglc_model_info;
 
 void sglc_engine_get_model_info(sglc_engine *e, sglc_model_info *out);

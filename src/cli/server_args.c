@@ -241,7 +241,8 @@ static const arg_spec k_args[] = {
      K_VALUE,
      E_ENGINE,
      "N",
-     "prefill chunk in tokens, -1 disables (2048; 512 on cpu-ggml)"},
+     "prefill chunk in tokens, -1 disables (2048; 512 on cpu-ggml; GPU: 8192 on 35-160 GiB, as "
+     "SGLang)"},
     {A_MAX_PREFILL_TOKENS,
      {"--max-prefill-tokens"},
      G_MEM,
@@ -883,7 +884,10 @@ cJSON *sglc_server_args_to_json(const sglc_server_args *sa) {
         cJSON_AddNumberToObject(o, "max_queued_requests", sp->max_queued_requests);
     else
         cJSON_AddNullToObject(o, "max_queued_requests");
-    cJSON_AddNumberToObject(o, "chunked_prefill_size", ep->chunked_prefill_size);
+    if (ep->chunked_prefill_size != 0) /* 0: chosen at load; /get_server_info says which */
+        cJSON_AddNumberToObject(o, "chunked_prefill_size", ep->chunked_prefill_size);
+    else
+        cJSON_AddNullToObject(o, "chunked_prefill_size");
     cJSON_AddNumberToObject(o, "max_prefill_tokens", ep->max_prefill_tokens);
     if (ep->context_length > 0)
         cJSON_AddNumberToObject(o, "context_length", ep->context_length);

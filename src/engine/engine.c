@@ -25,12 +25,26 @@ static int32_t auto_max_running(const sglc_backend *be, int32_t pool) {
     return n < 64 ? 64 : n > 512 ? 512 : n;
 }
 
+/* --chunked-prefill-size when not given: 2048 on the CPU devices; on a GPU, SGLang's choice by
+ * device memory (server_args.py): 2048 below 35 GiB (A10, L40, 4090), 8192 below 160 GiB
+ * (A100, H100, H200), 16384 above (B200, MI300). A larger chunk runs its products at a
+ * larger, more efficient size (8B shape on the H200: 8,192-token prefill steps at 497 TFLOP/s,
+ * BENCHMARKS.md session 14); the activations it needs are a few hundred MB there. */
+static int32_t auto_chunked_prefill(sglc_backend *be) {
+    size_t free_b = 0, total_b = 0;
+    if (strcmp(be->ops->name, "cuda") != 0 || !be->ops->mem_info ||
+        be->ops->mem_info(be, &free_b, &total_b) != 0 || total_b == 0)
+        return 2048;
+    const double gib = (double)total_b / (1024.0 * 1024.0 * 1024.0);
+    return gib < 35 ? 2048 : gib < 160 ? 8192 : 16384;
+}
+
 void sglc_engine_params_default(sglc_engine_params *p) {
     memset(p, 0, sizeof *p);
     p->device = NULL;
     p->mem_fraction_static = 0.0;
     p->max_running_requests = 0; /* chosen at open (auto_max_running) */
-    p->chunked_prefill_size = 2048;
+    p->chunked_prefill_size = 0; /* chosen at open (auto_chunked_prefill) */
     p->max_prefill_tokens = 16384;
     p->schedule_policy = SGLC_SCHEDULE_FCFS;
     p->decode_log_interval = 40;
@@ -245,8 +259,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
         snprintf(err, errlen, "--max-running-requests must be in [1, 4096]");
         goto fail;
     }
-    if (p->chunked_prefill_size == 0 || p->chunked_prefill_size < -1 ||
-        p->max_prefill_tokens <= 0) {
+    if (p->chunked_prefill_size < -1 || p->max_prefill_tokens <= 0) {
         snprintf(err, errlen,
                  "--chunked-prefill-size must be -1 or positive and "
                  "--max-prefill-tokens positive");
@@ -302,6 +315,7 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
     e->pool_size = (int32_t)pool;
     e->max_running = p->max_running_requests > 0 ? p->max_running_requests
                                                  : auto_max_running(e->be, e->pool_size);
+    if (p->chunked_prefill_size == 0) p->chunked_prefill_size = auto_chunked_prefill(e->be);
     int32_t chunk = p->chunked_prefill_size > 0 ? p->chunked_prefill_size : p->max_prefill_tokens;
     if (chunk > p->max_prefill_tokens) chunk = p->max_prefill_tokens;
     e->max_step_tokens = chunk > e->max_running ? chunk : e->max_running;
@@ -698,6 +712,7 @@ void sglc_engine_get_model_info(sglc_engine *e, sglc_model_info *o) {
     o->eos_id = sglc_tokenizer_eos(e->tok);
     o->add_bos = sglc_tokenizer_add_bos(e->tok);
     o->max_running_requests = e->max_running;
+    o->chunked_prefill_size = e->params.chunked_prefill_size;
 }
 
 int64_t sglc_engine_tokenize(sglc_engine *e, const char *text, size_t len, int parse_special,

@@ -346,6 +346,12 @@ enum MHD_Result sglc_srv_handle_server_info(conn_ctx *c) {
     cJSON_AddNumberToObject(j, "max_total_num_tokens", (double)s->info.kv_pool_size);
     cJSON_AddNumberToObject(j, "max_req_input_len", s->info.context_length - 1);
     cJSON_AddNumberToObject(j, "max_running_requests_effective", s->info.max_running_requests);
+    /* SGLang reports the size it chose when none was given */
+    cJSON *cp = cJSON_GetObjectItemCaseSensitive(j, "chunked_prefill_size");
+    if (!cp || cJSON_IsNull(cp)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "chunked_prefill_size");
+        cJSON_AddNumberToObject(j, "chunked_prefill_size", s->info.chunked_prefill_size);
+    }
     cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "tp_size");
     if (!tp) cJSON_AddNumberToObject(j, "tp_size", 1);
     /* SGLang's values for a single unified (not prefill/decode split) server: sglang-router

@@ -287,6 +287,10 @@ def test_operational_endpoints(server):
     assert mi["model_path"].endswith(".gguf") and mi["is_generation"] is True
     si = get(server, "/get_server_info").json()
     assert si["port"] == server.port and si["max_total_tokens"] == 16384
+    # not given: the engine's choice, as SGLang reports it (2048 on the CPU; a GPU's by memory)
+    exp_chunk = 2048 if si["device"].startswith("cpu") else None
+    assert isinstance(si["chunked_prefill_size"], int) and si["chunked_prefill_size"] > 0
+    assert exp_chunk is None or si["chunked_prefill_size"] == exp_chunk
     assert "last_gen_throughput" in si["internal_states"][0]
     assert get(server, "/metrics").text.count("sglang:num_running_reqs") >= 1
     assert get(server, "/health_generate").status_code == 200
