@@ -1376,9 +1376,10 @@ int main(void) {
     /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
      * models use (the runs before have quantized weights loaded, which selects the CPU-exact
      * attention) */
-    /* a fourth with SGLC_CUDA_ATTN_TC=1 as well: the tensor-core attention (opt-in until a
-     * GPU run has passed it), a fifth with SGLC_CUDA_ATTN_GQA=0 instead: the per-head split
-     * kernel that the attention by kv head replaced (kept for head shapes it does not take) */
+    /* a fourth with SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1 as well: the tensor-core attention and
+     * the MLX 4-bit streaming products (opt-in until a GPU run has passed them), a fifth with
+     * SGLC_CUDA_ATTN_GQA=0 instead: the per-head split kernel that the attention by kv head
+     * replaced (kept for head shapes it does not take) */
     static const char *const backends[] = {"cpu",  "cpu-ggml", "cuda", "cuda",
                                            "cuda", "cuda",     "cuda"};
     const wfmt fmts[] = {
@@ -1399,12 +1400,14 @@ int main(void) {
             setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
         }
         if (bi == 5) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=1:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1:\n");
             setenv("SGLC_CUDA_ATTN_TC", "1", 1);
+            setenv("SGLC_CUDA_MV4", "1", 1);
         }
         if (bi == 6) {
             printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_GQA=0:\n");
             unsetenv("SGLC_CUDA_ATTN_TC");
+            unsetenv("SGLC_CUDA_MV4");
             setenv("SGLC_CUDA_ATTN_GQA", "0", 1);
         }
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
@@ -1438,6 +1441,15 @@ int main(void) {
                 test_fused_matmul(be, &fmts[f], 600, 1800, 2048, 2);
                 test_fused_matmul(be, &fmts[f], 130, 70, 9216, 2);
                 test_fused_matmul(be, &fmts[f], 50, 40, 800, 1);
+            }
+            if (fmts[f].type == SGLC_WTYPE_MLX_AFFINE && fmts[f].bits == 4) {
+                /* the streaming MLX 4-bit kernel (cuda_fused.cu k_fmv4), as above: a block
+                 * loops, row shares, x staged (rotated) for 1 and 2 tokens, too large to stage
+                 * (the norm applied per chunk), rounds past a row's end */
+                test_fused_matmul(be, &fmts[f], 2051, 1030, 1024, 1);
+                test_fused_matmul(be, &fmts[f], 600, 1800, 2048, 2);
+                test_fused_matmul(be, &fmts[f], 130, 70, 9216, 2);
+                test_fused_matmul(be, &fmts[f], 50, 40, 832, 1);
             }
         }
         test_fused_rope(be, 1, 16, 8, 128, 128, 1, SGLC_GGML_TYPE_F16);

@@ -211,10 +211,18 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
 #define FMV16_STAGE_MAX_BYTES (32 * 1024)
 #define FMV16_U 4 /* chunks a lane per round */
 
+/* where float4 L of a row of x sits in k_fmv4's staging: the 8 float4s of a 32-value chunk c
+ * rotated by c % 8, so the 8 lanes of a quarter warp, reading float4 j of 8 consecutive
+ * chunks, hit 8 different bank groups (unrotated, a 128-byte stride puts them all on one) */
+__device__ __forceinline__ int64_t fmv4_swz(int64_t L) {
+    return (L & ~(int64_t)7) | ((L ^ (L >> 3)) & 7);
+}
+
 /* xs [rows][k] = x * inv * g (x itself without g), the rounding of the per-chunk form, by the
  * whole block in float4s, four loads of x and of g issued before the first is used (a scalar
- * loop waited out one L2 trip per value: 16 us of the 8B q/k/v kernel's 33); ends with a
- * barrier */
+ * loop waited out one L2 trip per value: 16 us of the 8B q/k/v kernel's 33); SWZ: at
+ * fmv4_swz's places (k a multiple of 32); ends with a barrier */
+template <bool SWZ = false>
 __device__ __forceinline__ void fmv16_stage_x(const float *x, int rows, int64_t k, const float *g,
                                               const float *inv, float *xs) {
     const int64_t k4 = k / 4;
@@ -238,7 +246,7 @@ __device__ __forceinline__ void fmv16_stage_x(const float *x, int rows, int64_t 
                     a[j].z = __fmul_rn(__fmul_rn(a[j].z, inv[r]), w[j].z);
                     a[j].w = __fmul_rn(__fmul_rn(a[j].w, inv[r]), w[j].w);
                 }
-                dst[i] = a[j];
+                dst[SWZ ? fmv4_swz(i) : i] = a[j];
             }
         }
     }
@@ -275,7 +283,24 @@ template <bool GLU> struct fmv16_stream {
         if (++c.jg == G) c = at(m, c.it + stride);
     }
     __device__ int chunk(const fmv16_cur &c, int i) const {
-        return c_first + (c.jg * (GLU ? FMV16_U / 2 : FMV16_U) + i) * step;
+        return c_first + (c.jg * u + i) * step;
+    }
+    int u; /* chunks a lane per round */
+    /* this warp's stream over rows of chunks 16-byte chunks, u a lane per round, wpr warps a
+     * row, items row groups */
+    static __device__ fmv16_stream of(int chunks, int u, int wpr, int64_t items) {
+        fmv16_stream S;
+        const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+        S.chunks = chunks;
+        S.u = u;
+        S.step = wpr * 32;
+        S.c_first = (wp % wpr) * 32 + lane;
+        S.items = (int)items;
+        S.G = (S.chunks + u * S.step - 1) / (u * S.step);
+        S.per_block = FMV_WARPS / wpr;
+        S.wp = wp;
+        S.wpr = wpr;
+        return S;
     }
 };
 
@@ -343,16 +368,8 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
     __shared__ float s_part[2][FMV_WARPS][NR][2];
     constexpr bool GLU = EPI == EPI_GLU;
     constexpr int U = GLU ? FMV16_U / 2 : FMV16_U;
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-    fmv16_stream<GLU> S;
-    S.chunks = (int)(k / 8);
-    S.step = wpr * 32;
-    S.c_first = (wp % wpr) * 32 + lane;
-    S.items = (int)items;
-    S.G = (int)((S.chunks + U * S.step - 1) / (U * S.step));
-    S.per_block = FMV_WARPS / wpr;
-    S.wp = wp;
-    S.wpr = wpr;
+    const int wp = threadIdx.x >> 5;
+    const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k / 8), U, wpr, items);
     const uint4 z = make_uint4(0u, 0u, 0u, 0u);
     fmv16_cur cur = S.at(m, (int)blockIdx.x);
     uint4 w[U], w2[U];
@@ -400,6 +417,160 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
 #pragma unroll
         for (int i = 0; i < U; i++)
             w[i] = wn[i], w2[i] = wn2[i];
+        cur = nxt;
+    }
+}
+
+/* ---- the streaming form for MLX affine 4-bit weights ----
+ * k_fmv16's stream (one wave of blocks looping over row groups, rounds of U chunks a lane
+ * loaded a round ahead, the norm once per block and x * inv * g staged) with a chunk of 16
+ * bytes of codes: 32 values, half or a quarter of a group, whose scale and bias are loaded
+ * with it, raw, and converted when used. k_fmv took these weights a unit per lane, as here,
+ * but every warp re-staged x for every row (cuda_stage_x32), so x's traffic was four times the
+ * weights'; the 8B shape decoded at 7.50 ms, slower than bf16's 6.81 then (session 11), against a
+ * target of 2.5x faster than bf16. The staged x is rotated per chunk (fmv4_swz): a lane reads
+ * 32 consecutive floats. A lane's values, their order and the fma chains are k_fmv's: per
+ * chunk v = fma(scale, code, bias), d = fma(v, x, d) over its 32 values, acc += d.
+ * Opt-in with SGLC_CUDA_MV4=1 until a GPU run has checked it: it was written in a session
+ * whose GPU calls failed. */
+#define FMV4_U 4 /* chunks a lane per round */
+
+/* an MLX scale or bias as stored (f32 bits, or f16 / bf16 in the low half), and its value */
+__device__ __forceinline__ uint32_t mlx_param_raw(const uint8_t *row, uint32_t dtype, int g) {
+    return dtype == 0 ? __ldcs((const unsigned int *)row + g)
+                      : (uint32_t)__ldcs((const unsigned short *)row + g);
+}
+__device__ __forceinline__ float mlx_param_val(uint32_t raw, uint32_t dtype) {
+    return dtype == 0   ? __uint_as_float(raw)
+           : dtype == 1 ? h2f((uint16_t)raw)
+                        : bf2f((uint16_t)raw);
+}
+
+/* one chunk (values 32 ch .. 32 ch + 31) of a row (and of its up row, GLU) against the rows of
+ * x: from the staging (staged) or from x, normalized here when g != NULL */
+template <int NR, bool GLU>
+__device__ __forceinline__ void fmv4_chunk(const uint4 &w, const uint4 &w2, float s1, float b1,
+                                           float s2, float b2, int ch, const float *xs, bool staged,
+                                           int64_t k, int rows, const float *g, const float *inv,
+                                           float (&acc)[NR], float (&acc2)[NR]) {
+    float d[NR], d2[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        d[r] = 0.0f, d2[r] = 0.0f;
+    const uint32_t wd[4] = {w.x, w.y, w.z, w.w}, wd2[4] = {w2.x, w2.y, w2.z, w2.w};
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        float xv[NR][4];
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r >= rows) break;
+            const float4 *xr = (const float4 *)(xs + (size_t)r * (size_t)k);
+            float4 a = staged ? xr[8 * ch + (j ^ (ch & 7))] : xr[8 * ch + j];
+            if (!staged && g) {
+                const float4 gg = ((const float4 *)g)[8 * ch + j];
+                a.x = __fmul_rn(__fmul_rn(a.x, inv[r]), gg.x);
+                a.y = __fmul_rn(__fmul_rn(a.y, inv[r]), gg.y);
+                a.z = __fmul_rn(__fmul_rn(a.z, inv[r]), gg.z);
+                a.w = __fmul_rn(__fmul_rn(a.w, inv[r]), gg.w);
+            }
+            xv[r][0] = a.x, xv[r][1] = a.y, xv[r][2] = a.z, xv[r][3] = a.w;
+        }
+        /* values 4j .. 4j + 3: nibbles 4 (j & 1) .. + 3 of word j / 2 */
+        const uint32_t q = wd[j >> 1] >> (16 * (j & 1)), q2 = wd2[j >> 1] >> (16 * (j & 1));
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            const float v = fmaf(s1, (float)((q >> (4 * t)) & 15u), b1);
+            const float v2 = GLU ? fmaf(s2, (float)((q2 >> (4 * t)) & 15u), b2) : 0.0f;
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r >= rows) break;
+                d[r] = fmaf(v, xv[r][t], d[r]);
+                if (GLU) d2[r] = fmaf(v2, xv[r][t], d2[r]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] += d[r], acc2[r] += d2[r];
+}
+
+/* gsh: log2(group / 32) (groups of 32, 64 or 128) */
+template <int NR, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32, 4)
+    k_fmv4(mv_mats m, uint32_t qdtype, int gsh, int64_t k, const float *x, int rows, const float *g,
+           float eps, int wpr, int64_t items, int stage) {
+    extern __shared__ __align__(16) float s_xs[]; /* [rows][k], rotated (fmv4_swz), when stage */
+    __shared__ float s_inv[NR];
+    __shared__ double s_red[NR][FMV_WARPS];
+    __shared__ float s_part[2][FMV_WARPS][NR][2];
+    constexpr bool GLU = EPI == EPI_GLU;
+    constexpr int U = GLU ? FMV4_U / 2 : FMV4_U;
+    const int wp = threadIdx.x >> 5;
+    const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k / 32), U, wpr, items);
+    const size_t prow = (size_t)(k >> (5 + gsh)) * (qdtype == 0 ? 4 : 2); /* a row's params */
+    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+    fmv16_cur cur = S.at(m, (int)blockIdx.x);
+    uint4 w[U], w2[U];
+    uint32_t ps[U], pb[U], ps2[U], pb2[U];
+    auto load = [&](const fmv16_cur &c, uint4(&a)[U], uint4(&a2)[U], uint32_t(&sa)[U],
+                    uint32_t(&ba)[U], uint32_t(&sa2)[U], uint32_t(&ba2)[U]) {
+        const size_t po = (size_t)(c.live ? c.o : 0) * prow;
+        const uint8_t *sr = m.sc[c.mi] + po, *br = m.bi[c.mi] + po;
+        const uint8_t *sr2 = GLU ? m.sc[1] + po : sr, *br2 = GLU ? m.bi[1] + po : br;
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int ch = S.chunk(c, i);
+            const bool on = c.live && ch < S.chunks;
+            a[i] = on ? __ldcs(c.w1 + ch) : z;
+            a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
+            sa[i] = on ? mlx_param_raw(sr, qdtype, ch >> gsh) : 0u;
+            ba[i] = on ? mlx_param_raw(br, qdtype, ch >> gsh) : 0u;
+            sa2[i] = GLU && on ? mlx_param_raw(sr2, qdtype, ch >> gsh) : 0u;
+            ba2[i] = GLU && on ? mlx_param_raw(br2, qdtype, ch >> gsh) : 0u;
+        }
+    };
+    if (cur.live) { /* the first row's codes into L2 while the kernel ahead ends */
+        const size_t rb = (size_t)k / 2;
+        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
+        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
+    }
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
+    load(cur, w, w2, ps, pb, ps2, pb2);
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
+    const float *xs = x, *gs = g;
+    if (stage) {
+        fmv16_stage_x<true>(x, rows, k, g, s_inv, s_xs);
+        xs = s_xs;
+        gs = NULL;
+    }
+    float acc[NR], acc2[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f, acc2[r] = 0.0f;
+    int par = 0;
+    while (cur.it < S.items) {
+        fmv16_cur nxt = cur;
+        S.next(m, nxt, (int)gridDim.x);
+        uint4 wn[U], wn2[U];
+        uint32_t psn[U], pbn[U], psn2[U], pbn2[U];
+        load(nxt, wn, wn2, psn, pbn, psn2, pbn2); /* in flight while this round is used */
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int ch = S.chunk(cur, i);
+            if (ch >= S.chunks) break;
+            fmv4_chunk<NR, GLU>(w[i], w2[i], mlx_param_val(ps[i], qdtype),
+                                mlx_param_val(pb[i], qdtype),
+                                GLU ? mlx_param_val(ps2[i], qdtype) : 0.0f,
+                                GLU ? mlx_param_val(pb2[i], qdtype) : 0.0f, ch, xs, stage != 0, k,
+                                rows, gs, s_inv, acc, acc2);
+        }
+        if (cur.jg == S.G - 1) fmv16_finish<NR, EPI>(m, cur, rows, wpr, acc, acc2, s_part, par);
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            w[i] = wn[i], w2[i] = wn2[i];
+            ps[i] = psn[i], pb[i] = pbn[i], ps2[i] = psn2[i], pb2[i] = pbn2[i];
+        }
         cur = nxt;
     }
 }
@@ -507,31 +678,60 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
-/* the streaming 16-bit kernel (k_fmv16): the row share wpr (1, 2, 4) whose row groups fill the
- * grid's waves best (fewer shares on a tie: fewer barriers), and a grid of at most one wave */
-template <int F, int NR, int EPI>
-static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
-                            int64_t rows, const float *g, float eps, int64_t out_rows) {
-    const int64_t k = w0->k;
-    const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
-    const int stage = g && xs_bytes <= FMV16_STAGE_MAX_BYTES;
-    const size_t smem = stage ? xs_bytes : 0;
-    const int64_t slots =
-        (int64_t)im->n_sm *
-        cuda_blocks_per_sm(im, (const void *)k_fmv16<F, NR, EPI>, FMV_WARPS * 32, smem);
+/* a streaming kernel's shape (k_fmv16, k_fmv4): the row share wpr (1, 2, 4) whose row groups
+ * fill the grid's waves best (fewer shares on a tie: fewer barriers), the row groups (items)
+ * and a grid of at most one wave; chunks: 16-byte chunks per row */
+struct fmv_shape {
+    int wpr;
+    int64_t items;
+    unsigned blocks;
+};
+static fmv_shape fmv_stream_shape(cuda_impl *im, const void *kern, size_t smem, int64_t out_rows,
+                                  int64_t chunks) {
+    const int64_t slots = (int64_t)im->n_sm * cuda_blocks_per_sm(im, kern, FMV_WARPS * 32, smem);
     int best = 1;
     double best_eff = -1.0;
     for (int wpr = 1; wpr <= FMV_WARPS; wpr *= 2) {
-        if (wpr > 1 && k / 8 < (int64_t)wpr * 32) break; /* a share of under a chunk a lane */
+        if (wpr > 1 && chunks < (int64_t)wpr * 32) break; /* a share of under a chunk a lane */
         const int64_t items = (out_rows * wpr + FMV_WARPS - 1) / FMV_WARPS;
         const int64_t waves = (items + slots - 1) / slots;
         const double eff = (double)items / (double)(waves * slots);
         if (eff > best_eff + 0.02) best = wpr, best_eff = eff;
     }
-    const int64_t items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
-    const unsigned blocks = (unsigned)(items < slots ? items : slots);
-    cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
-                     (int)rows, g, eps, best, items, stage);
+    fmv_shape sh;
+    sh.wpr = best;
+    sh.items = (out_rows * best + FMV_WARPS - 1) / FMV_WARPS;
+    sh.blocks = (unsigned)(sh.items < slots ? sh.items : slots);
+    return sh;
+}
+
+/* x * inv * g staged in shared memory when the block's copy fits (bytes, else 0) */
+static size_t fmv_stage_bytes(int64_t rows, int64_t k, const float *g) {
+    const size_t xs_bytes = (size_t)rows * (size_t)k * 4;
+    return g && xs_bytes <= FMV16_STAGE_MAX_BYTES ? xs_bytes : 0;
+}
+
+template <int F, int NR, int EPI>
+static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
+                            int64_t rows, const float *g, float eps, int64_t out_rows) {
+    const int64_t k = w0->k;
+    const size_t smem = fmv_stage_bytes(rows, k, g);
+    const fmv_shape sh =
+        fmv_stream_shape(im, (const void *)k_fmv16<F, NR, EPI>, smem, out_rows, k / 8);
+    cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(sh.blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
+                     (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
+}
+
+template <int NR, int EPI>
+static void launch_fmv4_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
+                           int64_t rows, const float *g, float eps, int64_t out_rows) {
+    const int64_t k = w0->k;
+    const int gsh = w0->q_group == 32 ? 0 : w0->q_group == 64 ? 1 : 2;
+    const size_t smem = fmv_stage_bytes(rows, k, g);
+    const fmv_shape sh =
+        fmv_stream_shape(im, (const void *)k_fmv4<NR, EPI>, smem, out_rows, k / 32);
+    cuda_launch_smem(im, k_fmv4<NR, EPI>, dim3(sh.blocks), dim3(FMV_WARPS * 32), smem, m,
+                     w0->q_dtype, gsh, k, x, (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
 }
 
 /* Calls fn(fmt_tag<E>{}) with E the compile-time epilogue (fmt_tag carries any int) */
@@ -570,6 +770,18 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
             launch_fmv16<FMT_BF16>(im, epi, m, w0, x, rows, g, eps, out_rows);
         else
             launch_fmv16<FMT_F16>(im, epi, m, w0, x, rows, g, eps, out_rows);
+        CUDA_LAUNCHED(im, "fused matrix-vector kernel");
+        return;
+    }
+    if (f == FMT_MLX4 && im->mv4 && rows <= 2 &&
+        (w0->q_group == 32 || w0->q_group == 64 || w0->q_group == 128)) {
+        epi_dispatch(epi, [&](auto e) {
+            constexpr int E = decltype(e)::value;
+            if (rows == 1)
+                launch_fmv4_as<1, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else
+                launch_fmv4_as<2, E>(im, m, w0, x, rows, g, eps, out_rows);
+        });
         CUDA_LAUNCHED(im, "fused matrix-vector kernel");
         return;
     }
