@@ -3,13 +3,16 @@
 # and its MLX 4-bit quantization (scripts/make_random_models.py), measures the read-every-byte
 # floor of both in the same run (bench/gpu_floor.cu), batch-1 decode of both (bench_one_batch,
 # 512 + 128, RUNS alternating runs), and the on-the-fly --quantization mlx_q4 of the bf16 folder
-# (its load log: time and memory cut). Logs on stdout.
+# (its load log: time and memory cut). VARIANTS (NAME=VALUE settings joined by ':', or
+# "default", space-separated) run the batch-1 decode of both models under each, alternating,
+# e.g. VARIANTS="default SGLC_CUDA_MV4=1:SGLC_CUDA_ATTN_TC=1". Logs on stdout.
 #   bash bench/gpu_8b.sh [BUILD] [OUT_DIR]       (RUNS=3 by default; ~40 GB of disk)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 b="${1:-$root/build-gpu}"
 out="${2:-/tmp/rnd8}"
 runs="${RUNS:-3}"
+variants="${VARIANTS:-default}"
 t0=$SECONDS
 python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
   --formats bf16,mlx4 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
@@ -23,8 +26,13 @@ bf="$out/Llama-3.1-8B-random-bf16"
 m4="$out/Llama-3.1-8B-random-mlx4"
 for i in $(seq 1 "$runs"); do
   for m in "$bf" "$m4"; do
-    echo "bs1 $(basename "$m") run $i: $("$b/sglc" bench_one_batch --model-path "$m" \
-      --batch-size 1 --input-len 512 --output-len 128 2>&1 | grep -E 'Decode\.  median')"
+    for v in $variants; do
+      e=()
+      [[ $v != default ]] && IFS=: read -ra e <<<"$v"
+      echo "bs1 $(basename "$m") $v run $i: $(env "${e[@]}" "$b/sglc" bench_one_batch \
+        --model-path "$m" --batch-size 1 --input-len 512 --output-len 128 2>&1 |
+        grep -E 'Decode\.  median')"
+    done
   done
 done
 for bs in 8 32; do
