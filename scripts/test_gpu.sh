@@ -16,6 +16,9 @@
 #   gpumodel  the model tests on the GPU (SGLC_TEST_DEVICE=cuda): engine, sampling, grammar,
 #             logit bias, HF/MLX goldens; test_gpu_model (greedy agreement with the CPU,
 #             graphs/overlap/radix on/off, batch invariance)
+#   experimental  the gpumodel stage again with the opt-in kernels on (SGLC_CUDA_ATTN_TC=1
+#             SGLC_CUDA_MV4=1: tensor-core attention, MLX 4-bit streaming products), whose
+#             model-level check is what makes them the default
 #   e2e       the server suite (tests/e2e) against `sglc serve` on the default device (cuda)
 #   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
 #   random    random-weight Qwen3-0.6B-shaped models (bf16, Q8_0, Q4_0, MLX 4-bit) and
@@ -26,7 +29,8 @@
 #             decode speed with and without (random Qwen3-0.6B-shaped bf16, from `random`)
 #   ctest     the whole ctest suite on this machine
 # Peers (issue 15), separately: bench/peer_llamacpp_gpu.sh build / run GGUF... (carry .lcpp from
-# scripts/fetch_llamacpp_src.sh); bench/gpu_decode_ab.sh MODEL for the decode A/B and profile.set -uo pipefail
+# scripts/fetch_llamacpp_src.sh); bench/gpu_decode_ab.sh MODEL for the decode A/B and profile.
+set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 OUT="${OUT:-/tmp/out}"
@@ -46,12 +50,14 @@ summary() {
     fi
     [[ -f $OUT/graph.log ]] && grep -E "test_cuda_graph|CHECK failed" "$OUT/graph.log" |
       head -10 | sed 's/^/  graph: /'
-    for f in ctest gpumodel; do
+    for f in ctest gpumodel experimental; do
       [[ -f $OUT/$f.log ]] && grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" \
         "$OUT/$f.log" | head -30 | sed "s/^/  $f: /"
     done
-    [[ -f $OUT/gpumodel.log ]] && grep -E "agrees with the cpu|differ|disagreement at" \
-      "$OUT/gpumodel.log" | head -20 | sed 's/^/  gpumodel: /'
+    for f in gpumodel experimental; do
+      [[ -f $OUT/$f.log ]] && grep -E "agrees with the cpu|differ|disagreement at" \
+        "$OUT/$f.log" | head -20 | sed "s/^/  $f: /"
+    done
     [[ -f $OUT/e2e.log ]] && grep -E "passed|failed|^FAILED|^ERROR" "$OUT/e2e.log" | tail -15 |
       sed 's/^/  e2e: /'
     [[ -f $OUT/floor.log ]] && grep -E '^\{' "$OUT/floor.log" | sed 's/^/  floor: /'
@@ -180,6 +186,10 @@ random_models() {
   done
 }
 
+experimental() {
+  SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1 gpu_model_tests
+}
+
 soak() {
   python3 bench/soak_serve.py --binary "$build/sglc" --model "$gguf" --requests 1000
 }
@@ -201,7 +211,7 @@ rope_ab() {
   done
 }
 
-want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel e2e floor random soak rope} " == *" $1 "* ]]; }
+want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel experimental e2e floor random soak rope} " == *" $1 "* ]]; }
 if want deps; then
   stage deps unpack_deps && [[ -d $deps/usr ]] && use_deps
   stage wheels unpack_wheels && [[ -d /tmp/site ]] && export PYTHONPATH=/tmp/site
@@ -218,6 +228,7 @@ want ops && stage ops "$build/test_backend_ops"
 want graph && stage graph "$build/test_cuda_graph"
 want model && stage model get_model
 want gpumodel && stage gpumodel gpu_model_tests
+want experimental && stage experimental experimental
 want e2e && stage e2e e2e
 want floor && stage floor floor
 want random && stage random random_models
