@@ -1271,13 +1271,14 @@ static void test_quantize_affine_all(sglc_backend *be) {
  * Every token against f64 attention over the same cache. */
 static void test_attention_batch(sglc_backend *be, int32_t n_head, int32_t n_kv, int32_t hd,
                                  int decode) {
-    /* (first position, tokens) per sequence */
-    static const int32_t mixed[][2] = {{0, 37},   {300, 1}, {100, 50}, {0, 5},
-                                       {1999, 1}, {0, 1},   {64, 19},  {7, 3}};
+    /* (first position, tokens) per sequence; the last mixed one a chunk deep in its context */
+    static const int32_t mixed[][2] = {{0, 37}, {300, 1}, {100, 50}, {0, 5},    {1999, 1},
+                                       {0, 1},  {64, 19}, {7, 3},    {1200, 24}};
     static const int32_t dec[][2] = {{0, 1},    {9, 1},  {700, 1}, {63, 1},
                                      {1999, 1}, {15, 1}, {64, 1},  {1200, 1}};
     const int32_t(*sq)[2] = decode ? dec : mixed;
-    const int32_t n_seqs = 8, slots = 8192; /* (i * 37 + 11) % slots is one-to-one */
+    /* (i * 37 + 11) % slots is one-to-one */
+    const int32_t n_seqs = decode ? 8 : 9, slots = 8192;
     reseed((uint64_t)decode + 91, (uint64_t)(n_head * 1009 + n_kv * 101 + hd));
     int32_t T = 0, n_table = 0;
     for (int32_t s = 0; s < n_seqs; s++)
