@@ -654,7 +654,7 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
  * on the H200 it moved 1.2-1.6 TB/s of KV at batch 64-256 (8B shape, BENCHMARKS.md session 14).
  * Opt-in (SGLC_CUDA_ATTN_TC=1) until it has passed test_backend_ops on a GPU: it was written
  * in a session whose GPU calls failed. scripts/tc_attn_emulate.py checks its fragment layout
- * lane by lane against softmax attention on the CPU. */
+ * and masks lane by lane (a decode warp and a prefill warp) against softmax attention. */
 #define TC_WARPS 4
 #define TC_MIN_KEYS 32 /* a split takes at least this many keys */
 
