@@ -5,7 +5,7 @@
 # 512 + 128, RUNS alternating runs), and the on-the-fly --quantization mlx_q4 of the bf16 folder
 # (its load log: time and memory cut). VARIANTS (NAME=VALUE settings joined by ':', or
 # "default", space-separated) run the batch-1 decode of both models under each, alternating,
-# e.g. VARIANTS="default SGLC_CUDA_MV4=1:SGLC_CUDA_ATTN_TC=1". Logs on stdout.
+# e.g. VARIANTS="default SGLC_CUDA_MVQ=1:SGLC_CUDA_ATTN_TC=1". Logs on stdout.
 #   bash bench/gpu_8b.sh [BUILD] [OUT_DIR]       (RUNS=3 by default; ~40 GB of disk)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

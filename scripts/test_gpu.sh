@@ -17,7 +17,7 @@
 #             logit bias, HF/MLX goldens; test_gpu_model (greedy agreement with the CPU,
 #             graphs/overlap/radix on/off, batch invariance)
 #   experimental  the gpumodel stage again with the opt-in kernels on (SGLC_CUDA_ATTN_TC=1
-#             SGLC_CUDA_MV4=1: tensor-core attention, MLX 4-bit streaming products), whose
+#             SGLC_CUDA_MVQ=1: tensor-core attention, MLX 4/8-bit streaming products), whose
 #             model-level check is what makes them the default
 #   e2e       the server suite (tests/e2e) against `sglc serve` on the default device (cuda)
 #   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
@@ -187,7 +187,7 @@ random_models() {
 }
 
 experimental() {
-  SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1 gpu_model_tests
+  SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MVQ=1 gpu_model_tests
 }
 
 soak() {

@@ -1377,8 +1377,8 @@ int main(void) {
     /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
      * models use (the runs before have quantized weights loaded, which selects the CPU-exact
      * attention) */
-    /* a fourth with SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1 as well: the tensor-core attention and
-     * the MLX 4-bit streaming products (opt-in until a GPU run has passed them), a fifth with
+    /* a fourth with SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MVQ=1 as well: the tensor-core attention and
+     * the MLX 4/8-bit streaming products (opt-in until a GPU run has passed them), a fifth with
      * SGLC_CUDA_ATTN_GQA=0 instead: the per-head split kernel that the attention by kv head
      * replaced (kept for head shapes it does not take) */
     static const char *const backends[] = {"cpu",  "cpu-ggml", "cuda", "cuda",
@@ -1401,14 +1401,14 @@ int main(void) {
             setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
         }
         if (bi == 5) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MV4=1:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MVQ=1:\n");
             setenv("SGLC_CUDA_ATTN_TC", "1", 1);
-            setenv("SGLC_CUDA_MV4", "1", 1);
+            setenv("SGLC_CUDA_MVQ", "1", 1);
         }
         if (bi == 6) {
             printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_GQA=0:\n");
             unsetenv("SGLC_CUDA_ATTN_TC");
-            unsetenv("SGLC_CUDA_MV4");
+            unsetenv("SGLC_CUDA_MVQ");
             setenv("SGLC_CUDA_ATTN_GQA", "0", 1);
         }
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
@@ -1443,8 +1443,8 @@ int main(void) {
                 test_fused_matmul(be, &fmts[f], 130, 70, 9216, 2);
                 test_fused_matmul(be, &fmts[f], 50, 40, 800, 1);
             }
-            if (fmts[f].type == SGLC_WTYPE_MLX_AFFINE && fmts[f].bits == 4) {
-                /* the streaming MLX 4-bit kernel (cuda_fused.cu k_fmv4), as above: a block
+            if (fmts[f].type == SGLC_WTYPE_MLX_AFFINE) {
+                /* the streaming MLX 4/8-bit kernel (cuda_fused.cu k_fmvq), as above: a block
                  * loops, row shares, x staged (rotated) for 1 and 2 tokens, too large to stage
                  * (the norm applied per chunk), rounds past a row's end */
                 test_fused_matmul(be, &fmts[f], 2051, 1030, 1024, 1);

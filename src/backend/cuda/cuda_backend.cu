@@ -782,9 +782,9 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
      * (A/B) */
     im->mv16 = !(getenv("SGLC_CUDA_MV16") && strcmp(getenv("SGLC_CUDA_MV16"), "0") == 0);
-    /* the MLX 4-bit streaming kernel (cuda_fused.cu k_fmv4): opt-in with SGLC_CUDA_MV4=1 until
-     * a GPU run has checked it (see there) */
-    im->mv4 = getenv("SGLC_CUDA_MV4") && strcmp(getenv("SGLC_CUDA_MV4"), "1") == 0;
+    /* the MLX 4/8-bit streaming kernel (cuda_fused.cu k_fmvq): opt-in with SGLC_CUDA_MVQ=1
+     * until a GPU run has checked it (see there) */
+    im->mvq = getenv("SGLC_CUDA_MVQ") && strcmp(getenv("SGLC_CUDA_MVQ"), "1") == 0;
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

@@ -211,18 +211,21 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
 #define FMV16_STAGE_MAX_BYTES (32 * 1024)
 #define FMV16_U 4 /* chunks a lane per round */
 
-/* where float4 L of a row of x sits in k_fmv4's staging: the 8 float4s of a 32-value chunk c
- * rotated by c % 8, so the 8 lanes of a quarter warp, reading float4 j of 8 consecutive
- * chunks, hit 8 different bank groups (unrotated, a 128-byte stride puts them all on one) */
-__device__ __forceinline__ int64_t fmv4_swz(int64_t L) {
-    return (L & ~(int64_t)7) | ((L ^ (L >> 3)) & 7);
+/* where float4 L of a row of x sits in k_fmvq's staging (B-bit codes: F4 = 32 / B float4s a
+ * 16-byte chunk c): the chunk's float4s rotated by c (4 bits: c % 8; 8 bits: c / 2 % 4), so
+ * the 8 lanes of a quarter warp, reading float4 j of 8 consecutive chunks, hit 8 different
+ * bank groups (unrotated, a 128- or 64-byte stride puts them on one or two) */
+template <int B> __device__ __forceinline__ int64_t fmvq_swz(int64_t L) {
+    constexpr int F4 = 32 / B;
+    const int64_t c = L / F4;
+    return c * F4 + ((L % F4) ^ ((c / (8 / F4)) & (F4 - 1)));
 }
 
 /* xs [rows][k] = x * inv * g (x itself without g), the rounding of the per-chunk form, by the
  * whole block in float4s, four loads of x and of g issued before the first is used (a scalar
- * loop waited out one L2 trip per value: 16 us of the 8B q/k/v kernel's 33); SWZ: at
- * fmv4_swz's places (k a multiple of 32); ends with a barrier */
-template <bool SWZ = false>
+ * loop waited out one L2 trip per value: 16 us of the 8B q/k/v kernel's 33); SWZ_B > 0: at
+ * fmvq_swz<SWZ_B>'s places (k a multiple of 32); ends with a barrier */
+template <int SWZ_B = 0>
 __device__ __forceinline__ void fmv16_stage_x(const float *x, int rows, int64_t k, const float *g,
                                               const float *inv, float *xs) {
     const int64_t k4 = k / 4;
@@ -246,7 +249,7 @@ __device__ __forceinline__ void fmv16_stage_x(const float *x, int rows, int64_t 
                     a[j].z = __fmul_rn(__fmul_rn(a[j].z, inv[r]), w[j].z);
                     a[j].w = __fmul_rn(__fmul_rn(a[j].w, inv[r]), w[j].w);
                 }
-                dst[SWZ ? fmv4_swz(i) : i] = a[j];
+                dst[SWZ_B ? fmvq_swz < SWZ_B ? SWZ_B : 4 > (i) : i] = a[j];
             }
         }
     }
@@ -421,19 +424,20 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
     }
 }
 
-/* ---- the streaming form for MLX affine 4-bit weights ----
+/* ---- the streaming form for MLX affine 4- and 8-bit weights ----
  * k_fmv16's stream (one wave of blocks looping over row groups, rounds of U chunks a lane
  * loaded a round ahead, the norm once per block and x * inv * g staged) with a chunk of 16
- * bytes of codes: 32 values, half or a quarter of a group, whose scale and bias are loaded
- * with it, raw, and converted when used. k_fmv took these weights a unit per lane, as here,
- * but every warp re-staged x for every row (cuda_stage_x32), so x's traffic was four times the
- * weights'; the 8B shape decoded at 7.50 ms, slower than bf16's 6.81 then (session 11), against a
- * target of 2.5x faster than bf16. The staged x is rotated per chunk (fmv4_swz): a lane reads
- * 32 consecutive floats. A lane's values, their order and the fma chains are k_fmv's: per
- * chunk v = fma(scale, code, bias), d = fma(v, x, d) over its 32 values, acc += d.
- * Opt-in with SGLC_CUDA_MV4=1 until a GPU run has checked it: it was written in a session
- * whose GPU calls failed. */
-#define FMV4_U 4 /* chunks a lane per round */
+ * bytes of codes (32 values at 4 bits, 16 at 8), part of one group, whose scale and bias are
+ * loaded with it, raw, and converted when used. k_fmv took these weights a unit per lane, as
+ * here, but every warp re-staged x for every row (cuda_stage_x32), so x's traffic was four
+ * times the weights'; the 8B shape decoded at 7.50 ms in 4 bits, slower than bf16's 6.81 then
+ * (session 11), against a target of 2.5x faster than bf16. The staged x is rotated per chunk
+ * (fmvq_swz): a lane reads consecutive floats. A lane's values, their order and the fma chains
+ * are k_fmv's at 4 bits: per chunk v = fma(scale, code, bias), d = fma(v, x, d) over its
+ * values, acc += d (at 8 bits, k_fmv's 32-value unit is two chunks here). Opt-in with
+ * SGLC_CUDA_MVQ=1 until a GPU run has checked it: it was written in a session whose GPU calls
+ * failed. */
+#define FMVQ_U 4 /* chunks a lane per round */
 
 /* an MLX scale or bias as stored (f32 bits, or f16 / bf16 in the low half), and its value */
 __device__ __forceinline__ uint32_t mlx_param_raw(const uint8_t *row, uint32_t dtype, int g) {
@@ -446,10 +450,10 @@ __device__ __forceinline__ float mlx_param_val(uint32_t raw, uint32_t dtype) {
                         : bf2f((uint16_t)raw);
 }
 
-/* one chunk (values 32 ch .. 32 ch + 31) of a row (and of its up row, GLU) against the rows of
- * x: from the staging (staged) or from x, normalized here when g != NULL */
-template <int NR, bool GLU>
-__device__ __forceinline__ void fmv4_chunk(const uint4 &w, const uint4 &w2, float s1, float b1,
+/* one chunk (values V ch .. V ch + V - 1, V = 128 / B) of a row (and of its up row, GLU)
+ * against the rows of x: from the staging (staged) or from x, normalized here when g != NULL */
+template <int B, int NR, bool GLU>
+__device__ __forceinline__ void fmvq_chunk(const uint4 &w, const uint4 &w2, float s1, float b1,
                                            float s2, float b2, int ch, const float *xs, bool staged,
                                            int64_t k, int rows, const float *g, const float *inv,
                                            float (&acc)[NR], float (&acc2)[NR]) {
@@ -457,17 +461,18 @@ __device__ __forceinline__ void fmv4_chunk(const uint4 &w, const uint4 &w2, floa
 #pragma unroll
     for (int r = 0; r < NR; r++)
         d[r] = 0.0f, d2[r] = 0.0f;
+    constexpr int F4 = 32 / B; /* float4s of x a chunk */
     const uint32_t wd[4] = {w.x, w.y, w.z, w.w}, wd2[4] = {w2.x, w2.y, w2.z, w2.w};
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < F4; j++) {
         float xv[NR][4];
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r >= rows) break;
             const float4 *xr = (const float4 *)(xs + (size_t)r * (size_t)k);
-            float4 a = staged ? xr[8 * ch + (j ^ (ch & 7))] : xr[8 * ch + j];
+            float4 a = staged ? xr[fmvq_swz<B>((int64_t)F4 * ch + j)] : xr[F4 * ch + j];
             if (!staged && g) {
-                const float4 gg = ((const float4 *)g)[8 * ch + j];
+                const float4 gg = ((const float4 *)g)[F4 * ch + j];
                 a.x = __fmul_rn(__fmul_rn(a.x, inv[r]), gg.x);
                 a.y = __fmul_rn(__fmul_rn(a.y, inv[r]), gg.y);
                 a.z = __fmul_rn(__fmul_rn(a.z, inv[r]), gg.z);
@@ -475,12 +480,15 @@ __device__ __forceinline__ void fmv4_chunk(const uint4 &w, const uint4 &w2, floa
             }
             xv[r][0] = a.x, xv[r][1] = a.y, xv[r][2] = a.z, xv[r][3] = a.w;
         }
-        /* values 4j .. 4j + 3: nibbles 4 (j & 1) .. + 3 of word j / 2 */
-        const uint32_t q = wd[j >> 1] >> (16 * (j & 1)), q2 = wd2[j >> 1] >> (16 * (j & 1));
+        /* values 4j .. 4j + 3: codes from bit 4jB of the chunk (4 bits: nibbles 4 (j & 1) ..
+         * of word j / 2; 8 bits: the bytes of word j) */
+        constexpr uint32_t mask = (1u << B) - 1u;
+        const int bit = 4 * j * B;
+        const uint32_t q = wd[bit >> 5] >> (bit & 31), q2 = wd2[bit >> 5] >> (bit & 31);
 #pragma unroll
         for (int t = 0; t < 4; t++) {
-            const float v = fmaf(s1, (float)((q >> (4 * t)) & 15u), b1);
-            const float v2 = GLU ? fmaf(s2, (float)((q2 >> (4 * t)) & 15u), b2) : 0.0f;
+            const float v = fmaf(s1, (float)((q >> (B * t)) & mask), b1);
+            const float v2 = GLU ? fmaf(s2, (float)((q2 >> (B * t)) & mask), b2) : 0.0f;
 #pragma unroll
             for (int r = 0; r < NR; r++) {
                 if (r >= rows) break;
@@ -495,18 +503,19 @@ __device__ __forceinline__ void fmv4_chunk(const uint4 &w, const uint4 &w2, floa
 }
 
 /* gsh: log2(group / 32) (groups of 32, 64 or 128) */
-template <int NR, int EPI>
+template <int B, int NR, int EPI>
 __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
-    k_fmv4(mv_mats m, uint32_t qdtype, int gsh, int64_t k, const float *x, int rows, const float *g,
+    k_fmvq(mv_mats m, uint32_t qdtype, int gsh, int64_t k, const float *x, int rows, const float *g,
            float eps, int wpr, int64_t items, int stage) {
-    extern __shared__ __align__(16) float s_xs[]; /* [rows][k], rotated (fmv4_swz), when stage */
+    extern __shared__ __align__(16) float s_xs[]; /* [rows][k], rotated (fmvq_swz), when stage */
     __shared__ float s_inv[NR];
     __shared__ double s_red[NR][FMV_WARPS];
     __shared__ float s_part[2][FMV_WARPS][NR][2];
     constexpr bool GLU = EPI == EPI_GLU;
-    constexpr int U = GLU ? FMV4_U / 2 : FMV4_U;
+    constexpr int U = GLU ? FMVQ_U / 2 : FMVQ_U;
+    constexpr int CSH = B == 4 ? 0 : 1; /* the group of chunk c: c >> (CSH + gsh) */
     const int wp = threadIdx.x >> 5;
-    const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k / 32), U, wpr, items);
+    const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k * B / 128), U, wpr, items);
     const size_t prow = (size_t)(k >> (5 + gsh)) * (qdtype == 0 ? 4 : 2); /* a row's params */
     const uint4 z = make_uint4(0u, 0u, 0u, 0u);
     fmv16_cur cur = S.at(m, (int)blockIdx.x);
@@ -523,14 +532,14 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
             const bool on = c.live && ch < S.chunks;
             a[i] = on ? __ldcs(c.w1 + ch) : z;
             a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
-            sa[i] = on ? mlx_param_raw(sr, qdtype, ch >> gsh) : 0u;
-            ba[i] = on ? mlx_param_raw(br, qdtype, ch >> gsh) : 0u;
-            sa2[i] = GLU && on ? mlx_param_raw(sr2, qdtype, ch >> gsh) : 0u;
-            ba2[i] = GLU && on ? mlx_param_raw(br2, qdtype, ch >> gsh) : 0u;
+            sa[i] = on ? mlx_param_raw(sr, qdtype, ch >> (CSH + gsh)) : 0u;
+            ba[i] = on ? mlx_param_raw(br, qdtype, ch >> (CSH + gsh)) : 0u;
+            sa2[i] = GLU && on ? mlx_param_raw(sr2, qdtype, ch >> (CSH + gsh)) : 0u;
+            ba2[i] = GLU && on ? mlx_param_raw(br2, qdtype, ch >> (CSH + gsh)) : 0u;
         }
     };
     if (cur.live) { /* the first row's codes into L2 while the kernel ahead ends */
-        const size_t rb = (size_t)k / 2;
+        const size_t rb = (size_t)k * B / 8;
         cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
         if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
     }
@@ -540,7 +549,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
     if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
     const float *xs = x, *gs = g;
     if (stage) {
-        fmv16_stage_x<true>(x, rows, k, g, s_inv, s_xs);
+        fmv16_stage_x<B>(x, rows, k, g, s_inv, s_xs);
         xs = s_xs;
         gs = NULL;
     }
@@ -559,11 +568,11 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
         for (int i = 0; i < U; i++) {
             const int ch = S.chunk(cur, i);
             if (ch >= S.chunks) break;
-            fmv4_chunk<NR, GLU>(w[i], w2[i], mlx_param_val(ps[i], qdtype),
-                                mlx_param_val(pb[i], qdtype),
-                                GLU ? mlx_param_val(ps2[i], qdtype) : 0.0f,
-                                GLU ? mlx_param_val(pb2[i], qdtype) : 0.0f, ch, xs, stage != 0, k,
-                                rows, gs, s_inv, acc, acc2);
+            fmvq_chunk<B, NR, GLU>(w[i], w2[i], mlx_param_val(ps[i], qdtype),
+                                   mlx_param_val(pb[i], qdtype),
+                                   GLU ? mlx_param_val(ps2[i], qdtype) : 0.0f,
+                                   GLU ? mlx_param_val(pb2[i], qdtype) : 0.0f, ch, xs, stage != 0,
+                                   k, rows, gs, s_inv, acc, acc2);
         }
         if (cur.jg == S.G - 1) fmv16_finish<NR, EPI>(m, cur, rows, wpr, acc, acc2, s_part, par);
 #pragma unroll
@@ -678,7 +687,7 @@ static mv_mats mats_of(int n, const sglc_weight *const *w, const sglc_weight *co
     return m;
 }
 
-/* a streaming kernel's shape (k_fmv16, k_fmv4): the row share wpr (1, 2, 4) whose row groups
+/* a streaming kernel's shape (k_fmv16, k_fmvq): the row share wpr (1, 2, 4) whose row groups
  * fill the grid's waves best (fewer shares on a tie: fewer barriers), the row groups (items)
  * and a grid of at most one wave; chunks: 16-byte chunks per row */
 struct fmv_shape {
@@ -722,15 +731,15 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
                      (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
 }
 
-template <int NR, int EPI>
-static void launch_fmv4_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
+template <int B, int NR, int EPI>
+static void launch_fmvq_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
                            int64_t rows, const float *g, float eps, int64_t out_rows) {
     const int64_t k = w0->k;
     const int gsh = w0->q_group == 32 ? 0 : w0->q_group == 64 ? 1 : 2;
     const size_t smem = fmv_stage_bytes(rows, k, g);
     const fmv_shape sh =
-        fmv_stream_shape(im, (const void *)k_fmv4<NR, EPI>, smem, out_rows, k / 32);
-    cuda_launch_smem(im, k_fmv4<NR, EPI>, dim3(sh.blocks), dim3(FMV_WARPS * 32), smem, m,
+        fmv_stream_shape(im, (const void *)k_fmvq<B, NR, EPI>, smem, out_rows, k * B / 128);
+    cuda_launch_smem(im, k_fmvq<B, NR, EPI>, dim3(sh.blocks), dim3(FMV_WARPS * 32), smem, m,
                      w0->q_dtype, gsh, k, x, (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
 }
 
@@ -773,14 +782,18 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
         CUDA_LAUNCHED(im, "fused matrix-vector kernel");
         return;
     }
-    if (f == FMT_MLX4 && im->mv4 && rows <= 2 &&
+    if ((f == FMT_MLX4 || f == FMT_MLX8) && im->mvq && rows <= 2 &&
         (w0->q_group == 32 || w0->q_group == 64 || w0->q_group == 128)) {
         epi_dispatch(epi, [&](auto e) {
             constexpr int E = decltype(e)::value;
-            if (rows == 1)
-                launch_fmv4_as<1, E>(im, m, w0, x, rows, g, eps, out_rows);
+            if (f == FMT_MLX4 && rows == 1)
+                launch_fmvq_as<4, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (f == FMT_MLX4)
+                launch_fmvq_as<4, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (rows == 1)
+                launch_fmvq_as<8, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
             else
-                launch_fmv4_as<2, E>(im, m, w0, x, rows, g, eps, out_rows);
+                launch_fmvq_as<8, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
         });
         CUDA_LAUNCHED(im, "fused matrix-vector kernel");
         return;

@@ -121,7 +121,7 @@ typedef struct {
     int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
     int attn_tc;    /* tensor-core attention for f16 caches (opt-in: SGLC_CUDA_ATTN_TC=1) */
     int mv16;       /* k_fmv16 for 16-bit decode products (SGLC_CUDA_MV16=0: k_fmv, A/B) */
-    int mv4;        /* k_fmv4 for MLX 4-bit decode products (opt-in: SGLC_CUDA_MV4=1) */
+    int mvq;        /* k_fmvq for MLX 4/8-bit decode products (opt-in: SGLC_CUDA_MVQ=1) */
     /* blocks per SM of (kernel, dynamic shared memory) pairs asked so far (cuda_blocks_per_sm);
      * per backend, so the threads of tensor-parallel ranks do not share it */
     struct {
