@@ -657,6 +657,7 @@ static int attn_gqa(cuda_impl *im, const sglc_batch_dev &db, int64_t T, const fl
  * and masks lane by lane (a decode warp and a prefill warp) against softmax attention. */
 #define TC_WARPS 4
 #define TC_MIN_KEYS 32 /* a split takes at least this many keys */
+static_assert(TC_WARPS == AG_WARPS, "k_attn_tc_dec merges its warps through ag_finish");
 
 __device__ __forceinline__ void tc_mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                        uint32_t b1) {
