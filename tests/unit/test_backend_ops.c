@@ -1269,21 +1269,16 @@ static void test_quantize_affine_all(sglc_backend *be) {
  * step), sequences that end inside a GPU warp's tokens (16 / G of them; cuda_attention.cu
  * k_attn_tc_pre); with decode, one token per sequence (k_attn_tc_dec, split by context).
  * Every token against f64 attention over the same cache. */
-static void test_attention_batch(sglc_backend *be, int32_t n_head, int32_t n_kv, int32_t hd,
-                                 int decode) {
-    /* (first position, tokens) per sequence; the last mixed one a chunk deep in its context */
-    static const int32_t mixed[][2] = {{0, 37}, {300, 1}, {100, 50}, {0, 5},    {1999, 1},
-                                       {0, 1},  {64, 19}, {7, 3},    {1200, 24}};
-    static const int32_t dec[][2] = {{0, 1},    {9, 1},  {700, 1}, {63, 1},
-                                     {1999, 1}, {15, 1}, {64, 1},  {1200, 1}};
-    const int32_t(*sq)[2] = decode ? dec : mixed;
-    /* (i * 37 + 11) % slots is one-to-one */
-    const int32_t n_seqs = decode ? 8 : 9, slots = 8192;
-    reseed((uint64_t)decode + 91, (uint64_t)(n_head * 1009 + n_kv * 101 + hd));
+static void test_attention_seqs(sglc_backend *be, int32_t n_head, int32_t n_kv, int32_t hd,
+                                int decode, const int32_t (*sq)[2], int32_t n_seqs) {
+    reseed((uint64_t)decode + 91, (uint64_t)(n_head * 1009 + n_kv * 101 + hd + n_seqs));
     int32_t T = 0, n_table = 0;
     for (int32_t s = 0; s < n_seqs; s++)
         T += sq[s][1], n_table += sq[s][0] + sq[s][1];
-    SGLC_ASSERT(n_table <= slots);
+    /* (i * 37 + 11) % slots is one-to-one: slots a power of two */
+    int32_t slots = 8192;
+    while (slots < n_table)
+        slots *= 2;
     const size_t qd = (size_t)n_head * hd, kvd = (size_t)n_kv * hd;
     int32_t *tok = calloc((size_t)T, 4), *pos = malloc((size_t)T * 4), *seq = malloc((size_t)T * 4);
     int32_t *start = malloc((size_t)n_seqs * 4), *table = malloc((size_t)n_table * 4);
@@ -1369,6 +1364,29 @@ static void test_attention_batch(sglc_backend *be, int32_t n_head, int32_t n_kv,
     be->ops->free(be, dq), be->ops->free(be, kc), be->ops->free(be, vc), be->ops->free(be, dout);
     free(tok), free(pos), free(seq), free(start), free(table), free(kh), free(vh), free(q);
     free(out), free(ref), free(sc);
+}
+
+static void test_attention_batch(sglc_backend *be, int32_t n_head, int32_t n_kv, int32_t hd,
+                                 int decode) {
+    /* (first position, tokens) per sequence; the last mixed one a chunk deep in its context */
+    static const int32_t mixed[][2] = {{0, 37}, {300, 1}, {100, 50}, {0, 5},    {1999, 1},
+                                       {0, 1},  {64, 19}, {7, 3},    {1200, 24}};
+    static const int32_t dec[][2] = {{0, 1},    {9, 1},  {700, 1}, {63, 1},
+                                     {1999, 1}, {15, 1}, {64, 1},  {1200, 1}};
+    if (decode)
+        test_attention_seqs(be, n_head, n_kv, hd, 1, dec, 8);
+    else
+        test_attention_seqs(be, n_head, n_kv, hd, 0, mixed, 9);
+}
+
+/* more than 65,535 tokens in one step (a GPU's grid y and z take no more): n_seqs sequences
+ * of per tokens each from position first */
+static void test_attention_wide(sglc_backend *be, int32_t n_seqs, int32_t first, int32_t per) {
+    int32_t(*sq)[2] = malloc((size_t)n_seqs * sizeof *sq);
+    for (int32_t s = 0; s < n_seqs; s++)
+        sq[s][0] = first, sq[s][1] = per;
+    test_attention_seqs(be, 2, 1, 64, per == 1, (const int32_t(*)[2])sq, n_seqs);
+    free(sq);
 }
 
 int main(void) {
@@ -1486,6 +1504,8 @@ int main(void) {
         test_attention_batch(be, 9, 3, 64, 0);
         test_attention_batch(be, 9, 3, 64, 1);
         test_attention_batch(be, 4, 4, 64, 0);
+        test_attention_wide(be, 70000, 1, 1); /* decode: one token each, two keys */
+        test_attention_wide(be, 36000, 0, 2); /* prefill: 72,000 tokens */
         test_sample(be, 1013, 1);
         test_sample(be, 1013, 2);
         test_sample(be, 50000, 3);
