@@ -208,15 +208,25 @@ static int exact_path(cuda_impl *im, const sglc_weight *w, int f, const float *x
     const int64_t nblk = rows * nb;
     k_act_q8_1<<<(unsigned)((nblk + 127) / 128), 128, 0, im->stream>>>(x, qs, dy, sy, nblk);
     if (CUDA_LAUNCHED(im, "activation quantization kernel")) return -1;
-    const dim3 grid((unsigned)((w->n + MV_WARPS - 1) / MV_WARPS),
-                    (unsigned)((rows + EX_NR - 1) / EX_NR));
-    if (f == FMT_Q4_1)
-        k_exact<FMT_Q4_1><<<grid, MV_WARPS * 32, 0, im->stream>>>(
-            (const uint8_t *)w->dev, w->n, (int)nb, qs, dy, sy, (int)rows, bv, y);
-    else
-        k_exact<FMT_Q8_0><<<grid, MV_WARPS * 32, 0, im->stream>>>(
-            (const uint8_t *)w->dev, w->n, (int)nb, qs, dy, sy, (int)rows, bv, y);
-    return CUDA_LAUNCHED(im, "integer product kernel") ? -1 : 0;
+    /* grid y takes at most 65,535 groups of EX_NR tokens: larger steps (a deterministic
+     * bench_one_batch prefill of 512 x 1,024 tokens) go in several launches */
+    const int64_t per = (int64_t)65535 * EX_NR;
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        const int64_t nr = rows - r0 < per ? rows - r0 : per;
+        const dim3 grid((unsigned)((w->n + MV_WARPS - 1) / MV_WARPS),
+                        (unsigned)((nr + EX_NR - 1) / EX_NR));
+        const int8_t *q0 = qs + (size_t)r0 * (size_t)w->k;
+        const float *d0 = dy + r0 * nb, *s0 = sy + r0 * nb;
+        float *y0 = y + (size_t)r0 * (size_t)w->n;
+        if (f == FMT_Q4_1)
+            k_exact<FMT_Q4_1><<<grid, MV_WARPS * 32, 0, im->stream>>>(
+                (const uint8_t *)w->dev, w->n, (int)nb, q0, d0, s0, (int)nr, bv, y0);
+        else
+            k_exact<FMT_Q8_0><<<grid, MV_WARPS * 32, 0, im->stream>>>(
+                (const uint8_t *)w->dev, w->n, (int)nb, q0, d0, s0, (int)nr, bv, y0);
+        if (CUDA_LAUNCHED(im, "integer product kernel")) return -1;
+    }
+    return 0;
 }
 
 /* 1 when a product of this format and size goes through exact_path: Q4_1 and Q8_0 up to
