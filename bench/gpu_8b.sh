@@ -13,10 +13,9 @@ b="${1:-$root/build-gpu}"
 out="${2:-/tmp/rnd8}"
 runs="${RUNS:-3}"
 variants="${VARIANTS:-default}"
-t0=$SECONDS
-python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
-  --formats bf16,mlx4 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
-echo "models written in $((SECONDS - t0)) s: $(ls "$out" | tr '\n' ' ')"
+source "$root/bench/gpu_common.sh"
+random_8b "$out" bf16,mlx4 || exit 1
+echo "models: $(ls "$out" | tr '\n' ' ')"
 bash "$root/bench/build_gpu_floor.sh" >/dev/null 2>&1 || exit 1
 for dt in bf16 q4; do
   "$root/build/gpu_floor" --shape llama-3.1-8b --dtype $dt --copy-bytes 1073741824 --iters 10 |
@@ -27,9 +26,7 @@ m4="$out/Llama-3.1-8B-random-mlx4"
 for i in $(seq 1 "$runs"); do
   for m in "$bf" "$m4"; do
     for v in $variants; do
-      e=()
-      [[ $v != default ]] && IFS=: read -ra e <<<"$v"
-      echo "bs1 $(basename "$m") $v run $i: $(env "${e[@]}" "$b/sglc" bench_one_batch \
+      echo "bs1 $(basename "$m") $v run $i: $(venv "$v" "$b/sglc" bench_one_batch \
         --model-path "$m" --batch-size 1 --input-len 512 --output-len 128 2>&1 |
         grep -E 'Decode\.  median')"
     done

@@ -14,26 +14,20 @@ b="${1:-$root/build-gpu}"
 out="${2:-/tmp/rnd8}"
 runs="${RUNS:-1}"
 variants="${VARIANTS:-default}"
+source "$root/bench/gpu_common.sh"
 m="$out/Llama-3.1-8B-random-bf16"
-if [[ ! -s $m/config.json ]]; then
-  t0=$SECONDS
-  python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
-    --formats bf16 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
-  echo "bf16 folder written in $((SECONDS - t0)) s"
-fi
+random_8b "$out" bf16 || exit 1
 for i in $(seq 1 "$runs"); do
   for v in $variants; do
-    e=()
-    [[ $v != default ]] && IFS=: read -ra e <<<"$v"
     for c in ${CASES:-64:128 64:1024 256:128 256:1024}; do
       bs="${c%%:*}" il="${c##*:}"
-      l="$(env "${e[@]}" "$b/sglc" bench_one_batch --model-path "$m" --batch-size "$bs" \
+      l="$(venv "$v" "$b/sglc" bench_one_batch --model-path "$m" --batch-size "$bs" \
         --input-len "$il" --output-len 8 2>&1 | grep -E '^Prefill\. latency|Decode\.  median|fail' |
         tail -3 | tr '\n' ' ')"
       echo "batch $v run $i bs $bs il $il: $l"
     done
     if [[ ${OFFLINE:-0} == 1 ]]; then
-      l="$(env "${e[@]}" "$b/sglc" bench_offline_throughput --model-path "$m" --num-prompts 1000 \
+      l="$(venv "$v" "$b/sglc" bench_offline_throughput --model-path "$m" --num-prompts 1000 \
         --dataset-name random --random-input-len 1024 --random-output-len 1024 2>&1 |
         grep -E 'Benchmark duration|Output token throughput|Total token throughput|fail' |
         tr -s ' ' | tr '\n' ' ')"

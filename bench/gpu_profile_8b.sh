@@ -19,24 +19,10 @@ out="${2:-/tmp/rnd8}"
 runs="${RUNS:-3}"
 variants="${VARIANTS:-default}"
 ncu_variants="${NCU_VARIANTS:-${variants%% *}}"
+source "$root/bench/gpu_common.sh"
 m="$out/Llama-3.1-8B-random-bf16"
-if [[ ! -s $m/config.json ]]; then
-  t0=$SECONDS
-  python3 "$root/scripts/make_random_models.py" --shape llama-3.1-8b --out "$out" \
-    --formats bf16 --jobs "$(nproc)" --sglc "$b/sglc" >/dev/null || exit 1
-  echo "bf16 folder written in $((SECONDS - t0)) s"
-fi
+random_8b "$out" bf16 || exit 1
 bob() { "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 "$@" 2>&1; }
-# venv VARIANT CMD...: CMD with the variant's settings in its environment
-venv() {
-  local v="$1" e=()
-  shift
-  [[ $v != default ]] && IFS=: read -ra e <<<"$v"
-  (
-    for a in "${e[@]}"; do export "${a?}"; done
-    "$@"
-  )
-}
 
 # 1. decode A/B
 declare -A med=()

@@ -354,6 +354,21 @@ static void test_fused_matmul(sglc_backend *be, const wfmt *f, int64_t n0, int64
     free(x), free(g), free(res);
 }
 
+/* the attention of n_head query heads over n_kv kv heads of hd dims, NeoX RoPE over all of
+ * them, a cache of kv_slots slots of kv_type */
+static sglc_attn_params attn_params(int32_t n_head, int32_t n_kv, int32_t hd, int32_t kv_slots,
+                                    uint32_t kv_type) {
+    return (sglc_attn_params){.n_head = n_head,
+                              .n_head_kv = n_kv,
+                              .head_dim = hd,
+                              .rot_dim = hd,
+                              .theta = 10000.0f,
+                              .scale = 1.0f / sqrtf((float)hd),
+                              .mode = SGLC_ROPE_NEOX,
+                              .kv_slots = kv_slots,
+                              .kv_type = kv_type};
+}
+
 /* q/k head norms + rope + kv write against rmsnorm, rope and kv_store */
 static void test_fused_rope(sglc_backend *be, int32_t T, int32_t n_head, int32_t n_kv, int32_t hd,
                             int32_t rot, int with_norm, uint32_t kv_type) {
@@ -389,15 +404,9 @@ static void test_fused_rope(sglc_backend *be, int32_t T, int32_t n_head, int32_t
                      .seq_slot_start = &start,
                      .slot_table = slot,
                      .logit_rows = &lrow};
-    sglc_attn_params p = {.n_head = n_head,
-                          .n_head_kv = n_kv,
-                          .head_dim = hd,
-                          .rot_dim = rot,
-                          .theta = 1000000.0f,
-                          .scale = 1.0f / sqrtf((float)hd),
-                          .mode = SGLC_ROPE_NEOX,
-                          .kv_slots = slots,
-                          .kv_type = kv_type};
+    sglc_attn_params p = attn_params(n_head, n_kv, hd, slots, kv_type);
+    p.rot_dim = rot;
+    p.theta = 1000000.0f;
     const sglc_batch *b = o->set_batch(be, &hb);
     const size_t cache_f = f16 ? (size_t)slots * kvd / 2 : (size_t)slots * kvd;
     float *res[2][4]; /* [fused, sequence][q, k cache, v cache] */
@@ -593,21 +602,6 @@ static void test_gather_embed(sglc_backend *be, uint32_t type, int64_t vocab, in
     be->ops->free(be, drows);
     be->ops->free(be, dy), be->ops->free(be, dsrc), be->ops->free(be, dg);
     free(q), free(tab), free(ids), free(pos), free(y), free(ref), free(g);
-}
-
-/* the attention of n_head query heads over n_kv kv heads of hd dims, NeoX RoPE over all of
- * them, a cache of kv_slots slots of kv_type */
-static sglc_attn_params attn_params(int32_t n_head, int32_t n_kv, int32_t hd, int32_t kv_slots,
-                                    uint32_t kv_type) {
-    return (sglc_attn_params){.n_head = n_head,
-                              .n_head_kv = n_kv,
-                              .head_dim = hd,
-                              .rot_dim = hd,
-                              .theta = 10000.0f,
-                              .scale = 1.0f / sqrtf((float)hd),
-                              .mode = SGLC_ROPE_NEOX,
-                              .kv_slots = kv_slots,
-                              .kv_type = kv_type};
 }
 
 /* rope + kv_store + attention of one sequence of T tokens (a prefill), against f64 attention

@@ -395,6 +395,12 @@ static int is_device_ptr(const void *p) {
     return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
+/* 1 when the environment variable name is set to v (the A/B switches) */
+static int env_is(const char *name, const char *v) {
+    const char *e = getenv(name);
+    return e && strcmp(e, v) == 0;
+}
+
 static const sglc_batch *cu_set_batch(sglc_backend *be, const sglc_batch *hb) {
     cuda_impl *im = cuda_impl_of(be);
     SGLC_ASSERT(im->mode == CUDA_MODE_EAGER);
@@ -773,18 +779,17 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
      * predecessor drains and wait on the device for its results; SGLC_CUDA_PDL=0 turns it
      * off (A/B) */
     im->pdl = prop.major >= 9;
-    if (getenv("SGLC_CUDA_PDL") && strcmp(getenv("SGLC_CUDA_PDL"), "0") == 0) im->pdl = 0;
-    im->attn_gqa =
-        !(getenv("SGLC_CUDA_ATTN_GQA") && strcmp(getenv("SGLC_CUDA_ATTN_GQA"), "0") == 0);
-    /* the tensor-core attention (cuda_attention.cu k_attn_tc_*): opt-in with
+    if (env_is("SGLC_CUDA_PDL", "0")) im->pdl = 0;
+    im->attn_gqa = !env_is("SGLC_CUDA_ATTN_GQA", "0");
+    /* the tensor-core attention (cuda_attention_tc.cu k_attn_tc_*): opt-in with
      * SGLC_CUDA_ATTN_TC=1 until a GPU run has checked it (see there) */
-    im->attn_tc = getenv("SGLC_CUDA_ATTN_TC") && strcmp(getenv("SGLC_CUDA_ATTN_TC"), "1") == 0;
+    im->attn_tc = env_is("SGLC_CUDA_ATTN_TC", "1");
     /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
      * (A/B) */
-    im->mv16 = !(getenv("SGLC_CUDA_MV16") && strcmp(getenv("SGLC_CUDA_MV16"), "0") == 0);
+    im->mv16 = !env_is("SGLC_CUDA_MV16", "0");
     /* the MLX 4/8-bit streaming kernel (cuda_fused.cu k_fmvq): opt-in with SGLC_CUDA_MVQ=1
      * until a GPU run has checked it (see there) */
-    im->mvq = getenv("SGLC_CUDA_MVQ") && strcmp(getenv("SGLC_CUDA_MVQ"), "1") == 0;
+    im->mvq = env_is("SGLC_CUDA_MVQ", "1");
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

@@ -355,6 +355,33 @@ __device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &
         acc[r] = 0.0f, acc2[r] = 0.0f;
 }
 
+/* a streaming kernel's first row (rb bytes of codes a row; the up row too with GLU) into L2
+ * while the kernel ahead ends */
+template <bool GLU>
+__device__ __forceinline__ void fmv_prefetch_first(const mv_mats &m, const fmv16_cur &c, size_t rb,
+                                                   int wpr) {
+    if (!c.live) return;
+    const int sub = (threadIdx.x >> 5) % wpr;
+    cuda_prefetch_span(m.wd[c.mi] + (size_t)c.o * rb, rb, sub, wpr);
+    if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)c.o * rb, rb, sub, wpr);
+}
+
+/* the norm's 1/rms per row (g != NULL) and x * inv * g staged when stage (SWZ_B as
+ * fmv16_stage_x); xs and gs: where a chunk then reads x and the norm's weights */
+template <int NR, int SWZ_B>
+__device__ __forceinline__ void fmv_norm_stage(const float *x, int rows, int64_t k, const float *g,
+                                               float eps, int stage, float *s_inv,
+                                               double (*s_red)[FMV_WARPS], float *s_xs,
+                                               const float *&xs, const float *&gs) {
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
+    xs = x, gs = g;
+    if (stage) {
+        fmv16_stage_x<SWZ_B>(x, rows, k, g, s_inv, s_xs);
+        xs = s_xs;
+        gs = NULL;
+    }
+}
+
 /* blocks per SM the streaming kernel is built for: 6 at one token (80 registers; 7, at 72,
  * measured slower: 8B decode 5.23 against 5.08 ms, BENCHMARKS.md session 13) */
 constexpr int fmv16_min_blocks(int nr) {
@@ -371,7 +398,6 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
     __shared__ float s_part[2][FMV_WARPS][NR][2];
     constexpr bool GLU = EPI == EPI_GLU;
     constexpr int U = GLU ? FMV16_U / 2 : FMV16_U;
-    const int wp = threadIdx.x >> 5;
     const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k / 8), U, wpr, items);
     const uint4 z = make_uint4(0u, 0u, 0u, 0u);
     fmv16_cur cur = S.at(m, (int)blockIdx.x);
@@ -385,21 +411,12 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
             a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
         }
     };
-    if (cur.live) { /* the first row's weights into L2 while the kernel ahead ends */
-        const size_t rb = (size_t)k * 2;
-        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
-        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
-    }
+    fmv_prefetch_first<GLU>(m, cur, (size_t)k * 2, wpr);
     cuda_pdl_wait();
     cuda_pdl_trigger();
     load(cur, w, w2);
-    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
-    const float *xs = x, *gs = g;
-    if (stage) {
-        fmv16_stage_x(x, rows, k, g, s_inv, s_xs);
-        xs = s_xs;
-        gs = NULL;
-    }
+    const float *xs, *gs;
+    fmv_norm_stage<NR, 0>(x, rows, k, g, eps, stage, s_inv, s_red, s_xs, xs, gs);
     float acc[NR], acc2[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
@@ -514,7 +531,6 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
     constexpr bool GLU = EPI == EPI_GLU;
     constexpr int U = GLU ? FMVQ_U / 2 : FMVQ_U;
     constexpr int CSH = B == 4 ? 0 : 1; /* the group of chunk c: c >> (CSH + gsh) */
-    const int wp = threadIdx.x >> 5;
     const fmv16_stream<GLU> S = fmv16_stream<GLU>::of((int)(k * B / 128), U, wpr, items);
     const size_t prow = (size_t)(k >> (5 + gsh)) * (qdtype == 0 ? 4 : 2); /* a row's params */
     const uint4 z = make_uint4(0u, 0u, 0u, 0u);
@@ -538,21 +554,12 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
             ba2[i] = GLU && on ? mlx_param_raw(br2, qdtype, ch >> (CSH + gsh)) : 0u;
         }
     };
-    if (cur.live) { /* the first row's codes into L2 while the kernel ahead ends */
-        const size_t rb = (size_t)k * B / 8;
-        cuda_prefetch_span(m.wd[cur.mi] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
-        if (GLU) cuda_prefetch_span(m.wd[1] + (size_t)cur.o * rb, rb, wp % wpr, wpr);
-    }
+    fmv_prefetch_first<GLU>(m, cur, (size_t)k * B / 8, wpr);
     cuda_pdl_wait();
     cuda_pdl_trigger();
     load(cur, w, w2, ps, pb, ps2, pb2);
-    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
-    const float *xs = x, *gs = g;
-    if (stage) {
-        fmv16_stage_x<B>(x, rows, k, g, s_inv, s_xs);
-        xs = s_xs;
-        gs = NULL;
-    }
+    const float *xs, *gs;
+    fmv_norm_stage<NR, B>(x, rows, k, g, eps, stage, s_inv, s_red, s_xs, xs, gs);
     float acc[NR], acc2[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
