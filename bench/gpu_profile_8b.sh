@@ -11,7 +11,8 @@
 #   4. the same products through PyTorch (cuBLAS GEMV, bf16, CUDA graph of 50 replays): what a
 #      vendor kernel reaches on each matrix shape, in the same run.
 # Logs on stdout.   bash bench/gpu_profile_8b.sh [BUILD] [OUT_DIR]   (RUNS=3 by default; NCU=0
-# stops after 1)
+# stops after 1; TORCH=0 skips 4; BOB_ARGS adds bench_one_batch arguments to 1-3, e.g.
+# BOB_ARGS="--quantization mlx_q4" profiles the MLX 4-bit products of the same folder)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 b="${1:-$root/build-gpu}"
@@ -22,7 +23,11 @@ ncu_variants="${NCU_VARIANTS:-${variants%% *}}"
 source "$root/bench/gpu_common.sh"
 m="$out/Llama-3.1-8B-random-bf16"
 random_8b "$out" bf16 || exit 1
-bob() { "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 "$@" 2>&1; }
+read -ra xargs_ <<<"${BOB_ARGS:-}"
+bob() {
+  "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 "${xargs_[@]}" \
+    "$@" 2>&1
+}
 
 # 1. decode A/B
 declare -A med=()
@@ -46,7 +51,7 @@ for v in $ncu_variants; do
     --launch-count 400 --metrics \
     gpu__time_duration.sum,dram__bytes_read.sum,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread \
     "$b/sglc" bench_one_batch --model-path "$m" --batch-size 1 --input-len 512 --output-len 64 \
-    --disable-cuda-graph >/tmp/ncu8b.csv 2>/tmp/ncu8b.err || tail -5 /tmp/ncu8b.err
+    --disable-cuda-graph "${xargs_[@]}" >/tmp/ncu8b.csv 2>/tmp/ncu8b.err || tail -5 /tmp/ncu8b.err
   echo "== ncu, $v"
   python3 - <<'PY'
 import csv, collections
@@ -99,10 +104,12 @@ v="${ncu_variants%% *}"
 venv "$v" timeout 200 ncu --clock-control none --section SpeedOfLight --section Occupancy \
   --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \
   -k regex:'k_fmv' --launch-skip 130 --launch-count 4 "$b/sglc" bench_one_batch \
-  --model-path "$m" --batch-size 1 --input-len 512 --output-len 8 --disable-cuda-graph 2>&1 |
+  --model-path "$m" --batch-size 1 --input-len 512 --output-len 8 --disable-cuda-graph \
+  "${xargs_[@]}" 2>&1 |
   grep -vE '^==PROF==|^ +-+ *$' | head -320
 
 # 4. cuBLAS GEMV on the same shapes
+[[ ${TORCH:-1} == 0 ]] && exit 0
 python3 - <<'PY'
 import torch
 torch.manual_seed(0)

@@ -16,9 +16,9 @@
 #   gpumodel  the model tests on the GPU (SGLC_TEST_DEVICE=cuda): engine, sampling, grammar,
 #             logit bias, HF/MLX goldens; test_gpu_model (greedy agreement with the CPU,
 #             graphs/overlap/radix on/off, batch invariance)
-#   experimental  the gpumodel stage again with the opt-in kernels on (SGLC_CUDA_ATTN_TC=1
-#             SGLC_CUDA_MVQ=1: tensor-core attention, MLX 4/8-bit streaming products), whose
-#             model-level check is what makes them the default
+#   fallback  the gpumodel stage again with the kernels that the defaults replaced
+#             (SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0: CUDA-core attention, MLX 4/8-bit k_fmv),
+#             which the shapes the defaults do not take still run
 #   e2e       the server suite (tests/e2e) against `sglc serve` on the default device (cuda)
 #   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
 #   random    random-weight Qwen3-0.6B-shaped models (bf16, Q8_0, Q4_0, MLX 4-bit) and
@@ -50,11 +50,11 @@ summary() {
     fi
     [[ -f $OUT/graph.log ]] && grep -E "test_cuda_graph|CHECK failed" "$OUT/graph.log" |
       head -10 | sed 's/^/  graph: /'
-    for f in ctest gpumodel experimental; do
+    for f in ctest gpumodel fallback; do
       [[ -f $OUT/$f.log ]] && grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" \
         "$OUT/$f.log" | head -30 | sed "s/^/  $f: /"
     done
-    for f in gpumodel experimental; do
+    for f in gpumodel fallback; do
       [[ -f $OUT/$f.log ]] && grep -E "agrees with the cpu|differ|disagreement at" \
         "$OUT/$f.log" | head -20 | sed "s/^/  $f: /"
     done
@@ -186,8 +186,8 @@ random_models() {
   done
 }
 
-experimental() {
-  SGLC_CUDA_ATTN_TC=1 SGLC_CUDA_MVQ=1 gpu_model_tests
+fallback() {
+  SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 gpu_model_tests
 }
 
 soak() {
@@ -211,7 +211,7 @@ rope_ab() {
   done
 }
 
-want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel experimental e2e floor random soak rope} " == *" $1 "* ]]; }
+want() { [[ " ${SGLC_GPU_STAGES:-deps gpu build ops graph model gpumodel fallback e2e floor random soak rope} " == *" $1 "* ]]; }
 if want deps; then
   stage deps unpack_deps && [[ -d $deps/usr ]] && use_deps
   stage wheels unpack_wheels && [[ -d /tmp/site ]] && export PYTHONPATH=/tmp/site
@@ -228,7 +228,7 @@ want ops && stage ops "$build/test_backend_ops"
 want graph && stage graph "$build/test_cuda_graph"
 want model && stage model get_model
 want gpumodel && stage gpumodel gpu_model_tests
-want experimental && stage experimental experimental
+want fallback && stage fallback fallback
 want e2e && stage e2e e2e
 want floor && stage floor floor
 want random && stage random random_models

@@ -28,8 +28,8 @@
  * every model (0: the split kernel always; capped at 2048). The grid
  * depends only on the token count (fixed per padded decode size); each block reads its
  * context length on the device and exits early when its range is empty, so a graph replays
- * correctly while contexts grow. The tensor-core kernels (opt-in, SGLC_CUDA_ATTN_TC=1) are in
- * cuda_attention_tc.cu; what both files share is in cuda_attention.cuh. */
+ * correctly while contexts grow. The tensor-core kernels (the default; SGLC_CUDA_ATTN_TC=0 off) are
+ * in cuda_attention_tc.cu; what both files share is in cuda_attention.cuh. */
 #include "backend/cuda/cuda_attention.cuh"
 
 #define ATT_THREADS 128

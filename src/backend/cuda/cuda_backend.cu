@@ -781,15 +781,19 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     im->pdl = prop.major >= 9;
     if (env_is("SGLC_CUDA_PDL", "0")) im->pdl = 0;
     im->attn_gqa = !env_is("SGLC_CUDA_ATTN_GQA", "0");
-    /* the tensor-core attention (cuda_attention_tc.cu k_attn_tc_*): opt-in with
-     * SGLC_CUDA_ATTN_TC=1 until a GPU run has checked it (see there) */
-    im->attn_tc = env_is("SGLC_CUDA_ATTN_TC", "1");
+    /* the tensor-core attention (cuda_attention_tc.cu k_attn_tc_*), the default since session
+     * 15's H200 run (prefill 2.1x, decode at 256 x 1,024 keys 1.5x the CUDA-core kernels);
+     * SGLC_CUDA_ATTN_TC=0 takes k_attn_gqa / k_attn (A/B) */
+    im->attn_tc = !env_is("SGLC_CUDA_ATTN_TC", "0");
     /* the 16-bit decode products: k_fmv16 (cuda_fused.cu), or k_fmv with SGLC_CUDA_MV16=0
      * (A/B) */
     im->mv16 = !env_is("SGLC_CUDA_MV16", "0");
-    /* the MLX 4/8-bit streaming kernel (cuda_fused.cu k_fmvq): opt-in with SGLC_CUDA_MVQ=1
-     * until a GPU run has checked it (see there) */
-    im->mvq = env_is("SGLC_CUDA_MVQ", "1");
+    /* the MLX 4/8-bit streaming kernel (cuda_fused.cu k_fmvq), the default since session 15's
+     * H200 run (8B 4-bit decode 7.44 -> 6.87 ms); SGLC_CUDA_MVQ=0 takes k_fmv (A/B) */
+    im->mvq = !env_is("SGLC_CUDA_MVQ", "0");
+    /* k_fmvr (cuda_fused.cu): four weight rows a warp, codes dotted before scaling; opt-in
+     * with SGLC_CUDA_MVR=1 until a GPU run has checked and measured it */
+    im->mvr = im->mvq && env_is("SGLC_CUDA_MVR", "1");
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

@@ -451,9 +451,9 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
  * (session 11), against a target of 2.5x faster than bf16. The staged x is rotated per chunk
  * (fmvq_swz): a lane reads consecutive floats. A lane's values, their order and the fma chains
  * are k_fmv's at 4 bits: per chunk v = fma(scale, code, bias), d = fma(v, x, d) over its
- * values, acc += d (at 8 bits, k_fmv's 32-value unit is two chunks here). Opt-in with
- * SGLC_CUDA_MVQ=1 until a GPU run has checked it: it was written in a session whose GPU calls
- * failed. */
+ * values, acc += d (at 8 bits, k_fmv's 32-value unit is two chunks here). The default since
+ * it passed test_backend_ops on the H200 (session 15; 8B 4-bit decode 7.44 -> 6.87 ms);
+ * SGLC_CUDA_MVQ=0 takes k_fmv. */
 #define FMVQ_U 4 /* chunks a lane per round */
 
 /* an MLX scale or bias as stored (f32 bits, or f16 / bf16 in the low half), and its value */
@@ -587,6 +587,255 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
             w[i] = wn[i], w2[i] = wn2[i];
             ps[i] = psn[i], pb[i] = pbn[i], ps2[i] = psn2[i], pb2[i] = pbn2[i];
         }
+        cur = nxt;
+    }
+}
+
+/* ---- MLX affine 4/8-bit products at one or two tokens, four weight rows a warp ----
+ * k_fmvq reads x once per weight row: a 16-byte chunk of 4-bit codes (32 values) takes 128
+ * bytes of x from shared memory, 8 bytes of x per byte of weights, and at the 4-bit stream's
+ * 4.5 TB/s that is more than shared memory gives (about 33 TB/s on the H200). Its values also
+ * go through integer-to-float conversions (16 a clock per SM, half of what the stream needs)
+ * and v = scale * code + bias before the dot. Here a warp takes FMVR_W weight rows at once
+ * (four rows of one matrix, or two gate rows and their up rows with GLU) at the same chunk
+ * positions, so each x value loaded serves four rows; a code becomes a float with a byte
+ * permute into the mantissa of 2^23 and one exact subtraction; and a chunk's dot is taken
+ * on the codes, scale * sum(code * x) + bias * sum(x), with sum(x) of each chunk computed
+ * once per block when x is staged. A lane's round is one chunk of each of its rows (U = 1:
+ * the next round's loads in flight, 16 bytes a row), lanes on consecutive chunks, so a warp's
+ * load of one row is 512 contiguous bytes. x (normalized when g) is always staged, rotated
+ * as k_fmvq's (fmvq_swz) so that the lanes' float4 reads hit distinct banks; launches whose
+ * staging exceeds FMVR_STAGE_MAX_BYTES take k_fmvq. The weights' first round is loaded
+ * before cuda_pdl_wait: they are constants, not the kernel ahead's output. */
+#define FMVR_W 4 /* weight rows a warp works on at once */
+#define FMVR_STAGE_MAX_BYTES (64 * 1024)
+
+/* code t (0..3) of the bytes of v (each byte < 256) as a float, exactly */
+__device__ __forceinline__ float fmvr_byte(uint32_t v, int t) {
+    return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7650u + (uint32_t)t)) - 8388608.0f;
+}
+
+/* where a warp is: item it (a group of output rows) at round j, rows o .. of matrix mi */
+struct fmvr_cur {
+    int it, j, mi, o;
+    bool live;
+};
+
+template <bool GLU> struct fmvr_stream {
+    int chunks, rounds, items, stride;
+    /* output rows an item holds: FMVR_W, or FMVR_W / 2 gate rows (and their up rows) */
+    static constexpr int RO = GLU ? FMVR_W / 2 : FMVR_W;
+    __device__ fmvr_cur at(const mv_mats &m, int it) const {
+        fmvr_cur c;
+        c.it = it;
+        c.j = 0;
+        c.mi = 0;
+        int g = it;
+        while (!GLU && c.mi < m.nmat - 1 && g >= (int)((m.n[c.mi] + RO - 1) / RO))
+            g -= (int)((m.n[c.mi++] + RO - 1) / RO);
+        c.o = g * RO;
+        c.live = it < items;
+        return c;
+    }
+    __device__ void next(const mv_mats &m, fmvr_cur &c) const {
+        if (++c.j == rounds) c = at(m, c.it + stride);
+    }
+    /* weight row w of the item: its matrix and row */
+    __device__ int mat(const fmvr_cur &c, int w) const { return GLU ? (w < RO ? 0 : 1) : c.mi; }
+    __device__ int row(const fmvr_cur &c, int w) const { return c.o + (GLU ? w % RO : w); }
+};
+
+/* x [rows][k] (times inv * g when g) staged at fmvq_swz<B>'s places, and the sum of each
+ * 16-byte chunk's values (128 / B of them) into sums [rows][k * B / 128]; by the whole block
+ * (blockDim a multiple of 32), each lane on 8 consecutive values; ends with a barrier */
+template <int B>
+__device__ __forceinline__ void fmvr_stage(const float *x, int rows, int64_t k, const float *g,
+                                           const float *inv, float *xs, float *sums) {
+    constexpr int L8 = 128 / B / 8; /* lanes (8 values each) a chunk */
+    const int64_t n8 = k / 8;
+    const int lane = threadIdx.x & 31;
+    for (int r = 0; r < rows; r++) {
+        const float4 *xr = (const float4 *)(x + (size_t)r * (size_t)k);
+        float4 *dst = (float4 *)(xs + (size_t)r * (size_t)k);
+        for (int64_t b0 = threadIdx.x - lane; b0 < n8; b0 += blockDim.x) {
+            const int64_t i = b0 + lane;
+            float4 a[2] = {make_float4(0.f, 0.f, 0.f, 0.f), make_float4(0.f, 0.f, 0.f, 0.f)};
+            if (i < n8) {
+                a[0] = xr[2 * i], a[1] = xr[2 * i + 1];
+                if (g) {
+                    const float4 g0 = ((const float4 *)g)[2 * i],
+                                 g1 = ((const float4 *)g)[2 * i + 1];
+                    const float gg[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+                    float *v = (float *)a;
+#pragma unroll
+                    for (int t = 0; t < 8; t++)
+                        v[t] = __fmul_rn(__fmul_rn(v[t], inv[r]), gg[t]);
+                }
+                dst[fmvq_swz<B>(2 * i)] = a[0];
+                dst[fmvq_swz<B>(2 * i + 1)] = a[1];
+            }
+            float s =
+                ((a[0].x + a[0].y) + (a[0].z + a[0].w)) + ((a[1].x + a[1].y) + (a[1].z + a[1].w));
+#pragma unroll
+            for (int o = 1; o < L8; o *= 2)
+                s += __shfl_xor_sync(0xffffffffu, s, o);
+            if (i < n8 && (i % L8) == 0) sums[(size_t)r * (size_t)(n8 / L8) + (size_t)(i / L8)] = s;
+        }
+    }
+    __syncthreads();
+}
+
+template <int B, int NR, int EPI>
+__global__ void __launch_bounds__(FMV_WARPS * 32, 5)
+    k_fmvr(mv_mats m, uint32_t qdtype, int gsh, int64_t k, const float *x, int rows, const float *g,
+           float eps, int64_t items) {
+    extern __shared__ __align__(16) float s_xs[]; /* [rows][k] rotated, then [rows][chunks] sums */
+    __shared__ float s_inv[NR];
+    __shared__ double s_red[NR][FMV_WARPS];
+    constexpr bool GLU = EPI == EPI_GLU;
+    constexpr int W = FMVR_W, F4 = 32 / B; /* float4s of x a chunk */
+    constexpr int CSH = B == 4 ? 0 : 1;    /* the group of chunk c: c >> (CSH + gsh) */
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    fmvr_stream<GLU> S;
+    S.chunks = (int)(k * B / 128);
+    S.rounds = (S.chunks + 31) / 32;
+    S.items = (int)items;
+    S.stride = (int)gridDim.x * FMV_WARPS;
+    const size_t prow = (size_t)(k >> (5 + gsh)) * (qdtype == 0 ? 4 : 2); /* a row's params */
+    const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+    fmvr_cur cur = S.at(m, (int)blockIdx.x + (int)gridDim.x * wp);
+    uint4 w[W];
+    uint32_t ps[W], pb[W];
+    auto load = [&](const fmvr_cur &c, uint4(&a)[W], uint32_t(&sa)[W], uint32_t(&ba)[W]) {
+        const int ch = c.j * 32 + lane;
+#pragma unroll
+        for (int i = 0; i < W; i++) {
+            const int mt = S.mat(c, i), rw = S.row(c, i);
+            const bool on = c.live && ch < S.chunks && rw < m.n[mt];
+            const size_t r = on ? (size_t)rw : 0;
+            a[i] = on ? __ldcs((const uint4 *)m.wd[mt] + r * (size_t)S.chunks + ch) : z;
+            sa[i] = on ? mlx_param_raw(m.sc[mt] + r * prow, qdtype, ch >> (CSH + gsh)) : 0u;
+            ba[i] = on ? mlx_param_raw(m.bi[mt] + r * prow, qdtype, ch >> (CSH + gsh)) : 0u;
+        }
+    };
+    load(cur, w, ps, pb); /* constants: in flight while the kernel ahead ends */
+    cuda_pdl_wait();
+    cuda_pdl_trigger();
+    if (g) block_inv_rms<NR>(x, rows, k, eps, s_inv, s_red);
+    float *sums = s_xs + (size_t)rows * (size_t)k;
+    fmvr_stage<B>(x, rows, k, g, s_inv, s_xs, sums);
+    float acc[W][NR];
+#pragma unroll
+    for (int i = 0; i < W; i++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            acc[i][r] = 0.0f;
+    while (cur.it < S.items) {
+        fmvr_cur nxt = cur;
+        S.next(m, nxt);
+        uint4 wn[W];
+        uint32_t psn[W], pbn[W];
+        load(nxt, wn, psn, pbn); /* in flight while this round is used */
+        const int ch = cur.j * 32 + lane;
+        if (ch < S.chunks) {
+            float d[W][NR];
+#pragma unroll
+            for (int i = 0; i < W; i++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    d[i][r] = 0.0f;
+#pragma unroll
+            for (int q = 0; q < 4; q++) { /* the chunk's 32-bit words */
+                /* word q holds values V q .. V q + V - 1 (V = 32 / B), value t at bit B t */
+                float xv[NR][32 / B];
+#pragma unroll
+                for (int r = 0; r < NR; r++) {
+                    if (r >= rows) break;
+                    const float4 *xr = (const float4 *)(s_xs + (size_t)r * (size_t)k);
+#pragma unroll
+                    for (int h = 0; h < 32 / B / 4; h++) {
+                        const float4 a = xr[fmvq_swz<B>((int64_t)F4 * ch + q * (32 / B / 4) + h)];
+                        xv[r][4 * h] = a.x, xv[r][4 * h + 1] = a.y;
+                        xv[r][4 * h + 2] = a.z, xv[r][4 * h + 3] = a.w;
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < W; i++) {
+                    const uint32_t wq = q == 0   ? w[i].x
+                                        : q == 1 ? w[i].y
+                                        : q == 2 ? w[i].z
+                                                 : w[i].w;
+                    if (B == 4) {
+                        /* bytes of lo: values 0, 2, 4, 6 of the word; of hi: 1, 3, 5, 7 */
+                        const uint32_t lo = wq & 0x0F0F0F0Fu, hi = (wq >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+                        for (int t = 0; t < 4; t++) {
+                            const float c0 = fmvr_byte(lo, t), c1 = fmvr_byte(hi, t);
+#pragma unroll
+                            for (int r = 0; r < NR; r++) {
+                                if (r >= rows) break;
+                                d[i][r] = fmaf(c0, xv[r][2 * t], d[i][r]);
+                                d[i][r] = fmaf(c1, xv[r][2 * t + 1], d[i][r]);
+                            }
+                        }
+                    } else {
+#pragma unroll
+                        for (int t = 0; t < 4; t++) {
+                            const float c0 = fmvr_byte(wq, t);
+#pragma unroll
+                            for (int r = 0; r < NR; r++) {
+                                if (r >= rows) break;
+                                d[i][r] = fmaf(c0, xv[r][t], d[i][r]);
+                            }
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r >= rows) break;
+                const float sx = sums[(size_t)r * (size_t)S.chunks + (size_t)ch];
+#pragma unroll
+                for (int i = 0; i < W; i++)
+                    acc[i][r] = fmaf(mlx_param_val(pb[i], qdtype), sx,
+                                     fmaf(mlx_param_val(ps[i], qdtype), d[i][r], acc[i][r]));
+            }
+        }
+        if (cur.j == S.rounds - 1) { /* the item's end: sums reduced, the epilogue stored */
+#pragma unroll
+            for (int i = 0; i < W; i++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    acc[i][r] = warp_sum(acc[i][r]);
+            if (cur.live && lane == 0) {
+#pragma unroll
+                for (int i = 0; i < (GLU ? W / 2 : W); i++) {
+                    const int mt = S.mat(cur, i), rw = S.row(cur, i);
+                    if (rw >= m.n[mt]) break;
+#pragma unroll
+                    for (int r = 0; r < NR; r++) {
+                        if (r >= rows) break;
+                        if (GLU) {
+                            m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)rw] =
+                                silu_times(acc[i][r], acc[i + W / 2][r]);
+                            continue;
+                        }
+                        float t = acc[i][r];
+                        if (m.bias[mt]) t = __fadd_rn(t, m.bias[mt][rw]);
+                        float *yp = m.y[mt] + (size_t)r * (size_t)m.n[mt] + (size_t)rw;
+                        *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+                    }
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < W; i++)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    acc[i][r] = 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < W; i++)
+            w[i] = wn[i], ps[i] = psn[i], pb[i] = pbn[i];
         cur = nxt;
     }
 }
@@ -750,6 +999,35 @@ static void launch_fmvq_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w
                      w0->q_dtype, gsh, k, x, (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
 }
 
+/* k_fmvr's dynamic shared memory: x staged and its chunk sums */
+static size_t fmvr_smem(int64_t rows, int64_t k, int bits) {
+    return (size_t)rows * (size_t)k * 4 + (size_t)rows * (size_t)(k * bits / 128) * 4;
+}
+
+template <int B, int NR, int EPI>
+static void launch_fmvr_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
+                           int64_t rows, const float *g, float eps, int64_t out_rows) {
+    (void)out_rows;
+    const int64_t k = w0->k;
+    const int gsh = w0->q_group == 32 ? 0 : w0->q_group == 64 ? 1 : 2;
+    const size_t smem = fmvr_smem(rows, k, B);
+    const void *kern = (const void *)k_fmvr<B, NR, EPI>;
+    /* over 48 KiB of dynamic shared memory needs the opt-in (per device: set every time) */
+    if (smem > 48 * 1024)
+        (void)cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   FMVR_STAGE_MAX_BYTES);
+    constexpr int RO = fmvr_stream<EPI == EPI_GLU>::RO;
+    int64_t items = 0;
+    for (int i = 0; i < (EPI == EPI_GLU ? 1 : m.nmat); i++)
+        items += (m.n[i] + RO - 1) / RO;
+    const int64_t slots = (int64_t)im->n_sm * cuda_blocks_per_sm(im, kern, FMV_WARPS * 32, smem);
+    int64_t blocks = (items + FMV_WARPS - 1) / FMV_WARPS;
+    if (blocks > slots) blocks = slots;
+    if (blocks < 1) blocks = 1;
+    cuda_launch_smem(im, k_fmvr<B, NR, EPI>, dim3((unsigned)blocks), dim3(FMV_WARPS * 32), smem, m,
+                     w0->q_dtype, gsh, k, x, (int)rows, g, eps, items);
+}
+
 /* Calls fn(fmt_tag<E>{}) with E the compile-time epilogue (fmt_tag carries any int) */
 template <class Fn> static inline void epi_dispatch(int epi, Fn &&fn) {
     if (epi == EPI_GLU)
@@ -791,9 +1069,19 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
     }
     if ((f == FMT_MLX4 || f == FMT_MLX8) && im->mvq && rows <= 2 &&
         (w0->q_group == 32 || w0->q_group == 64 || w0->q_group == 128)) {
+        const bool r4 =
+            im->mvr && fmvr_smem(rows, w0->k, f == FMT_MLX4 ? 4 : 8) <= FMVR_STAGE_MAX_BYTES;
         epi_dispatch(epi, [&](auto e) {
             constexpr int E = decltype(e)::value;
-            if (f == FMT_MLX4 && rows == 1)
+            if (r4 && f == FMT_MLX4 && rows == 1)
+                launch_fmvr_as<4, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (r4 && f == FMT_MLX4)
+                launch_fmvr_as<4, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (r4 && rows == 1)
+                launch_fmvr_as<8, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (r4)
+                launch_fmvr_as<8, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
+            else if (f == FMT_MLX4 && rows == 1)
                 launch_fmvq_as<4, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
             else if (f == FMT_MLX4)
                 launch_fmvq_as<4, 2, E>(im, m, w0, x, rows, g, eps, out_rows);

@@ -119,9 +119,10 @@ typedef struct {
     size_t attn_part_floats;
     int *attn_done; /* per (token, kv head): splits finished (k_attn_gqa), back to 0 after */
     int attn_gqa;   /* k_attn_gqa for f16 caches (SGLC_CUDA_ATTN_GQA=0: k_attn, for A/B) */
-    int attn_tc;    /* tensor-core attention for f16 caches (opt-in: SGLC_CUDA_ATTN_TC=1) */
+    int attn_tc;    /* tensor-core attention for f16 caches (default; SGLC_CUDA_ATTN_TC=0 off) */
     int mv16;       /* k_fmv16 for 16-bit decode products (SGLC_CUDA_MV16=0: k_fmv, A/B) */
-    int mvq;        /* k_fmvq for MLX 4/8-bit decode products (opt-in: SGLC_CUDA_MVQ=1) */
+    int mvq;        /* k_fmvq for MLX 4/8-bit decode products (default; SGLC_CUDA_MVQ=0 off) */
+    int mvr;        /* k_fmvr (four rows a warp) for them where x fits (opt-in: SGLC_CUDA_MVR=1) */
     /* blocks per SM of (kernel, dynamic shared memory) pairs asked so far (cuda_blocks_per_sm);
      * per backend, so the threads of tensor-parallel ranks do not share it */
     struct {
