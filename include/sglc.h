@@ -31,6 +31,9 @@ typedef struct {
      * cores; CUDA: GPUs 0..N-1 with NCCL. Refused at open with one line when the model does
      * not split N ways or the device cannot (GPUs, NCCL). */
     int32_t tp_size;
+    /* GPUs: rank r runs on GPU base_gpu_id + r * gpu_id_step (SGLang's --base-gpu-id and
+     * --gpu-id-step; 0 and 1 when 0). The CPU devices ignore them. */
+    int32_t base_gpu_id, gpu_id_step;
     /* CPU: share of available RAM for the KV pool (0.2). GPU: share of the card's memory for
      * weights and KV pool together, as SGLang (0.88). 0: the device's default. */
     double mem_fraction_static;

@@ -287,6 +287,8 @@ int sglc_cmd_bench_one_batch(int argc, char **argv) {
                                  .cuda_graph_max_bs = sa.ep.cuda_graph_max_bs,
                                  .deterministic = sa.ep.enable_deterministic_inference,
                                  .tp_size = (int)sa.tp_size,
+                                 .base_gpu_id = sa.ep.base_gpu_id,
+                                 .gpu_id_step = sa.ep.gpu_id_step,
                                  .say = say_stdout};
     if (sglc_model_load(&be, &model, &lp, &err) != 0) {
         fprintf(stderr, "sglc: %s\n", err.msg);

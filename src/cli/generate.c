@@ -43,12 +43,14 @@ static void usage(FILE *f) {
            "group 64)\n"
            "  --tp-size N                 tensor parallelism over N ranks of the device (CPU: the "
            "cores split; CUDA: N GPUs with NCCL)\n"
+           "  --base-gpu-id N             first GPU (default 0); rank r on N + r * --gpu-id-step\n"
+           "  --gpu-id-step N             GPU step between ranks (default 1)\n"
            "  --log-level LEVEL           debug|info|warning|error (default warning)\n");
 }
 
 int sglc_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *device = NULL;
-    int64_t max_new = 128, threads = 0, ctx_len = 0, tp_size = 1;
+    int64_t max_new = 128, threads = 0, ctx_len = 0, tp_size = 1, base_gpu = 0, gpu_step = 1;
     int ignore_eos = 0;
     double freq_pen = 0, pres_pen = 0, rep_pen = 1;
     int log_level_given = 0;
@@ -108,6 +110,10 @@ int sglc_cmd_generate(int argc, char **argv) {
             if (sglc_arg_int(a, v, 1, 1024, &threads)) return 2;
         } else if (strcmp(a, "--tp-size") == 0 || strcmp(a, "--tp") == 0) {
             if (sglc_arg_int(a, v, 1, 8, &tp_size)) return 2;
+        } else if (strcmp(a, "--base-gpu-id") == 0) {
+            if (sglc_arg_int(a, v, 0, 1023, &base_gpu)) return 2;
+        } else if (strcmp(a, "--gpu-id-step") == 0) {
+            if (sglc_arg_int(a, v, 1, 1024, &gpu_step)) return 2;
         } else if (strcmp(a, "--quantization") == 0) {
             if (sglc_arg_quantization(a, v, &quant_preset)) return 2;
         } else if (strcmp(a, "--context-length") == 0) {
@@ -141,6 +147,8 @@ int sglc_cmd_generate(int argc, char **argv) {
     ep.quantization = quant_preset;
     ep.n_threads = (int)threads;
     ep.tp_size = (int32_t)tp_size;
+    ep.base_gpu_id = (int32_t)base_gpu;
+    ep.gpu_id_step = (int32_t)gpu_step;
     ep.max_running_requests = 1;
     ep.decode_log_interval = 0;
     /* the KV pool holds the context: --context-length, or 8192 tokens (capped by the model's

@@ -86,6 +86,8 @@ typedef enum {
     A_REASONING_PARSER,
     A_TOOL_CALL_PARSER,
     A_TP_SIZE,
+    A_BASE_GPU_ID,
+    A_GPU_ID_STEP,
     A_DP_SIZE,
     A_NNODES,
     A_NODE_RANK,
@@ -350,6 +352,20 @@ static const arg_spec k_args[] = {
      E_ALL,
      "N",
      "tensor parallel size (1; larger needs the multi-GPU backend)"},
+    {A_BASE_GPU_ID,
+     {"--base-gpu-id"},
+     G_PARALLEL,
+     K_VALUE,
+     E_ALL,
+     "N",
+     "first GPU used (0); rank r of --tp-size runs on N + r * --gpu-id-step"},
+    {A_GPU_ID_STEP,
+     {"--gpu-id-step"},
+     G_PARALLEL,
+     K_VALUE,
+     E_ALL,
+     "N",
+     "GPU ordinal step between tensor-parallel ranks (1)"},
     {A_DP_SIZE,
      {"--dp-size", "--dp", "--data-parallel-size"},
      G_PARALLEL,
@@ -630,6 +646,18 @@ static int apply(sglc_server_args *sa, const arg_spec *s, const char *a, const c
          * checked when the model loads */
         ep->tp_size = (int32_t)sa->tp_size;
         return 0;
+    case A_BASE_GPU_ID: {
+        int64_t n = 0;
+        if (sglc_arg_int(a, v, 0, 1023, &n)) return -1;
+        ep->base_gpu_id = (int32_t)n;
+        return 0;
+    }
+    case A_GPU_ID_STEP: {
+        int64_t n = 0;
+        if (sglc_arg_int(a, v, 1, 1024, &n)) return -1;
+        ep->gpu_id_step = (int32_t)n;
+        return 0;
+    }
     case A_DP_SIZE:
         if (sglc_arg_int(a, v, 1, 1024, &sa->dp_size)) return -1;
         if (sa->dp_size > 1)
@@ -907,6 +935,8 @@ cJSON *sglc_server_args_to_json(const sglc_server_args *sa) {
     cJSON_AddBoolToObject(o, "enable_deterministic_inference",
                           sa->ep.enable_deterministic_inference);
     cJSON_AddNumberToObject(o, "tp_size", (double)sa->tp_size);
+    cJSON_AddNumberToObject(o, "base_gpu_id", ep->base_gpu_id);
+    cJSON_AddNumberToObject(o, "gpu_id_step", ep->gpu_id_step > 0 ? ep->gpu_id_step : 1);
     cJSON_AddNumberToObject(o, "dp_size", (double)sa->dp_size);
     cJSON_AddNumberToObject(o, "stream_interval", (double)sa->stream_interval);
     cJSON_AddNumberToObject(o, "watchdog_timeout", sa->watchdog_timeout);

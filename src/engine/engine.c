@@ -277,6 +277,8 @@ int sglc_engine_open(sglc_engine **out, const sglc_engine_params *pin, char *err
                                  .cuda_graph_max_bs = p->cuda_graph_max_bs,
                                  .deterministic = p->enable_deterministic_inference,
                                  .tp_size = p->tp_size,
+                                 .base_gpu_id = p->base_gpu_id,
+                                 .gpu_id_step = p->gpu_id_step,
                                  .say = say_info};
     if ((rc = sglc_model_load(&e->be, &e->model, &lp, &se)) != 0 ||
         (rc = open_tokenizer(e, p->tokenizer_path, &se)) != 0) {

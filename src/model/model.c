@@ -457,9 +457,13 @@ static int load_tp(sglc_backend **be, sglc_model **m, const sglc_model_load_para
         return sglc_err_set(err, SGLC_ERR_ARG, "--tp-size %d: at most %d ranks (one host)", tp,
                             SGLC_TP_MAX);
     int count = sglc_backend_device_count(device);
-    if (count >= 0 && count < tp)
-        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED, "--tp-size %d on %s: only %d GPU%s visible",
-                            tp, device, count, count == 1 ? "" : "s");
+    const int step = p->gpu_id_step > 0 ? p->gpu_id_step : 1;
+    const int last = p->base_gpu_id + (tp - 1) * step;
+    if (count >= 0 && count <= last)
+        return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
+                            "--tp-size %d on %s: GPUs %d..%d (--base-gpu-id %d, --gpu-id-step %d) "
+                            "needed, %d visible",
+                            tp, device, p->base_gpu_id, last, p->base_gpu_id, step, count);
     if (count >= 0 && !sglc_comm_has_nccl())
         return sglc_err_set(err, SGLC_ERR_UNSUPPORTED,
                             "--tp-size %d on %s: this build has no NCCL (configure with "
@@ -479,7 +483,7 @@ static int load_tp(sglc_backend **be, sglc_model **m, const sglc_model_load_para
                                   /* CUDA graphs around NCCL calls: not yet (issue 17) */
                                   .disable_cuda_graph = 1,
                                   .cuda_graph_max_bs = p->cuda_graph_max_bs,
-                                  .device_index = r,
+                                  .device_index = p->base_gpu_id + r * step,
                                   .deterministic = p->deterministic};
         rc = sglc_backend_open(&bes[r], device, &bp, err);
     }
@@ -556,6 +560,7 @@ int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_par
     sglc_backend_params bp = {.n_threads = p->n_threads,
                               .disable_cuda_graph = p->disable_cuda_graph,
                               .cuda_graph_max_bs = p->cuda_graph_max_bs,
+                              .device_index = p->base_gpu_id,
                               .deterministic = p->deterministic};
     const char *device = p->device;
     if (!device) {

@@ -107,6 +107,8 @@ typedef struct {
     /* --tp-size: ranks of tensor parallelism (<= 1: one). N backends of the device (CPU:
      * n_threads split between them; CUDA: GPUs 0..N-1, with NCCL, no decode graphs yet). */
     int tp_size;
+    /* GPU backends: rank r on GPU base_gpu_id + r * gpu_id_step (step 0: 1) */
+    int base_gpu_id, gpu_id_step;
     void (*say)(const char *line);
 } sglc_model_load_params;
 int sglc_model_load(sglc_backend **be, sglc_model **m, const sglc_model_load_params *p,

@@ -128,6 +128,7 @@ def test_seed_launch_server(line, hub_cache, tmp_path):
         assert r.json()["choices"][0]["message"]["content"]
         info = requests.get(url + "/get_server_info", timeout=10).json()
         assert info["disable_cuda_graph"] is True and info["tp_size"] == 1
+        assert info["base_gpu_id"] == 0 and info["gpu_id_step"] == 1
         if "--host 0.0.0.0" in line:
             assert info["host"] == "0.0.0.0"
     finally:
@@ -230,6 +231,8 @@ def test_common_sglang_flags_accepted_and_logged(tmp_path):
     (["--attention-backend", "nonsense"], "--attention-backend: 'nonsense' is not supported"),
     (["--no-such-sglang-flag"], "unknown option '--no-such-sglang-flag'"),
     (["--disable-cuda-graph=1"], "--disable-cuda-graph takes no value"),
+    (["--base-gpu-id", "-1"], "--base-gpu-id"),
+    (["--gpu-id-step", "0"], "--gpu-id-step"),
 ])
 def test_refused_with_one_line(cmd, args, needle):
     r = subprocess.run([BINARY, cmd, "--model-path", GGUF, *args], capture_output=True,
@@ -247,6 +250,17 @@ def test_tp_size_the_model_does_not_split(cmd):
     assert r.returncode == 1, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert "--tp-size 2: the model's 9 attention heads do not split 2 ways" in last, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["bench_one_batch", "bench_offline_throughput"])
+def test_base_gpu_id_past_the_visible_gpus(cmd):
+    # SGLang's --base-gpu-id picks the first GPU; one that is not there is refused at load with
+    # one line (on a machine with no GPU, that there is none)
+    r = subprocess.run([BINARY, cmd, "--model-path", GGUF, "--device", "cuda", "--base-gpu-id",
+                        "64"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert ("GPU 64 requested (--base-gpu-id)" in last or "no CUDA GPU visible" in last), r.stderr
 
 
 def test_hub_id_not_in_cache_says_so(tmp_path):

@@ -732,8 +732,9 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     }
     int dev = p ? p->device_index : 0;
     if (dev < 0 || dev >= n)
-        return sglc_err_set(err, SGLC_ERR_ARG, "--device cuda: GPU %d requested, %d visible", dev,
-                            n);
+        return sglc_err_set(err, SGLC_ERR_ARG,
+                            "--device cuda: GPU %d requested (--base-gpu-id), %d visible (0..%d)",
+                            dev, n, n - 1);
     sglc_backend *be = (sglc_backend *)calloc(1, sizeof *be);
     cuda_impl *im = (cuda_impl *)calloc(1, sizeof *im);
     if (!be || !im) {
