@@ -606,7 +606,8 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
  * load of one row is 512 contiguous bytes. x (normalized when g) is always staged, rotated
  * as k_fmvq's (fmvq_swz) so that the lanes' float4 reads hit distinct banks; launches whose
  * staging exceeds FMVR_STAGE_MAX_BYTES take k_fmvq. The weights' first round is loaded
- * before cuda_pdl_wait: they are constants, not the kernel ahead's output. */
+ * before cuda_pdl_wait: they are constants, not the kernel ahead's output (written at load,
+ * which ends with a stream synchronize: cuda_quant_release, the uploads). */
 #define FMVR_W 4 /* weight rows a warp works on at once */
 #define FMVR_STAGE_MAX_BYTES (64 * 1024)
 
