@@ -1388,8 +1388,9 @@ int main(void) {
      * attention and products; its "cuda vs cpu" lines say how close to the CPU's bits) */
     /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
      * models use (the runs before have quantized weights loaded, which selects the CPU-exact
-     * attention), and SGLC_CUDA_MVR=1: the MLX 4/8-bit k_fmvr (opt-in until a GPU run has
-     * passed it; the later passes keep it set) */
+     * attention), and SGLC_CUDA_MVR=1 SGLC_CUDA_MV_EARLY=1: the MLX 4/8-bit k_fmvr and
+     * k_fmv16's early first loads (opt-in until a GPU run has passed them; the later passes
+     * keep them set) */
     /* a fourth with SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 as well: the CUDA-core attention by kv
      * head (k_attn_gqa) and the MLX 4/8-bit k_fmv that the tensor-core attention and the
      * streaming products replaced (kept for A/B and for the shapes those do not take), a fifth
@@ -1410,9 +1411,10 @@ int main(void) {
         sglc_backend_params bp = {.n_threads = 2, .deterministic = bi == 3};
         if (bi == 3) printf("cuda with --enable-deterministic-inference:\n");
         if (bi == 4) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_MVR=1:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_MVR=1 SGLC_CUDA_MV_EARLY=1:\n");
             setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
             setenv("SGLC_CUDA_MVR", "1", 1);
+            setenv("SGLC_CUDA_MV_EARLY", "1", 1);
         }
         if (bi == 5) {
             printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0:\n");

@@ -795,6 +795,8 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     /* k_fmvr (cuda_fused.cu): four weight rows a warp, codes dotted before scaling; opt-in
      * with SGLC_CUDA_MVR=1 until a GPU run has checked and measured it */
     im->mvr = im->mvq && env_is("SGLC_CUDA_MVR", "1");
+    /* k_fmv16 loading its first round before the PDL wait (A/B, opt-in until measured) */
+    im->mv_early = env_is("SGLC_CUDA_MV_EARLY", "1");
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

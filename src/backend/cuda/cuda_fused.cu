@@ -411,10 +411,17 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
             a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
         }
     };
-    fmv_prefetch_first<GLU>(m, cur, (size_t)k * 2, wpr);
+    /* stage bit 1 (SGLC_CUDA_MV_EARLY=1, A/B): the first round into registers before
+     * cuda_pdl_wait, not only into L2 (the weights are constants, as k_fmvr's) */
+    const bool early = (stage & 2) != 0;
+    stage &= 1;
+    if (early)
+        load(cur, w, w2);
+    else
+        fmv_prefetch_first<GLU>(m, cur, (size_t)k * 2, wpr);
     cuda_pdl_wait();
     cuda_pdl_trigger();
-    load(cur, w, w2);
+    if (!early) load(cur, w, w2);
     const float *xs, *gs;
     fmv_norm_stage<NR, 0>(x, rows, k, g, eps, stage, s_inv, s_red, s_xs, xs, gs);
     float acc[NR], acc2[NR];
@@ -985,7 +992,8 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
     const fmv_shape sh =
         fmv_stream_shape(im, (const void *)k_fmv16<F, NR, EPI>, smem, out_rows, k / 8);
     cuda_launch_smem(im, k_fmv16<F, NR, EPI>, dim3(sh.blocks), dim3(FMV_WARPS * 32), smem, m, k, x,
-                     (int)rows, g, eps, sh.wpr, sh.items, (int)(smem != 0));
+                     (int)rows, g, eps, sh.wpr, sh.items,
+                     (int)(smem != 0) | (im->mv_early ? 2 : 0));
 }
 
 template <int B, int NR, int EPI>
