@@ -17,7 +17,8 @@
 #             logit bias, HF/MLX goldens; test_gpu_model (greedy agreement with the CPU,
 #             graphs/overlap/radix on/off, batch invariance)
 #   fallback  the gpumodel stage again with the kernels that the defaults replaced
-#             (SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0: CUDA-core attention, MLX 4/8-bit k_fmv),
+#             (SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 SGLC_CUDA_MV_EARLY=0: CUDA-core attention,
+#             MLX 4/8-bit k_fmv, k_fmv16's late first loads),
 #             which the shapes the defaults do not take still run
 #   e2e       the server suite (tests/e2e) against `sglc serve` on the default device (cuda)
 #   floor     bench/gpu_floor.cu: copy bandwidth, read-every-byte and per-matrix graph floors
@@ -187,7 +188,7 @@ random_models() {
 }
 
 fallback() {
-  SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 gpu_model_tests
+  SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 SGLC_CUDA_MV_EARLY=0 gpu_model_tests
 }
 
 soak() {

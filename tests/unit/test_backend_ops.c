@@ -1388,13 +1388,12 @@ int main(void) {
      * attention and products; its "cuda vs cpu" lines say how close to the CPU's bits) */
     /* a third time with SGLC_CUDA_EXACT_ATTN_KEYS=0: the split attention kernel that float
      * models use (the runs before have quantized weights loaded, which selects the CPU-exact
-     * attention), and SGLC_CUDA_MVR=1 SGLC_CUDA_MV_EARLY=1: the MLX 4/8-bit k_fmvr and
-     * k_fmv16's early first loads (opt-in until a GPU run has passed them; the later passes
-     * keep them set) */
-    /* a fourth with SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 as well: the CUDA-core attention by kv
-     * head (k_attn_gqa) and the MLX 4/8-bit k_fmv that the tensor-core attention and the
-     * streaming products replaced (kept for A/B and for the shapes those do not take), a fifth
-     * with SGLC_CUDA_ATTN_GQA=0 too: the per-head split kernel (head shapes neither takes) */
+     * attention) */
+    /* a fourth with SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 SGLC_CUDA_MV_EARLY=0 as well: the
+     * CUDA-core attention by kv head (k_attn_gqa), the MLX 4/8-bit k_fmv and k_fmv16's late
+     * first loads, which the defaults replaced (kept for A/B and for the shapes those do not
+     * take), a fifth with SGLC_CUDA_ATTN_GQA=0 SGLC_CUDA_MVR=0: the per-head split kernel
+     * (head shapes neither takes) and k_fmvq (MLX launches whose x k_fmvr cannot stage) */
     static const char *const backends[] = {"cpu",  "cpu-ggml", "cuda", "cuda",
                                            "cuda", "cuda",     "cuda"};
     const wfmt fmts[] = {
@@ -1411,21 +1410,23 @@ int main(void) {
         sglc_backend_params bp = {.n_threads = 2, .deterministic = bi == 3};
         if (bi == 3) printf("cuda with --enable-deterministic-inference:\n");
         if (bi == 4) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_MVR=1 SGLC_CUDA_MV_EARLY=1:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0:\n");
             setenv("SGLC_CUDA_EXACT_ATTN_KEYS", "0", 1);
-            setenv("SGLC_CUDA_MVR", "1", 1);
-            setenv("SGLC_CUDA_MV_EARLY", "1", 1);
         }
         if (bi == 5) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_MVQ=0 "
+                   "SGLC_CUDA_MV_EARLY=0:\n");
             setenv("SGLC_CUDA_ATTN_TC", "0", 1);
             setenv("SGLC_CUDA_MVQ", "0", 1);
+            setenv("SGLC_CUDA_MV_EARLY", "0", 1);
         }
         if (bi == 6) {
-            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=0 "
-                   "SGLC_CUDA_ATTN_GQA=0:\n");
+            printf("cuda with SGLC_CUDA_EXACT_ATTN_KEYS=0 SGLC_CUDA_ATTN_TC=0 SGLC_CUDA_ATTN_GQA=0 "
+                   "SGLC_CUDA_MVR=0:\n");
             unsetenv("SGLC_CUDA_MVQ");
+            unsetenv("SGLC_CUDA_MV_EARLY");
             setenv("SGLC_CUDA_ATTN_GQA", "0", 1);
+            setenv("SGLC_CUDA_MVR", "0", 1);
         }
         if (sglc_backend_open(&be, backends[bi], &bp, &err) != 0) {
             if (strcmp(backends[bi], "cuda") == 0)

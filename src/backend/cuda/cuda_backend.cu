@@ -792,11 +792,13 @@ extern "C" int sglc_backend_cuda_open(sglc_backend **out, const sglc_backend_par
     /* the MLX 4/8-bit streaming kernel (cuda_fused.cu k_fmvq), the default since session 15's
      * H200 run (8B 4-bit decode 7.44 -> 6.87 ms); SGLC_CUDA_MVQ=0 takes k_fmv (A/B) */
     im->mvq = !env_is("SGLC_CUDA_MVQ", "0");
-    /* k_fmvr (cuda_fused.cu): four weight rows a warp, codes dotted before scaling; opt-in
-     * with SGLC_CUDA_MVR=1 until a GPU run has checked and measured it */
-    im->mvr = im->mvq && env_is("SGLC_CUDA_MVR", "1");
-    /* k_fmv16 loading its first round before the PDL wait (A/B, opt-in until measured) */
-    im->mv_early = env_is("SGLC_CUDA_MV_EARLY", "1");
+    /* k_fmvr (cuda_fused.cu): four MLX weight rows a warp, codes dotted before scaling; the
+     * default since it passed test_backend_ops on an H100 (session 15: 8B 4-bit decode 6.955
+     * -> 4.295 ms); SGLC_CUDA_MVR=0 takes k_fmvq (A/B) */
+    im->mvr = im->mvq && !env_is("SGLC_CUDA_MVR", "0");
+    /* k_fmv16 loading its first round before the PDL wait: the default since the same run
+     * (8B bf16 decode 6.285 -> 5.945 ms on the H100); SGLC_CUDA_MV_EARLY=0 (A/B) */
+    im->mv_early = !env_is("SGLC_CUDA_MV_EARLY", "0");
     im->attn_part_floats = cuda_attention_part_floats(im);
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_part, im->attn_part_floats * 4))) goto fail;
     if (CUDA_CHECK(im, cudaMalloc((void **)&im->attn_done, cuda_attention_done_ints(im) * 4)) ||

@@ -411,8 +411,9 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv16_min_blocks(NR))
             a2[i] = GLU && on ? __ldcs(c.w2 + ch) : z;
         }
     };
-    /* stage bit 1 (SGLC_CUDA_MV_EARLY=1, A/B): the first round into registers before
-     * cuda_pdl_wait, not only into L2 (the weights are constants, as k_fmvr's) */
+    /* stage bit 1 (the default; SGLC_CUDA_MV_EARLY=0 for A/B): the first round into registers
+     * before cuda_pdl_wait, not only into L2 (the weights are constants, as k_fmvr's); 8B bf16
+     * decode 6.285 -> 5.945 ms on an H100 (session 15) */
     const bool early = (stage & 2) != 0;
     stage &= 1;
     if (early)
@@ -612,7 +613,10 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 4)
  * the next round's loads in flight, 16 bytes a row), lanes on consecutive chunks, so a warp's
  * load of one row is 512 contiguous bytes. x (normalized when g) is always staged, rotated
  * as k_fmvq's (fmvq_swz) so that the lanes' float4 reads hit distinct banks; launches whose
- * staging exceeds FMVR_STAGE_MAX_BYTES take k_fmvq. The weights' first round is loaded
+ * staging exceeds FMVR_STAGE_MAX_BYTES take k_fmvq. Its sums are rounded in another order than
+ * the plain matmul op's (cuda_matmul.cu), so fused and op sequence differ by about 2e-7
+ * (test_backend_ops allows 1e-5). The default since session 15 (H100: 8B 4-bit decode 6.955 ->
+ * 4.295 ms, BENCHMARKS.md); SGLC_CUDA_MVR=0 takes k_fmvq. The weights' first round is loaded
  * before cuda_pdl_wait: they are constants, not the kernel ahead's output (written at load,
  * which ends with a stream synchronize: cuda_quant_release, the uploads). */
 #define FMVR_W 4 /* weight rows a warp works on at once */

@@ -122,8 +122,9 @@ typedef struct {
     int attn_tc;    /* tensor-core attention for f16 caches (default; SGLC_CUDA_ATTN_TC=0 off) */
     int mv16;       /* k_fmv16 for 16-bit decode products (SGLC_CUDA_MV16=0: k_fmv, A/B) */
     int mvq;        /* k_fmvq for MLX 4/8-bit decode products (default; SGLC_CUDA_MVQ=0 off) */
-    int mv_early;   /* k_fmv16's first weights before the PDL wait (opt-in: SGLC_CUDA_MV_EARLY=1) */
-    int mvr;        /* k_fmvr (four rows a warp) for them where x fits (opt-in: SGLC_CUDA_MVR=1) */
+    int mv_early; /* k_fmv16's first weights before the PDL wait (default; SGLC_CUDA_MV_EARLY=0 off)
+                   */
+    int mvr; /* k_fmvr (four rows a warp) for them where x fits (default; SGLC_CUDA_MVR=0 off) */
     /* blocks per SM of (kernel, dynamic shared memory) pairs asked so far (cuda_blocks_per_sm);
      * per backend, so the threads of tensor-parallel ranks do not share it */
     struct {
