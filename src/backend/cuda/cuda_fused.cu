@@ -627,6 +627,14 @@ __device__ __forceinline__ float fmvr_byte(uint32_t v, int t) {
     return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7650u + (uint32_t)t)) - 8388608.0f;
 }
 
+template <int W, int NR> __device__ __forceinline__ void fmvr_zero(float (&a)[W][NR]) {
+#pragma unroll
+    for (int i = 0; i < W; i++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            a[i][r] = 0.0f;
+}
+
 /* where a warp is: item it (a group of output rows) at round j, rows o .. of matrix mi */
 struct fmvr_cur {
     int it, j, mi, o;
@@ -737,11 +745,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 5)
     float *sums = s_xs + (size_t)rows * (size_t)k;
     fmvr_stage<B>(x, rows, k, g, s_inv, s_xs, sums);
     float acc[W][NR];
-#pragma unroll
-    for (int i = 0; i < W; i++)
-#pragma unroll
-        for (int r = 0; r < NR; r++)
-            acc[i][r] = 0.0f;
+    fmvr_zero(acc);
     while (cur.it < S.items) {
         fmvr_cur nxt = cur;
         S.next(m, nxt);
@@ -751,11 +755,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 5)
         const int ch = cur.j * 32 + lane;
         if (ch < S.chunks) {
             float d[W][NR];
-#pragma unroll
-            for (int i = 0; i < W; i++)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-                    d[i][r] = 0.0f;
+            fmvr_zero(d);
 #pragma unroll
             for (int q = 0; q < 4; q++) { /* the chunk's 32-bit words */
                 /* word q holds values V q .. V q + V - 1 (V = 32 / B), value t at bit B t */
@@ -839,11 +839,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 5)
                     }
                 }
             }
-#pragma unroll
-            for (int i = 0; i < W; i++)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-                    acc[i][r] = 0.0f;
+            fmvr_zero(acc);
         }
 #pragma unroll
         for (int i = 0; i < W; i++)
