@@ -29,6 +29,16 @@
 #   rope      the seed's custom RoPE (SGLANG_MLX_USE_CUSTOM_ROPE=1) A/B: same greedy text,
 #             decode speed with and without (random Qwen3-0.6B-shaped bf16, from `random`)
 #   ctest     the whole ctest suite on this machine
+# The default model (98 MB) does not fit one call's 64 MiB beside .debs and .whl (30 MB) and the
+# tree (12 MB): carry it in parts over back-to-back calls to one warm machine (it goes back 30 s
+# after a call), each call copying its part to a folder outside the tree, e.g. with
+# .git/info/exclude listing /mpa/ /mpb/ /mpc/ and
+#   f=models/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p mpa mpb mpc
+#   head -c 22000000 $f >mpa/part0; tail -c +22000001 $f | head -c 45000000 >mpb/part1
+#   tail -c +67000001 $f >mpc/part2
+# call 1 carries .debs .whl mpa, call 2 mpb, call 3 mpc, each starting with
+# `mkdir -p /root/mparts; cp mp?/part* /root/mparts/`, the last one running
+# SGLC_MODEL_PARTS=/root/mparts SGLC_GPU_STAGES="deps model gpumodel fallback e2e".
 # Peers (issue 15), separately: bench/peer_llamacpp_gpu.sh build / run GGUF... (carry .lcpp from
 # scripts/fetch_llamacpp_src.sh); bench/gpu_decode_ab.sh MODEL for the decode A/B and profile.
 set -uo pipefail
