@@ -80,6 +80,12 @@ int cuda_op_begin(cuda_impl *im, int op_id, const uint64_t *args, int n_args) {
 int cuda_blocks_per_sm(cuda_impl *im, const void *fn, int threads, size_t smem) {
     for (int i = 0; i < im->n_occ; i++)
         if (im->occ[i].fn == fn && im->occ[i].smem == smem) return im->occ[i].blocks;
+    /* past 48 KiB of dynamic shared memory a kernel needs the opt-in, per device (im) and
+     * before both this query and its launch; never lowered (a larger size asked earlier stays) */
+    cudaFuncAttributes fa;
+    if (smem > 48 * 1024 && cudaFuncGetAttributes(&fa, fn) == cudaSuccess &&
+        (size_t)fa.maxDynamicSharedSizeBytes < smem)
+        (void)cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     int b = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, threads, smem) != cudaSuccess) {
         (void)cudaGetLastError(); /* not the launch's error: one block per SM then */

@@ -76,6 +76,20 @@ __device__ __forceinline__ float warp_inv_rms(const float *x, int64_t k, float e
 
 #define silu_times cuda_silu_times
 
+/* one output of the fused products: y[r][o] of matrix mi = a (+ bias) (EPI_ADD: added to y),
+ * or EPI_GLU: y[0][r][o] = silu(a) * a2 (a the gate row's, a2 the up row's) */
+template <int EPI, typename O> /* O: the caller's row index type (int or int64_t) */
+__device__ __forceinline__ void fmv_store(const mv_mats &m, int mi, O o, int r, float a, float a2) {
+    if (EPI == EPI_GLU) {
+        m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)o] = silu_times(a, a2);
+        return;
+    }
+    float t = a;
+    if (m.bias[mi]) t = __fadd_rn(t, m.bias[mi][o]);
+    float *yp = m.y[mi] + (size_t)r * (size_t)m.n[mi] + (size_t)o;
+    *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+}
+
 /* the matrix-vector kernel of cuda_matmul.cu with a norm prologue (g != NULL) and an
  * epilogue: wpr warps (1, 2 or 4) per output row of the concatenation (EPI_GLU: per gate row,
  * with its up row), each lane taking 32-value units; with wpr > 1 the warps of a row split its
@@ -179,14 +193,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, fmv_min_blocks(F, NR))
 #pragma unroll
     for (int r = 0; r < NR; r++) {
         if (r >= rows) break;
-        if (EPI == EPI_GLU) {
-            m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)o] = silu_times(acc[r], acc2[r]);
-            continue;
-        }
-        float t = acc[r];
-        if (m.bias[mi]) t = __fadd_rn(t, m.bias[mi][o]);
-        float *yp = m.y[mi] + (size_t)r * (size_t)m.n[mi] + (size_t)o;
-        *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+        fmv_store<EPI>(m, mi, o, r, acc[r], acc2[r]);
     }
 }
 
@@ -340,14 +347,7 @@ __device__ __forceinline__ void fmv16_finish(const mv_mats &m, const fmv16_cur &
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r >= rows) break;
-            if (EPI == EPI_GLU) {
-                m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)c.o] = silu_times(acc[r], acc2[r]);
-                continue;
-            }
-            float t = acc[r];
-            if (m.bias[c.mi]) t = __fadd_rn(t, m.bias[c.mi][c.o]);
-            float *yp = m.y[c.mi] + (size_t)r * (size_t)m.n[c.mi] + (size_t)c.o;
-            *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+            fmv_store<EPI>(m, c.mi, c.o, r, acc[r], acc2[r]);
         }
     }
 #pragma unroll
@@ -827,15 +827,7 @@ __global__ void __launch_bounds__(FMV_WARPS * 32, 5)
 #pragma unroll
                     for (int r = 0; r < NR; r++) {
                         if (r >= rows) break;
-                        if (GLU) {
-                            m.y[0][(size_t)r * (size_t)m.n[0] + (size_t)rw] =
-                                silu_times(acc[i][r], acc[i + W / 2][r]);
-                            continue;
-                        }
-                        float t = acc[i][r];
-                        if (m.bias[mt]) t = __fadd_rn(t, m.bias[mt][rw]);
-                        float *yp = m.y[mt] + (size_t)r * (size_t)m.n[mt] + (size_t)rw;
-                        *yp = EPI == EPI_ADD ? __fadd_rn(*yp, t) : t;
+                        fmv_store<EPI>(m, mt, rw, r, acc[i][r], GLU ? acc[i + W / 2][r] : 0.0f);
                     }
                 }
             }
@@ -996,11 +988,16 @@ static void launch_fmv16_as(cuda_impl *im, const mv_mats &m, const sglc_weight *
                      (int)(smem != 0) | (im->mv_early ? 2 : 0));
 }
 
+/* log2(group / 32) of an MLX weight (groups of 32, 64 or 128) */
+static int mlx_gsh(const sglc_weight *w) {
+    return w->q_group == 32 ? 0 : w->q_group == 64 ? 1 : 2;
+}
+
 template <int B, int NR, int EPI>
 static void launch_fmvq_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
                            int64_t rows, const float *g, float eps, int64_t out_rows) {
     const int64_t k = w0->k;
-    const int gsh = w0->q_group == 32 ? 0 : w0->q_group == 64 ? 1 : 2;
+    const int gsh = mlx_gsh(w0);
     const size_t smem = fmv_stage_bytes(rows, k, g);
     const fmv_shape sh =
         fmv_stream_shape(im, (const void *)k_fmvq<B, NR, EPI>, smem, out_rows, k * B / 128);
@@ -1015,16 +1012,10 @@ static size_t fmvr_smem(int64_t rows, int64_t k, int bits) {
 
 template <int B, int NR, int EPI>
 static void launch_fmvr_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w0, const float *x,
-                           int64_t rows, const float *g, float eps, int64_t out_rows) {
-    (void)out_rows;
+                           int64_t rows, const float *g, float eps) {
     const int64_t k = w0->k;
-    const int gsh = w0->q_group == 32 ? 0 : w0->q_group == 64 ? 1 : 2;
     const size_t smem = fmvr_smem(rows, k, B);
     const void *kern = (const void *)k_fmvr<B, NR, EPI>;
-    /* over 48 KiB of dynamic shared memory needs the opt-in (per device: set every time) */
-    if (smem > 48 * 1024)
-        (void)cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   FMVR_STAGE_MAX_BYTES);
     constexpr int RO = fmvr_stream<EPI == EPI_GLU>::RO;
     int64_t items = 0;
     for (int i = 0; i < (EPI == EPI_GLU ? 1 : m.nmat); i++)
@@ -1034,7 +1025,7 @@ static void launch_fmvr_as(cuda_impl *im, const mv_mats &m, const sglc_weight *w
     if (blocks > slots) blocks = slots;
     if (blocks < 1) blocks = 1;
     cuda_launch_smem(im, k_fmvr<B, NR, EPI>, dim3((unsigned)blocks), dim3(FMV_WARPS * 32), smem, m,
-                     w0->q_dtype, gsh, k, x, (int)rows, g, eps, items);
+                     w0->q_dtype, mlx_gsh(w0), k, x, (int)rows, g, eps, items);
 }
 
 /* Calls fn(fmt_tag<E>{}) with E the compile-time epilogue (fmt_tag carries any int) */
@@ -1080,25 +1071,25 @@ static void launch_fmv(cuda_impl *im, int epi, const mv_mats &m, const sglc_weig
         (w0->q_group == 32 || w0->q_group == 64 || w0->q_group == 128)) {
         const bool r4 =
             im->mvr && fmvr_smem(rows, w0->k, f == FMT_MLX4 ? 4 : 8) <= FMVR_STAGE_MAX_BYTES;
-        epi_dispatch(epi, [&](auto e) {
-            constexpr int E = decltype(e)::value;
-            if (r4 && f == FMT_MLX4 && rows == 1)
-                launch_fmvr_as<4, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (r4 && f == FMT_MLX4)
-                launch_fmvr_as<4, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (r4 && rows == 1)
-                launch_fmvr_as<8, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (r4)
-                launch_fmvr_as<8, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (f == FMT_MLX4 && rows == 1)
-                launch_fmvq_as<4, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (f == FMT_MLX4)
-                launch_fmvq_as<4, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else if (rows == 1)
-                launch_fmvq_as<8, 1, E>(im, m, w0, x, rows, g, eps, out_rows);
-            else
-                launch_fmvq_as<8, 2, E>(im, m, w0, x, rows, g, eps, out_rows);
-        });
+        /* the bits and token count as template arguments, then k_fmvr or k_fmvq */
+        auto go = [&](auto bits, auto nr) {
+            constexpr int B = decltype(bits)::value, NR = decltype(nr)::value;
+            epi_dispatch(epi, [&](auto e) {
+                constexpr int E = decltype(e)::value;
+                if (r4)
+                    launch_fmvr_as<B, NR, E>(im, m, w0, x, rows, g, eps);
+                else
+                    launch_fmvq_as<B, NR, E>(im, m, w0, x, rows, g, eps, out_rows);
+            });
+        };
+        if (f == FMT_MLX4 && rows == 1)
+            go(fmt_tag<4>{}, fmt_tag<1>{});
+        else if (f == FMT_MLX4)
+            go(fmt_tag<4>{}, fmt_tag<2>{});
+        else if (rows == 1)
+            go(fmt_tag<8>{}, fmt_tag<1>{});
+        else
+            go(fmt_tag<8>{}, fmt_tag<2>{});
         CUDA_LAUNCHED(im, "fused matrix-vector kernel");
         return;
     }

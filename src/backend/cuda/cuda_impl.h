@@ -231,7 +231,8 @@ static inline cudaError_t cuda_launch(const cuda_impl *im, void (*k)(KArgs...), 
 }
 
 /* Blocks of kernel fn (threads per block, smem bytes of dynamic shared memory) one SM holds:
- * the occupancy calculator, asked once per pair (im->occ); at least 1 */
+ * the occupancy calculator, asked once per pair (im->occ); at least 1. Past 48 KiB it first
+ * lets fn take smem bytes on im's device (the opt-in a launch of that size needs). */
 int cuda_blocks_per_sm(cuda_impl *im, const void *fn, int threads, size_t smem);
 
 /* Grows a device scratch buffer when it is too small. Only outside a capture (a capture or a
